@@ -1,0 +1,564 @@
+/* Configuration schema and loader. Each key is one row of `schema`: its
+ * type, range, default and documentation; the loader, the defaults and the
+ * generated reference (docs/CONFIG.md) all read the same row. */
+#include "node/rc_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "node/base/rc_log.h"
+
+enum cfg_type { T_STR, T_UINT, T_BOOL, T_DURATION, T_SIZE, T_ADDR, T_PORT };
+
+struct cfg_item {
+    const char *section, *key;
+    enum cfg_type type;
+    uint64_t min, max;
+    const char *def;
+    size_t offset, size;
+    const char *doc;
+};
+
+#define F(field) offsetof(struct rc_config, field), sizeof(((struct rc_config *)0)->field)
+#define U64MAX UINT64_MAX
+
+static const struct cfg_item schema[] = {
+    {"node", "id", T_UINT, 1, 1000000, "1", F(node_id), "This node's id; a [member.ID] section must describe it."},
+    {"node", "site", T_STR, 0, 0, "", F(node_site), "Site name (taken from the member table when empty)."},
+    {"node", "data_dir", T_STR, 0, 0, "/var/lib/ricochet", F(data_dir), "Raft log, snapshots and the body spool. Needs O_DIRECT (ext4, xfs, btrfs, tmpfs; not ramfs)."},
+    {"node", "hostname", T_STR, 0, 0, "", F(hostname), "Name used in SMTP greetings and Received: headers (default: the system host name)."},
+    {"node", "log_level", T_STR, 0, 0, "info", F(log_level), "debug, info, warn or error."},
+
+    {"cluster", "secret", T_STR, 0, 0, "", F(cluster_secret), "Shared secret authenticating the peer channel (required, at least 16 characters)."},
+    {"cluster", "raft_port", T_PORT, 1, 65535, "7000", F(raft_port), "Default raft port of every member."},
+    {"cluster", "peer_port", T_PORT, 1, 65535, "7001", F(peer_port), "Default peer-channel port of every member."},
+    {"cluster", "smtp_port", T_PORT, 1, 65535, "25", F(smtp_port), "Default MX/relay SMTP port of every member."},
+    {"cluster", "submission_port", T_PORT, 0, 65535, "587", F(submission_port), "Default submission port of every member (0: none)."},
+    {"cluster", "dns_port", T_PORT, 1, 65535, "53", F(dns_port), "Default DNS port of every member."},
+    {"cluster", "http_port", T_PORT, 1, 65535, "8080", F(http_port), "Default HTTP API port of every member."},
+
+    {"raft", "election_timeout", T_DURATION, 100, 60000, "1s", F(election_timeout_ms), "Base election timeout (randomised 1x-2x by libraft; the witness uses twice this)."},
+    {"raft", "heartbeat_timeout", T_DURATION, 10, 10000, "100ms", F(heartbeat_timeout_ms), "Leader heartbeat interval."},
+    {"raft", "pre_vote", T_BOOL, 0, 1, "true", F(pre_vote), "Pre-vote (Raft thesis 9.6); off makes failover about 3x slower."},
+    {"raft", "snapshot_threshold", T_UINT, 16, 10000000, "1024", F(snapshot_threshold), "Entries applied between two snapshots."},
+    {"raft", "snapshot_trailing", T_UINT, 0, 10000000, "8192", F(snapshot_trailing), "Entries kept in the log after a snapshot (lagging followers catch up from them)."},
+    {"raft", "max_entry_size", T_SIZE, 4096, 1u << 30, "1M", F(max_entry_bytes), "Records are batched into entries up to this size."},
+    {"raft", "max_inflight_entries", T_UINT, 1, 4096, "64", F(max_inflight_entries), "Raft entries in flight at once; beyond it batches grow."},
+    {"raft", "propose_timeout", T_DURATION, 100, 600000, "10s", F(propose_timeout_ms), "A forwarded proposal without a result after this fails (outcome unknown)."},
+    {"raft", "min_free_disk", T_SIZE, 0, U64MAX, "256M", F(min_free_bytes), "Proposals are refused (4xx to clients) when the data directory has less free space."},
+    {"raft", "auto_recovery", T_BOOL, 0, 1, "false", F(auto_recovery), "Let libraft truncate a corrupt open segment at start (may lose entries). Off: the node refuses to start."},
+    {"raft", "max_peer_frame", T_SIZE, 65536, 1u << 30, "64M", F(max_peer_frame), "Largest peer-channel frame accepted."},
+    {"raft", "dedup_capacity", T_UINT, 1000, 100000000, "100000", F(dedup_capacity), "Request ids remembered so that a retried proposal applies once."},
+
+    {"smtp", "listen", T_ADDR, 0, 0, "", F(smtp_listen), "MX/relay listener HOST:PORT (default: member address and smtp_port)."},
+    {"smtp", "submission_listen", T_ADDR, 0, 0, "", F(submission_listen), "Submission listener HOST:PORT with AUTH (default: member address and submission_port)."},
+    {"smtp", "max_message_size", T_SIZE, 1024, 1u << 30, "25M", F(max_message_size), "SIZE limit; larger messages get 552 5.3.4."},
+    {"smtp", "relay_networks", T_STR, 0, 0, "", F(relay_networks), "Comma-separated CIDRs allowed to relay without AUTH."},
+    {"smtp", "max_line", T_UINT, 512, 65536, "1000", F(max_line), "Longest command or text line (octets, CRLF included)."},
+    {"smtp", "max_recipients", T_UINT, 1, 100000, "100", F(max_recipients), "Recipients per message; more get 452 4.5.3."},
+    {"smtp", "max_connections", T_UINT, 1, 1000000, "10000", F(max_connections), "Concurrent SMTP sessions per node."},
+    {"smtp", "max_connections_per_ip", T_UINT, 1, 1000000, "100", F(max_connections_per_ip), "Concurrent SMTP sessions per client address."},
+    {"smtp", "command_timeout", T_DURATION, 1000, 3600000, "5m", F(command_timeout_ms), "Idle time allowed between commands (RFC 5321 4.5.3.2)."},
+    {"smtp", "data_timeout", T_DURATION, 1000, 3600000, "10m", F(data_timeout_ms), "Idle time allowed inside DATA."},
+    {"smtp", "accept_timeout", T_DURATION, 100, 600000, "10s", F(accept_timeout_ms), "Time to commit an accepted message; then 451 4.3.0."},
+    {"smtp", "tls_cert", T_STR, 0, 0, "", F(tls_cert), "PEM certificate chain for STARTTLS (empty: no STARTTLS)."},
+    {"smtp", "tls_key", T_STR, 0, 0, "", F(tls_key), "PEM private key for STARTTLS."},
+    {"smtp", "users_file", T_STR, 0, 0, "", F(users_file), "AUTH users with salted password hashes (empty: no AUTH)."},
+
+    {"delivery", "resolver", T_ADDR, 0, 0, "", F(resolver), "Recursive resolver HOST:PORT for MX lookups (default: first nameserver of /etc/resolv.conf)."},
+    {"delivery", "port", T_PORT, 1, 65535, "25", F(delivery_port), "TCP port used to reach recipients' MX hosts."},
+    {"delivery", "retry_schedule", T_STR, 0, 0, "5m,10m,30m,1h,2h,4h", F(retry_schedule), "Delays between attempts; the last repeats until expiry."},
+    {"delivery", "expire", T_DURATION, 1000, 30ull * 86400000, "48h", F(expire_ms), "Recipients with only temporary failures become expired after this."},
+    {"delivery", "ttr", T_DURATION, 1000, 30ull * 86400000, "72h", F(ttr_ms), "Time to respond: recipients without any outcome by then become lost_in_space."},
+
+    {"dns", "listen", T_ADDR, 0, 0, "", F(dns_listen), "DNS listener HOST:PORT, UDP and TCP (default: member address and dns_port)."},
+    {"dns", "zone", T_STR, 0, 0, "mx.example.net", F(dns_zone), "Zone the cluster is authoritative for."},
+    {"dns", "relay_name", T_STR, 0, 0, "relay", F(dns_relay_name), "Name (relative to the zone, or absolute with a final dot) that gets the MX records clients use."},
+    {"dns", "bounce_name", T_STR, 0, 0, "bounce", F(dns_bounce_name), "Name that gets the MX records for bounces."},
+    {"dns", "ttl", T_UINT, 1, 86400, "30", F(dns_ttl), "TTL of every published record (seconds)."},
+    {"dns", "lease", T_DURATION, 500, 600000, "3s", F(dns_lease_ms), "Without leader contact for this long the node answers SERVFAIL and refuses mail."},
+
+    {"bounce", "domain", T_STR, 0, 0, "bounce.mx.example.net", F(bounce_domain), "Domain of the VERP return paths."},
+    {"bounce", "secret", T_STR, 0, 0, "", F(bounce_secret), "HMAC key of VERP tokens (default: derived from cluster.secret)."},
+    {"bounce", "feedback_address", T_STR, 0, 0, "", F(feedback_address), "Address that receives ARF feedback reports."},
+    {"bounce", "soft_bounce_limit", T_UINT, 1, 1000, "5", F(soft_bounce_limit), "Consecutive soft bounces that suppress an address."},
+
+    {"http", "listen", T_ADDR, 0, 0, "", F(http_listen), "HTTP API HOST:PORT (default: member address and http_port)."},
+    {"http", "max_body", T_SIZE, 1024, 1u << 30, "1M", F(http_max_body), "Largest request body."},
+    {"http", "admin", T_BOOL, 0, 1, "true", F(http_admin), "Serve admin endpoints (transfer, drain, probe)."},
+
+    {"webhooks", "url", T_STR, 0, 0, "", F(webhooks_url), "URL that receives status-change events (empty: none)."},
+    {"webhooks", "secret", T_STR, 0, 0, "", F(webhooks_secret), "HMAC key signing webhook bodies."},
+};
+
+/* ---------------------------------------------------------------- values */
+
+int rc_parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    uint64_t mul;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400000;
+    else
+        return -1;
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int rc_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    uint64_t mul = 1;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': mul = 1024; break;
+        case 'M': mul = 1024 * 1024; break;
+        case 'G': mul = 1024ull * 1024 * 1024; break;
+        case 'B': mul = 1; end--; break;
+        default: return -1;
+        }
+        end++;
+        if (*end && strcasecmp(end, "B") != 0 && strcasecmp(end, "iB") != 0)
+            return -1;
+    }
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1"))
+        *out = true;
+    else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") || !strcmp(s, "0"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+/* HOST:PORT with an IPv4 literal, or [IPv6]:PORT. Empty means "derive". */
+static int check_addr(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return -1;
+    char host[64];
+    size_t hl = (size_t)(colon - s);
+    if (hl >= sizeof host)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535)
+        return -1;
+    unsigned char buf[16];
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, buf) == 1 ? 0 : -1;
+    }
+    return inet_pton(AF_INET, host, buf) == 1 ? 0 : -1;
+}
+
+static int set_item(struct rc_config *c, const struct cfg_item *it, const char *value,
+                    char *err, size_t errlen)
+{
+    char *dst = (char *)c + it->offset;
+    uint64_t v = 0;
+    bool b;
+    switch (it->type) {
+    case T_STR:
+    case T_ADDR:
+        if (strlen(value) >= it->size) {
+            snprintf(err, errlen, "%s.%s: value too long (at most %zu characters)", it->section, it->key, it->size - 1);
+            return -1;
+        }
+        if (it->type == T_ADDR && check_addr(value) != 0) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not HOST:PORT with an IP literal (e.g. 127.0.0.1:25 or [::1]:25)", it->section, it->key, value);
+            return -1;
+        }
+        memcpy(dst, value, strlen(value) + 1);
+        return 0;
+    case T_BOOL:
+        if (parse_bool(value, &b) != 0) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not a boolean (true/false)", it->section, it->key, value);
+            return -1;
+        }
+        *(bool *)dst = b;
+        return 0;
+    case T_UINT:
+    case T_PORT: {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)*value) || (v = strtoull(value, &end, 10), errno) || *end) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not a whole number", it->section, it->key, value);
+            return -1;
+        }
+        break;
+    }
+    case T_DURATION:
+        if (rc_parse_duration_ms(value, &v) != 0) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not a duration (e.g. 250ms, 30s, 5m, 48h, 2d)", it->section, it->key, value);
+            return -1;
+        }
+        break;
+    case T_SIZE:
+        if (rc_parse_size(value, &v) != 0) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not a size (e.g. 4096, 512K, 25M, 1G)", it->section, it->key, value);
+            return -1;
+        }
+        break;
+    }
+    if (v < it->min || v > it->max) {
+        snprintf(err, errlen, "%s.%s: %s is out of range [%" PRIu64 ", %" PRIu64 "]%s", it->section, it->key, value,
+                 it->min, it->max, it->type == T_DURATION ? " milliseconds" : it->type == T_SIZE ? " bytes" : "");
+        return -1;
+    }
+    if (it->size == sizeof(uint64_t))
+        *(uint64_t *)dst = v;
+    else
+        *(unsigned *)dst = (unsigned)v;
+    return 0;
+}
+
+void rc_config_defaults(struct rc_config *c)
+{
+    char err[256];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof schema / sizeof schema[0]; i++)
+        if (set_item(c, &schema[i], schema[i].def, err, sizeof err) != 0)
+            abort(); /* a default outside its own range is a bug */
+}
+
+/* ------------------------------------------------------------- members */
+
+static struct rc_cfg_member *member_get(struct rc_config *c, uint64_t id, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (c->members[i].id == id)
+            return &c->members[i];
+    if (c->n_members == RC_CFG_MAX_MEMBERS) {
+        snprintf(err, errlen, "too many [member.*] sections (at most %d)", RC_CFG_MAX_MEMBERS);
+        return NULL;
+    }
+    struct rc_cfg_member *m = &c->members[c->n_members++];
+    memset(m, 0, sizeof *m);
+    m->id = id;
+    snprintf(m->role, sizeof m->role, "voter");
+    return m;
+}
+
+static int set_member(struct rc_config *c, const char *section, const char *key,
+                      const char *value, char *err, size_t errlen)
+{
+    char *end;
+    unsigned long long id = strtoull(section + 7, &end, 10);
+    if (*end || id == 0 || id > 1000000) {
+        snprintf(err, errlen, "[%s]: member sections are named [member.ID] with ID 1..1000000", section);
+        return -1;
+    }
+    struct rc_cfg_member *m = member_get(c, id, err, errlen);
+    if (m == NULL)
+        return -1;
+    if (strcmp(key, "site") == 0) {
+        if (strlen(value) == 0 || strlen(value) >= sizeof m->site) {
+            snprintf(err, errlen, "%s.site: must be 1..%zu characters", section, sizeof m->site - 1);
+            return -1;
+        }
+        snprintf(m->site, sizeof m->site, "%s", value);
+    } else if (strcmp(key, "address") == 0) {
+        unsigned char buf[4];
+        if (strlen(value) >= sizeof m->address || inet_pton(AF_INET, value, buf) != 1) {
+            snprintf(err, errlen, "%s.address: \"%s\" is not an IPv4 literal (libraft addresses are IPv4)", section, value);
+            return -1;
+        }
+        snprintf(m->address, sizeof m->address, "%s", value);
+    } else if (strcmp(key, "role") == 0) {
+        if (strcmp(value, "voter") && strcmp(value, "standby") && strcmp(value, "spare")) {
+            snprintf(err, errlen, "%s.role: \"%s\" is not voter, standby or spare", section, value);
+            return -1;
+        }
+        snprintf(m->role, sizeof m->role, "%s", value);
+    } else if (strcmp(key, "witness") == 0) {
+        if (parse_bool(value, &m->witness) != 0) {
+            snprintf(err, errlen, "%s.witness: \"%s\" is not a boolean", section, value);
+            return -1;
+        }
+    } else {
+        static const struct { const char *key; size_t off; } ports[] = {
+            {"raft_port", offsetof(struct rc_cfg_member, raft_port)},
+            {"peer_port", offsetof(struct rc_cfg_member, peer_port)},
+            {"smtp_port", offsetof(struct rc_cfg_member, smtp_port)},
+            {"submission_port", offsetof(struct rc_cfg_member, submission_port)},
+            {"dns_port", offsetof(struct rc_cfg_member, dns_port)},
+            {"http_port", offsetof(struct rc_cfg_member, http_port)},
+        };
+        for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+            if (strcmp(key, ports[i].key) != 0)
+                continue;
+            long p = strtol(value, &end, 10);
+            if (*end || p < 1 || p > 65535) {
+                snprintf(err, errlen, "%s.%s: \"%s\" is not a port (1..65535)", section, key, value);
+                return -1;
+            }
+            *(unsigned *)((char *)m + ports[i].off) = (unsigned)p;
+            return 0;
+        }
+        snprintf(err, errlen, "%s.%s: unknown key (member keys: site, address, role, witness, raft_port, peer_port, smtp_port, submission_port, dns_port, http_port)", section, key);
+        return -1;
+    }
+    return 0;
+}
+
+int rc_config_set(struct rc_config *c, const char *section, const char *key,
+                  const char *value, char *err, size_t errlen)
+{
+    if (strncmp(section, "member.", 7) == 0)
+        return set_member(c, section, key, value, err, errlen);
+    for (size_t i = 0; i < sizeof schema / sizeof schema[0]; i++)
+        if (strcmp(schema[i].section, section) == 0 && strcmp(schema[i].key, key) == 0)
+            return set_item(c, &schema[i], value, err, errlen);
+    snprintf(err, errlen, "%s.%s: unknown key (see docs/CONFIG.md)", section, key);
+    return -1;
+}
+
+struct load_ctx {
+    struct rc_config *c;
+    char *err;
+    size_t errlen;
+    const char *path;
+    int failed;
+};
+
+static int config_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = user;
+    if (ctx->failed)
+        return 0;
+    char err[400];
+    if (rc_config_set(ctx->c, section, name, value, err, sizeof err) != 0) {
+        snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, err);
+        ctx->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int rc_config_load(struct rc_config *c, const char *path, char *err, size_t errlen)
+{
+    struct load_ctx ctx = {c, err, errlen, path, 0};
+    int rv = ini_parse(path, config_ini_line, &ctx);
+    if (rv == -1) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (ctx.failed) {
+        if (rv > 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (line %d)", rv);
+        }
+        return -1;
+    }
+    if (rv > 0) {
+        snprintf(err, errlen, "%s: line %d: syntax error (expected [section] or key = value)", path, rv);
+        return -1;
+    }
+    if (rv < 0) {
+        snprintf(err, errlen, "%s: cannot parse (out of memory)", path);
+        return -1;
+    }
+    return 0;
+}
+
+const struct rc_cfg_member *rc_config_member(const struct rc_config *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (c->members[i].id == id)
+            return &c->members[i];
+    return NULL;
+}
+
+static void derive_listen(char *dst, size_t n, const char *addr, unsigned port)
+{
+    if (dst[0] == '\0' && port)
+        snprintf(dst, n, "%s:%u", addr, port);
+}
+
+int rc_config_finish(struct rc_config *c, char *err, size_t errlen)
+{
+    if (c->n_members == 0) {
+        snprintf(err, errlen, "no [member.ID] sections: the cluster needs at least this node");
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_members; i++) {
+        struct rc_cfg_member *m = &c->members[i];
+        if (m->address[0] == '\0') {
+            snprintf(err, errlen, "member.%llu.address: missing", (unsigned long long)m->id);
+            return -1;
+        }
+        if (m->site[0] == '\0') {
+            snprintf(err, errlen, "member.%llu.site: missing", (unsigned long long)m->id);
+            return -1;
+        }
+        if (m->witness && strcmp(m->role, "voter") != 0) {
+            snprintf(err, errlen, "member.%llu: a witness must be a voter", (unsigned long long)m->id);
+            return -1;
+        }
+        if (!m->raft_port) m->raft_port = c->raft_port;
+        if (!m->peer_port) m->peer_port = c->peer_port;
+        if (!m->smtp_port) m->smtp_port = c->smtp_port;
+        if (!m->submission_port) m->submission_port = c->submission_port;
+        if (!m->dns_port) m->dns_port = c->dns_port;
+        if (!m->http_port) m->http_port = c->http_port;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->members[j].address, m->address) == 0 && c->members[j].raft_port == m->raft_port) {
+                snprintf(err, errlen, "member.%llu and member.%llu have the same raft address %s:%u",
+                         (unsigned long long)c->members[j].id, (unsigned long long)m->id, m->address, m->raft_port);
+                return -1;
+            }
+    }
+    const struct rc_cfg_member *self = rc_config_member(c, c->node_id);
+    if (self == NULL) {
+        snprintf(err, errlen, "node.id: %llu has no [member.%llu] section", (unsigned long long)c->node_id,
+                 (unsigned long long)c->node_id);
+        return -1;
+    }
+    if (c->node_site[0] == '\0')
+        snprintf(c->node_site, sizeof c->node_site, "%s", self->site);
+    else if (strcmp(c->node_site, self->site) != 0) {
+        snprintf(err, errlen, "node.site: \"%s\" differs from member.%llu.site \"%s\"", c->node_site,
+                 (unsigned long long)c->node_id, self->site);
+        return -1;
+    }
+    if (strlen(c->cluster_secret) < 16) {
+        snprintf(err, errlen, "cluster.secret: missing or shorter than 16 characters");
+        return -1;
+    }
+    if (c->bounce_secret[0] == '\0')
+        snprintf(c->bounce_secret, sizeof c->bounce_secret, "verp:%s", c->cluster_secret);
+    if (c->data_dir[0] == '\0') {
+        snprintf(err, errlen, "node.data_dir: missing");
+        return -1;
+    }
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        snprintf(err, errlen, "smtp.tls_cert and smtp.tls_key: set both or neither");
+        return -1;
+    }
+    if (rc_log_level_parse(c->log_level) < 0) {
+        snprintf(err, errlen, "node.log_level: \"%s\" is not debug, info, warn or error", c->log_level);
+        return -1;
+    }
+    derive_listen(c->smtp_listen, sizeof c->smtp_listen, self->address, self->smtp_port);
+    derive_listen(c->submission_listen, sizeof c->submission_listen, self->address, self->submission_port);
+    derive_listen(c->dns_listen, sizeof c->dns_listen, self->address, self->dns_port);
+    derive_listen(c->http_listen, sizeof c->http_listen, self->address, self->http_port);
+    if (c->hostname[0] == '\0') {
+        if (gethostname(c->hostname, sizeof c->hostname) != 0)
+            snprintf(c->hostname, sizeof c->hostname, "localhost");
+        c->hostname[sizeof c->hostname - 1] = '\0';
+    }
+    return 0;
+}
+
+void rc_config_dev(struct rc_config *c)
+{
+    char err[256];
+    rc_config_defaults(c);
+    static const char *const dev[][3] = {
+        {"node", "id", "1"},
+        {"node", "data_dir", "./ricochet-data"},
+        {"cluster", "secret", "dev-only-secret-change-me"},
+        {"cluster", "smtp_port", "2525"},
+        {"cluster", "submission_port", "2587"},
+        {"cluster", "dns_port", "5353"},
+        {"cluster", "http_port", "8080"},
+        {"raft", "election_timeout", "300ms"},
+        {"raft", "min_free_disk", "64M"},
+        {"smtp", "relay_networks", "127.0.0.0/8"},
+        {"dns", "zone", "mx.ricochet.test"},
+        {"bounce", "domain", "bounce.ricochet.test"},
+        {"member.1", "site", "a"},
+        {"member.1", "address", "127.0.0.1"},
+    };
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (rc_config_set(c, dev[i][0], dev[i][1], dev[i][2], err, sizeof err) != 0)
+            abort();
+}
+
+static const char *type_name(enum cfg_type t)
+{
+    switch (t) {
+    case T_STR: return "string";
+    case T_UINT: return "integer";
+    case T_BOOL: return "boolean";
+    case T_DURATION: return "duration";
+    case T_SIZE: return "size";
+    case T_ADDR: return "HOST:PORT";
+    case T_PORT: return "port";
+    }
+    return "?";
+}
+
+void rc_config_reference(FILE *out)
+{
+    const char *section = "";
+    fprintf(out, "<!-- Generated by `ricochetd --config-reference`; do not edit by hand. -->\n");
+    fprintf(out, "# Configuration reference\n\n");
+    fprintf(out, "Files are INI (`[section]`, `key = value`). Durations take ms/s/m/h/d (a bare number is seconds);\n"
+                 "sizes take K/M/G (a bare number is bytes). Unknown keys and out-of-range values are errors\n"
+                 "that name the file, line and key; ricochetd then exits with status 2.\n");
+    for (size_t i = 0; i < sizeof schema / sizeof schema[0]; i++) {
+        const struct cfg_item *it = &schema[i];
+        if (strcmp(section, it->section) != 0) {
+            section = it->section;
+            fprintf(out, "\n## [%s]\n\n| key | type | default | range | meaning |\n|---|---|---|---|---|\n", section);
+        }
+        char range[64] = "";
+        if (it->type == T_UINT || it->type == T_PORT || it->type == T_DURATION || it->type == T_SIZE)
+            snprintf(range, sizeof range, "%" PRIu64 "..%" PRIu64 "%s", it->min, it->max,
+                     it->type == T_DURATION ? " ms" : it->type == T_SIZE ? " bytes" : "");
+        fprintf(out, "| `%s.%s` | %s | `%s` | %s | %s |\n", it->section, it->key, type_name(it->type),
+                it->def[0] ? it->def : "(empty)", range, it->doc);
+    }
+    fprintf(out, "\n## [member.ID]\n\nOne section per cluster member, identical on every node.\n\n"
+                 "| key | type | default | meaning |\n|---|---|---|---|\n"
+                 "| `site` | string | (required) | Site name (e.g. `a`, `b`, `w`). |\n"
+                 "| `address` | IPv4 literal | (required) | Address of the member (libraft addresses are IPv4). |\n"
+                 "| `role` | voter/standby/spare | `voter` | Raft role. |\n"
+                 "| `witness` | boolean | `false` | Votes but never keeps leadership (hands it to a site node at once). |\n"
+                 "| `raft_port`, `peer_port`, `smtp_port`, `submission_port`, `dns_port`, `http_port` | port | `[cluster]` defaults | Per-member port overrides. |\n");
+}
