@@ -25,6 +25,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/rand.h>
 
 #include "node/base/rc_log.h"
 #include "proto/ricochet.pb-c.h"
@@ -74,7 +77,7 @@ struct rc_raft {
 
     struct batch *pending_head, *pending_tail;
     unsigned inflight;
-    uint64_t seq;
+    uint64_t seq, boot_id;
     struct rc_forwarder fwd;
 
     int last_state;
@@ -82,6 +85,8 @@ struct rc_raft {
     bool leader_ready, barrier_pending;
     struct raft_transfer transfer;
     bool transfer_pending;
+    uint64_t transfer_target;
+    unsigned transfer_attempts;
     rc_propose_cb transfer_cb;
     void *transfer_data;
     uint64_t last_contact_ms;
@@ -288,15 +293,28 @@ static void flush_cb(uv_idle_t *idle)
 
 /* ---------------------------------------------------------- proposals */
 
-static void fill_request_id(rc_raft *r, uint8_t id[16])
+/* Request ids: node id, a random id of this process's life, a sequence.
+ * The boot id keeps ids unique across restarts (the FSM remembers ids from
+ * earlier lives in its dedup table). */
+#define REQUEST_ID_LEN 24
+static void fill_request_id(rc_raft *r, uint8_t id[REQUEST_ID_LEN])
 {
-    uint64_t s = ++r->seq, n = r->cfg.self_id;
+    uint64_t s = ++r->seq, n = r->cfg.self_id, b = r->boot_id;
     for (int i = 7; i >= 0; i--) {
         id[i] = (uint8_t)n;
         n >>= 8;
-        id[8 + i] = (uint8_t)s;
+        id[8 + i] = (uint8_t)b;
+        b >>= 8;
+        id[16 + i] = (uint8_t)s;
         s >>= 8;
     }
+}
+
+uint64_t rc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int rc_raft_propose(rc_raft *r, const Ricochet__Record *rec, rc_propose_cb cb, void *data)
@@ -309,7 +327,7 @@ int rc_raft_propose(rc_raft *r, const Ricochet__Record *rec, rc_propose_cb cb, v
         return RC_EINVAL;
 
     Ricochet__Record copy = *rec;
-    uint8_t reqid[16];
+    uint8_t reqid[REQUEST_ID_LEN];
     if (!copy.has_request_id || copy.request_id.len == 0) {
         fill_request_id(r, reqid);
         copy.has_request_id = true;
@@ -318,8 +336,7 @@ int rc_raft_propose(rc_raft *r, const Ricochet__Record *rec, rc_propose_cb cb, v
     }
     if (!copy.has_proposed_at_ms) {
         copy.has_proposed_at_ms = true;
-        uv_update_time(r->loop);
-        copy.proposed_at_ms = (uint64_t)uv_hrtime() / 1000000u;
+        copy.proposed_at_ms = rc_now_ms();
     }
 
     int state = raft_state(&r->raft);
@@ -414,7 +431,19 @@ static void transfer_cb(struct raft_transfer *req)
 {
     rc_raft *r = req->data;
     r->transfer_pending = false;
-    int status = raft_state(&r->raft) == RAFT_LEADER ? RC_EIO : RC_OK;
+    int status = raft_state(&r->raft) == RAFT_LEADER ? RC_ETIMEDOUT : RC_OK;
+    /* libraft gives up after one election timeout when the target was not
+     * caught up yet (e.g. right after it started): try a few more times. */
+    if (status != RC_OK && !r->closing && ++r->transfer_attempts < 4) {
+        memset(&r->transfer, 0, sizeof r->transfer);
+        r->transfer.data = r;
+        if (raft_transfer(&r->raft, &r->transfer, r->transfer_target, transfer_cb) == 0) {
+            r->transfer_pending = true;
+            rc_info("raft", "transfer_retry to=%llu attempt=%u", (unsigned long long)r->transfer_target,
+                    r->transfer_attempts + 1);
+            return;
+        }
+    }
     raft_id leader = 0;
     const char *addr;
     raft_leader(&r->raft, &leader, &addr);
@@ -441,6 +470,8 @@ int rc_raft_transfer(rc_raft *r, uint64_t to, rc_propose_cb cb, void *data)
     }
     memset(&r->transfer, 0, sizeof r->transfer);
     r->transfer.data = r;
+    r->transfer_target = to;
+    r->transfer_attempts = 0;
     int rv = raft_transfer(&r->raft, &r->transfer, to, transfer_cb);
     if (rv != 0) {
         rc_warn("raft", "transfer_refused to=%llu error=\"%s\"", (unsigned long long)to, raft_strerror(rv));
@@ -628,6 +659,8 @@ int rc_raft_start(rc_raft **out, uv_loop_t *loop, const struct rc_raft_config *c
     r->loop = loop;
     r->cfg = *cfg;
     set_defaults(&r->cfg);
+    if (RAND_bytes((unsigned char *)&r->boot_id, sizeof r->boot_id) != 1)
+        r->boot_id = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     r->last_state = -1;
     snprintf(r->data_dir, sizeof r->data_dir, "%s", cfg->data_dir);
     if (snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir) >= (int)sizeof r->raft_dir ||

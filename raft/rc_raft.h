@@ -36,6 +36,8 @@ enum rc_err {
     RC_EBUSY = -1010,      /* a transfer or change is already in progress */
 };
 const char *rc_strerror(int err);
+/* Wall-clock milliseconds since the epoch (timestamps in records). */
+uint64_t rc_now_ms(void);
 bool rc_err_retryable(int err);
 
 #define RC_MAX_MEMBERS 16

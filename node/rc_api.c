@@ -1,0 +1,562 @@
+/* The node's HTTP API (DESIGN §7): JSON under /v1/, Prometheus text at
+ * /metrics. The HTTP protocol itself is h2o's (node/http_api.c); this file
+ * only maps node state to JSON and admin requests to raft operations. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <raft.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node/base/rc_log.h"
+#include "node/http_api.h"
+#include "node/rc_node_internal.h"
+#include "proto/ricochet.pb-c.h"
+#include "raft/rc_forward.h"
+
+static const char *state_name(int s)
+{
+    switch (s) {
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    case RAFT_LEADER: return "leader";
+    default: return "unknown";
+    }
+}
+
+static json_t *addr_json(const char *host, unsigned port)
+{
+    if (port == 0)
+        return json_null();
+    return json_sprintf("%s:%u", host, port);
+}
+
+static const struct rc_view_node *view_node(const struct rc_view *v, uint64_t id)
+{
+    for (size_t i = 0; i < v->n_nodes; i++)
+        if (v->nodes[i].id == id)
+            return &v->nodes[i];
+    return NULL;
+}
+
+static json_t *cluster_json(rc_node *n)
+{
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    rc_fsm *fsm = rc_raft_fsm(n->raft);
+    const struct rc_view *view = rc_fsm_view(fsm);
+    char digest[65];
+    rc_fsm_digest_hex(fsm, digest);
+
+    json_t *nodes = json_array();
+    for (size_t i = 0; i < n->cfg.n_members; i++) {
+        const struct rc_cfg_member *m = &n->cfg.members[i];
+        const struct rc_view_node *vn = view_node(view, m->id);
+        const char *state = m->id == n->cfg.node_id ? state_name(st.state)
+                            : m->id == st.leader     ? "leader"
+                            : st.leader              ? "follower"
+                                                     : "unknown";
+        json_array_append_new(nodes, json_pack("{s:I, s:s, s:s, s:b, s:b, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+            "id", (json_int_t)m->id,
+            "site", m->site,
+            "role", m->role,
+            "witness", m->witness,
+            "healthy", vn ? vn->healthy : 1,
+            "drained", vn ? vn->drained : 0,
+            "state", state,
+            "smtp", addr_json(m->address, m->smtp_port),
+            "submission", addr_json(m->address, m->submission_port),
+            "dns", addr_json(m->address, m->dns_port),
+            "http", addr_json(m->address, m->http_port),
+            "raft", addr_json(m->address, m->raft_port),
+            "peer", addr_json(m->address, m->peer_port)));
+    }
+    return json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:I, s:s, s:I, s:b, s:o}",
+        "self", (json_int_t)n->cfg.node_id,
+        "state", state_name(st.state),
+        "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null(),
+        "term", (json_int_t)st.term,
+        "commit_index", (json_int_t)st.commit_index,
+        "applied_index", (json_int_t)st.applied_index,
+        "last_index", (json_int_t)st.last_index,
+        "leader_ready", st.leader_ready,
+        "applied_records", (json_int_t)rc_fsm_applied_records(fsm),
+        "state_digest", digest,
+        "view_serial", (json_int_t)view->serial,
+        "leader_site", view->leader_site,
+        "messages", (json_int_t)rc_fsm_message_count(fsm),
+        "disk_low", st.disk_low,
+        "nodes", nodes);
+}
+
+static void get_cluster(http_request *req, void *data)
+{
+    http_respond_json(req, 200, cluster_json(data));
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *message_json(const struct rc_msg *m)
+{
+    json_t *rcpts = json_array();
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        const struct rc_rcpt *r = &m->rcpts[i];
+        json_t *hist = json_array();
+        for (size_t j = 0; j < r->n_history; j++) {
+            const struct rc_history *h = &r->history[j];
+            json_t *e = json_pack("{s:s, s:I}", "status", rc_status_name(h->status), "at", (json_int_t)h->at_ms);
+            if (h->smtp_code) json_object_set_new(e, "code", json_integer(h->smtp_code));
+            if (h->internal_code) json_object_set_new(e, "internal_code", json_integer(h->internal_code));
+            if (h->enhanced) json_object_set_new(e, "enhanced", json_string(h->enhanced));
+            if (h->text) json_object_set_new(e, "text", json_string(h->text));
+            if (h->reason) json_object_set_new(e, "reason", json_string(h->reason));
+            if (h->remote_mta) json_object_set_new(e, "remote_mta", json_string(h->remote_mta));
+            if (h->reason || h->status == RC_ST_BOUNCED) json_object_set_new(e, "hard", json_boolean(h->hard));
+            if (h->node) json_object_set_new(e, "node", json_integer((json_int_t)h->node));
+            json_array_append_new(hist, e);
+        }
+        json_array_append_new(rcpts, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o}",
+            "address", r->address,
+            "status", rc_status_name(r->status),
+            "attempts", (json_int_t)r->attempts,
+            "reason", str_or_null(r->reason),
+            "notify", str_or_null(r->notify),
+            "orcpt", str_or_null(r->orcpt),
+            "history", hist));
+    }
+    char sha[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(sha + 2 * i, 3, "%02x", m->body_sha256[i]);
+    return json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o, s:b, s:o}",
+        "id", m->id,
+        "from", str_or_null(m->mail_from),
+        "received", (json_int_t)m->received_ms,
+        "expire_at", (json_int_t)m->expire_at_ms,
+        "ttr_at", (json_int_t)m->ttr_at_ms,
+        "size", (json_int_t)m->body_size,
+        "sha256", sha,
+        "accepted_by", (json_int_t)m->accepted_by,
+        "ret", str_or_null(m->ret),
+        "envid", str_or_null(m->envid),
+        "smtputf8", m->smtputf8,
+        "recipients", rcpts);
+}
+
+static void get_message(http_request *req, void *data)
+{
+    rc_node *n = data;
+    const char *id = http_request_path(req) + strlen("/v1/messages/");
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
+    if (m == NULL) {
+        http_respond_json(req, 404, json_pack("{s:s, s:s}", "error", "no such message", "id", id));
+        return;
+    }
+    http_respond_json(req, 200, message_json(m));
+}
+
+/* ------------------------------------------------------------ transfer */
+
+struct transfer_ctx {
+    http_request *req;
+    rc_node *n;
+};
+
+static void transfer_done(void *data, int status)
+{
+    struct transfer_ctx *t = data;
+    struct rc_raft_status st;
+    rc_raft_get_status(t->n->raft, &st);
+    if (status == RC_OK)
+        http_respond_json(t->req, 200, json_pack("{s:b, s:o}", "ok", 1,
+                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    else
+        http_respond_json(t->req, 409, json_pack("{s:s}", "error", rc_strerror(status)));
+    free(t);
+}
+
+static json_t *body_json(http_request *req, json_error_t *jerr)
+{
+    size_t len;
+    const char *body = http_request_body(req, &len);
+    if (len == 0)
+        return json_object();
+    return json_loadb(body, len, 0, jerr);
+}
+
+static void post_transfer(http_request *req, void *data)
+{
+    rc_node *n = data;
+    json_error_t jerr;
+    json_t *body = body_json(req, &jerr);
+    if (body == NULL) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+        return;
+    }
+    json_int_t to = json_integer_value(json_object_get(body, "to"));
+    json_decref(body);
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (st.state != RAFT_LEADER) {
+        http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", "not the leader; ask the leader",
+                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+        return;
+    }
+    struct transfer_ctx *t = calloc(1, sizeof *t);
+    t->req = req;
+    t->n = n;
+    int rv = rc_raft_transfer(n->raft, (uint64_t)to, transfer_done, t);
+    if (rv != RC_OK) {
+        free(t);
+        http_respond_json(req, rv == RC_EINVAL ? 400 : 409,
+                          json_pack("{s:s}", "error", rv == RC_EINVAL ? "no such voter" : rc_strerror(rv)));
+    }
+}
+
+/* ---------------------------------------------------------- proposals */
+
+struct propose_ctx {
+    http_request *req;
+    json_t *ok_body;
+};
+
+static void propose_done(void *data, int status)
+{
+    struct propose_ctx *p = data;
+    if (status == RC_OK)
+        http_respond_json(p->req, 200, p->ok_body);
+    else {
+        json_decref(p->ok_body);
+        http_respond_json(p->req, rc_err_retryable(status) ? 503 : 400,
+                          json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable", rc_err_retryable(status)));
+    }
+    free(p);
+}
+
+static void propose_and_answer(rc_node *n, http_request *req, Ricochet__Record *rec, json_t *ok_body)
+{
+    struct propose_ctx *p = calloc(1, sizeof *p);
+    p->req = req;
+    p->ok_body = ok_body;
+    int rv = rc_raft_propose(n->raft, rec, propose_done, p);
+    if (rv != RC_OK)
+        propose_done(p, rv);
+}
+
+static void drain_common(http_request *req, rc_node *n, bool drain)
+{
+    json_error_t jerr;
+    json_t *body = body_json(req, &jerr);
+    if (body == NULL) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+        return;
+    }
+    json_int_t node = json_integer_value(json_object_get(body, "node"));
+    const char *site = json_string_value(json_object_get(body, "site"));
+    Ricochet__NodeHealthChange ch[RC_CFG_MAX_MEMBERS], *pch[RC_CFG_MAX_MEMBERS];
+    size_t nch = 0;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n->cfg.n_members; i++) {
+        const struct rc_cfg_member *m = &n->cfg.members[i];
+        if (!((node && (uint64_t)node == m->id) || (site && strcmp(site, m->site) == 0)))
+            continue;
+        ricochet__node_health_change__init(&ch[nch]);
+        ch[nch].has_node = ch[nch].has_drained = ch[nch].has_set_drained = true;
+        ch[nch].node = m->id;
+        ch[nch].drained = drain;
+        ch[nch].set_drained = true;
+        pch[nch] = &ch[nch];
+        nch++;
+        json_array_append_new(ids, json_integer((json_int_t)m->id));
+    }
+    json_decref(body);
+    if (nch == 0) {
+        json_decref(ids);
+        http_respond_json(req, 404, json_pack("{s:s}", "error", "no such node or site"));
+        return;
+    }
+    Ricochet__ViewChange vc;
+    ricochet__view_change__init(&vc);
+    vc.nodes = pch;
+    vc.n_nodes = nch;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_VIEW;
+    rec.view = &vc;
+    propose_and_answer(n, req, &rec, json_pack("{s:b, s:o, s:b}", "ok", 1, "nodes", ids, "drained", drain));
+}
+
+static void post_drain(http_request *req, void *data) { drain_common(req, data, true); }
+static void post_undrain(http_request *req, void *data) { drain_common(req, data, false); }
+
+static void suppressions(http_request *req, void *data)
+{
+    rc_node *n = data;
+    const char *method = http_request_method(req);
+    const char *path = http_request_path(req);
+    const char *addr = strncmp(path, "/v1/suppressions/", 17) == 0 ? path + 17 : NULL;
+    rc_fsm *fsm = rc_raft_fsm(n->raft);
+    if (strcmp(method, "GET") == 0) {
+        json_t *list = json_array();
+        size_t pos = 0;
+        const struct rc_suppression *s;
+        while ((s = rc_fsm_suppression_next(fsm, &pos)) != NULL) {
+            if (addr && *addr && strcasecmp(addr, s->address) != 0)
+                continue;
+            json_array_append_new(list, json_pack("{s:s, s:o, s:o, s:I}", "address", s->address,
+                "reason", str_or_null(s->reason), "source", str_or_null(s->source), "since", (json_int_t)s->since_ms));
+        }
+        if (addr && *addr && json_array_size(list) == 0) {
+            json_decref(list);
+            http_respond_json(req, 404, json_pack("{s:s}", "error", "not suppressed"));
+            return;
+        }
+        http_respond_json(req, 200, json_pack("{s:o}", "suppressions", list));
+        return;
+    }
+    Ricochet__SuppressionChange c;
+    ricochet__suppression_change__init(&c);
+    c.has_add = c.has_at_ms = true;
+    c.at_ms = rc_now_ms();
+    json_t *body = NULL;
+    if (strcmp(method, "POST") == 0) {
+        json_error_t jerr;
+        body = body_json(req, &jerr);
+        if (body == NULL) {
+            http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+            return;
+        }
+        c.address = (char *)json_string_value(json_object_get(body, "address"));
+        c.reason = (char *)json_string_value(json_object_get(body, "reason"));
+        c.add = true;
+    } else if (strcmp(method, "DELETE") == 0) {
+        c.address = (char *)addr;
+        c.add = false;
+    }
+    if (c.address == NULL || *c.address == '\0' || strchr(c.address, '@') == NULL) {
+        json_decref(body);
+        http_respond_json(req, 400, json_pack("{s:s}", "error", "an address (local@domain) is required"));
+        return;
+    }
+    c.source = "operator";
+    if (c.reason == NULL)
+        c.reason = c.add ? "operator" : NULL;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_SUPPRESSION;
+    rec.suppression = &c;
+    propose_and_answer(n, req, &rec, json_pack("{s:b, s:s, s:b}", "ok", 1, "address", c.address, "suppressed", c.add));
+    json_decref(body);
+}
+
+/* --------------------------------------------------------------- probe */
+
+struct probe_run {
+    rc_node *n;
+    http_request *req;
+    uint64_t count, size, inflight, rate;
+    uv_timer_t pacer; /* open-loop submission at `rate` per second */
+    uint64_t started, submitted, done, ok, failed;
+    uint64_t t0;
+    uint64_t *lat_ns;
+    uint8_t *payload;
+};
+
+struct probe_one {
+    struct probe_run *run;
+    uint64_t t_start;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void probe_submit(struct probe_run *p);
+
+static void probe_pacer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void probe_done(void *data, int status)
+{
+    struct probe_one *one = data;
+    struct probe_run *p = one->run;
+    uint64_t now = uv_hrtime();
+    if (status == RC_OK)
+        p->lat_ns[p->ok++] = now - one->t_start;
+    else
+        p->failed++;
+    free(one);
+    p->done++;
+    if (p->done == p->count) {
+        double secs = (double)(now - p->t0) / 1e9;
+        qsort(p->lat_ns, p->ok, sizeof *p->lat_ns, cmp_u64);
+        double p50 = p->ok ? (double)p->lat_ns[p->ok / 2] / 1e6 : 0;
+        double p99 = p->ok ? (double)p->lat_ns[(p->ok * 99) / 100 < p->ok ? (p->ok * 99) / 100 : p->ok - 1] / 1e6 : 0;
+        http_respond_json(p->req, 200, json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}",
+            "count", (json_int_t)p->count, "size", (json_int_t)p->size,
+            "committed", (json_int_t)p->ok, "failed", (json_int_t)p->failed,
+            "seconds", secs, "per_second", secs > 0 ? (double)p->ok / secs : 0.0,
+            "p50_ms", p50, "p99_ms", p99));
+        free(p->lat_ns);
+        free(p->payload);
+        if (p->rate)
+            uv_close((uv_handle_t *)&p->pacer, probe_pacer_closed);
+        else
+            free(p);
+        return;
+    }
+    if (!p->rate)
+        probe_submit(p);
+}
+
+static void probe_submit(struct probe_run *p)
+{
+    uint64_t allowed = p->count;
+    if (p->rate) {
+        uint64_t elapsed_ns = uv_hrtime() - p->t0;
+        allowed = elapsed_ns / 1000 * p->rate / 1000000 + 1;
+        if (allowed > p->count)
+            allowed = p->count;
+        if (p->submitted >= p->count)
+            uv_timer_stop(&p->pacer);
+    }
+    while (p->submitted < allowed && p->submitted - p->done < p->inflight) {
+        Ricochet__Probe pr;
+        ricochet__probe__init(&pr);
+        pr.has_payload = true;
+        pr.payload.data = p->payload;
+        pr.payload.len = p->size;
+        Ricochet__Record rec;
+        ricochet__record__init(&rec);
+        rec.kind_case = RICOCHET__RECORD__KIND_PROBE;
+        rec.probe = &pr;
+        struct probe_one *one = malloc(sizeof *one);
+        one->run = p;
+        one->t_start = uv_hrtime();
+        p->submitted++;
+        /* vary the payload so no two records are alike */
+        memcpy(p->payload, &p->submitted, p->size < 8 ? p->size : 8);
+        int rv = rc_raft_propose(p->n->raft, &rec, probe_done, one);
+        if (rv != RC_OK) {
+            probe_done(one, rv); /* may recurse into submit; bounded by count */
+            return;
+        }
+    }
+}
+
+static void probe_pacer_cb(uv_timer_t *t)
+{
+    probe_submit(t->data);
+}
+
+static void post_probe(http_request *req, void *data)
+{
+    rc_node *n = data;
+    json_error_t jerr;
+    json_t *body = body_json(req, &jerr);
+    if (body == NULL) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+        return;
+    }
+    json_int_t count = json_integer_value(json_object_get(body, "count"));
+    json_int_t size = json_integer_value(json_object_get(body, "size"));
+    json_int_t inflight = json_integer_value(json_object_get(body, "inflight"));
+    json_int_t rate = json_integer_value(json_object_get(body, "rate"));
+    json_decref(body);
+    if (count < 1 || count > 10000000 || size < 0 || size > (json_int_t)(n->cfg.max_peer_frame / 2) ||
+        inflight < 1 || inflight > 100000 || rate < 0 || rate > 1000000) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error",
+                          "count 1..10000000, size 0..max_peer_frame/2, inflight 1..100000"));
+        return;
+    }
+    struct probe_run *p = calloc(1, sizeof *p);
+    p->n = n;
+    p->req = req;
+    p->count = (uint64_t)count;
+    p->size = (uint64_t)size;
+    p->inflight = (uint64_t)inflight;
+    p->lat_ns = calloc(p->count, sizeof *p->lat_ns);
+    p->payload = calloc(1, p->size ? p->size : 1);
+    for (uint64_t i = 0; i < p->size; i++)
+        p->payload[i] = (uint8_t)('a' + i % 26);
+    p->rate = (uint64_t)rate;
+    p->t0 = uv_hrtime();
+    if (p->rate) {
+        uv_timer_init(n->loop, &p->pacer);
+        p->pacer.data = p;
+        uv_timer_start(&p->pacer, probe_pacer_cb, 0, 1);
+        return;
+    }
+    probe_submit(p);
+}
+
+/* ------------------------------------------------------------- metrics */
+
+static void get_metrics(http_request *req, void *data)
+{
+    rc_node *n = data;
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    struct rc_forward_stats fs;
+    rc_forward_get_stats(n->fwd, &fs);
+    rc_fsm *fsm = rc_raft_fsm(n->raft);
+    char buf[4096];
+    int len = snprintf(buf, sizeof buf,
+        "# HELP ricochet_raft_term Current raft term.\n# TYPE ricochet_raft_term gauge\nricochet_raft_term %" PRIu64 "\n"
+        "# HELP ricochet_raft_is_leader 1 when this node is the leader.\n# TYPE ricochet_raft_is_leader gauge\nricochet_raft_is_leader %d\n"
+        "# HELP ricochet_raft_commit_index Highest committed log index.\n# TYPE ricochet_raft_commit_index gauge\nricochet_raft_commit_index %" PRIu64 "\n"
+        "# HELP ricochet_raft_applied_index Highest applied log index.\n# TYPE ricochet_raft_applied_index gauge\nricochet_raft_applied_index %" PRIu64 "\n"
+        "# HELP ricochet_fsm_records_applied_total Records applied by the FSM.\n# TYPE ricochet_fsm_records_applied_total counter\nricochet_fsm_records_applied_total %" PRIu64 "\n"
+        "# HELP ricochet_fsm_records_skipped_total Records skipped (duplicates, undecodable, forbidden transitions).\n# TYPE ricochet_fsm_records_skipped_total counter\nricochet_fsm_records_skipped_total %" PRIu64 "\n"
+        "# HELP ricochet_proposals_total Proposals finished on this node, by result.\n# TYPE ricochet_proposals_total counter\n"
+        "ricochet_proposals_total{result=\"ok\"} %" PRIu64 "\nricochet_proposals_total{result=\"failed\"} %" PRIu64 "\n"
+        "# HELP ricochet_forwarded_total Proposals forwarded to the leader.\n# TYPE ricochet_forwarded_total counter\nricochet_forwarded_total %" PRIu64 "\n"
+        "# HELP ricochet_forward_timeouts_total Forwarded proposals without an answer in time.\n# TYPE ricochet_forward_timeouts_total counter\nricochet_forward_timeouts_total %" PRIu64 "\n"
+        "# HELP ricochet_forward_lost_total Forwarded proposals whose leader went away.\n# TYPE ricochet_forward_lost_total counter\nricochet_forward_lost_total %" PRIu64 "\n"
+        "# HELP ricochet_messages Messages in the replicated store.\n# TYPE ricochet_messages gauge\nricochet_messages %zu\n"
+        "# HELP ricochet_disk_free_bytes Free space in the data directory.\n# TYPE ricochet_disk_free_bytes gauge\nricochet_disk_free_bytes %" PRIu64 "\n"
+        "# HELP ricochet_disk_low 1 when proposals are refused for lack of disk space.\n# TYPE ricochet_disk_low gauge\nricochet_disk_low %d\n",
+        st.term, st.state == RAFT_LEADER, st.commit_index, st.applied_index, rc_fsm_applied_records(fsm),
+        rc_fsm_skipped_records(fsm), st.proposals_ok, st.proposals_failed, fs.forwarded, fs.timeouts, fs.lost,
+        rc_fsm_message_count(fsm), st.free_bytes, st.disk_low);
+    if (len < 0 || (size_t)len >= sizeof buf)
+        len = (int)strlen(buf);
+    http_respond_text(req, 200, "text/plain; version=0.0.4", buf);
+}
+
+int rc_api_start(rc_node *n, char *err, size_t errlen)
+{
+    struct http_api_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.listen = n->cfg.http_listen;
+    hc.max_body = n->cfg.http_max_body;
+    int rv = http_api_start(&n->http, n->loop, &hc);
+    if (rv != 0) {
+        snprintf(err, errlen, "http.listen %s: %s", n->cfg.http_listen, http_api_strerror(rv));
+        return -1;
+    }
+    http_api_route(n->http, "GET", "/v1/cluster", get_cluster, n);
+    http_api_route(n->http, "GET", "/v1/messages/", get_message, n);
+    http_api_route(n->http, "GET", "/v1/suppressions", suppressions, n);
+    http_api_route(n->http, "GET", "/metrics", get_metrics, n);
+    if (n->cfg.http_admin) {
+        http_api_route(n->http, "POST", "/v1/suppressions", suppressions, n);
+        http_api_route(n->http, "DELETE", "/v1/suppressions/", suppressions, n);
+        http_api_route(n->http, "POST", "/v1/cluster/transfer", post_transfer, n);
+        http_api_route(n->http, "POST", "/v1/cluster/drain", post_drain, n);
+        http_api_route(n->http, "POST", "/v1/cluster/undrain", post_undrain, n);
+        http_api_route(n->http, "POST", "/v1/admin/probe", post_probe, n);
+    }
+    return 0;
+}
+
+void rc_api_stop(rc_node *n, void (*cb)(void *), void *data)
+{
+    http_api_stop(n->http, cb, data);
+}

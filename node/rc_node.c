@@ -1,0 +1,340 @@
+/* Node wiring. Start order: spool, raft (FSM hooks write bodies to the
+ * spool), peer channel + forwarder, HTTP API, health loop. Stop order is
+ * the reverse, each step waiting for the previous one's close callback. */
+#include "node/rc_node_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/base/rc_log.h"
+#include "proto/ricochet.pb-c.h"
+#include "node/http_api.h"
+#include "raft/rc_forward.h"
+
+#define HEALTH_INTERVAL_MS 500
+#define HEALTH_FAIL_AFTER 3 /* consecutive misses before a node is unhealthy */
+#define HEALTH_OK_AFTER 2   /* consecutive hits before it is healthy again */
+
+/* ------------------------------------------------------------ FSM hooks */
+
+static void on_accept(void *data, const struct rc_msg *m, const uint8_t *body, size_t len)
+{
+    rc_node *n = data;
+    if (body == NULL)
+        return;
+    rc_spool_put(n->spool, m->id, body, len);
+}
+
+static int before_snapshot(void *data)
+{
+    rc_node *n = data;
+    return rc_spool_sync(n->spool);
+}
+
+static void on_view(void *data, const struct rc_view *v)
+{
+    (void)data;
+    rc_info("node", "view_changed serial=%llu leader=%llu leader_site=%s",
+            (unsigned long long)v->serial, (unsigned long long)v->leader, v->leader_site);
+}
+
+/* --------------------------------------------------------------- health */
+
+struct health_state {
+    uint64_t id;
+    unsigned misses, hits;
+};
+static struct health_state health[RC_CFG_MAX_MEMBERS];
+static bool health_inflight;
+
+static void health_done(void *data, int status)
+{
+    (void)data;
+    health_inflight = false;
+    if (status != RC_OK)
+        rc_warn("node", "health_update_failed error=\"%s\"", rc_strerror(status));
+}
+
+/* The leader decides which nodes are healthy (raft contact; the SMTP probe
+ * is added with the DNS view) and writes changes to the log, so that every
+ * node publishes the same view. */
+static void health_cb(uv_timer_t *t)
+{
+    rc_node *n = t->data;
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (st.state != 3 /* RAFT_LEADER */ || !st.leader_ready || health_inflight)
+        return;
+    const struct rc_view *view = rc_fsm_view(rc_raft_fsm(n->raft));
+
+    Ricochet__NodeHealthChange changes[RC_CFG_MAX_MEMBERS], *pchanges[RC_CFG_MAX_MEMBERS];
+    size_t nchanges = 0;
+    for (size_t i = 0; i < n->cfg.n_members; i++) {
+        const struct rc_cfg_member *m = &n->cfg.members[i];
+        struct health_state *h = &health[i];
+        h->id = m->id;
+        int contact = rc_raft_peer_contact(n->raft, m->id);
+        if (contact < 0)
+            continue;
+        if (contact) {
+            h->hits++;
+            h->misses = 0;
+        } else {
+            h->misses++;
+            h->hits = 0;
+        }
+        bool known = false, healthy = true;
+        for (size_t j = 0; j < view->n_nodes; j++)
+            if (view->nodes[j].id == m->id) {
+                known = true;
+                healthy = view->nodes[j].healthy;
+            }
+        bool want = healthy;
+        if (healthy && h->misses >= HEALTH_FAIL_AFTER)
+            want = false;
+        else if (!healthy && h->hits >= HEALTH_OK_AFTER)
+            want = true;
+        if (known && want == healthy)
+            continue;
+        Ricochet__NodeHealthChange *c = &changes[nchanges];
+        ricochet__node_health_change__init(c);
+        c->has_node = c->has_healthy = c->has_set_healthy = true;
+        c->node = m->id;
+        c->healthy = known ? want : (contact != 0);
+        c->set_healthy = true;
+        pchanges[nchanges++] = c;
+    }
+    bool leader_changed = view->leader != n->cfg.node_id || strcmp(view->leader_site, n->cfg.node_site) != 0;
+    if (nchanges == 0 && !leader_changed)
+        return;
+
+    Ricochet__ViewChange vc;
+    ricochet__view_change__init(&vc);
+    vc.nodes = pchanges;
+    vc.n_nodes = nchanges;
+    vc.has_leader = true;
+    vc.leader = n->cfg.node_id;
+    vc.leader_site = n->cfg.node_site;
+    vc.has_at_ms = true;
+    vc.at_ms = rc_now_ms();
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_VIEW;
+    rec.view = &vc;
+    for (size_t i = 0; i < nchanges; i++)
+        rc_info("node", "health_decided node=%llu healthy=%s", (unsigned long long)pchanges[i]->node,
+                pchanges[i]->healthy ? "true" : "false");
+    if (rc_raft_propose(n->raft, &rec, health_done, n) == RC_OK) {
+        health_inflight = true;
+        n->health_proposals++;
+    }
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static void set_flag_cb(void *data)
+{
+    *(bool *)data = true;
+}
+
+static int mkdir_data_dir(const char *path, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "node.data_dir: cannot create %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = saved;
+        if (saved == '\0')
+            return 0;
+    }
+}
+
+static int body_from_spool(void *data, const char *id, const uint8_t sha256[32], uint8_t **body, size_t *len)
+{
+    rc_node *n = data;
+    return rc_spool_get(n->spool, id, sha256, body, len);
+}
+
+static void forward_config_from(const struct rc_config *c, rc_node *n, struct rc_forward_config *f)
+{
+    memset(f, 0, sizeof *f);
+    const struct rc_cfg_member *self = rc_config_member(c, c->node_id);
+    f->self_id = c->node_id;
+    snprintf(f->listen, sizeof f->listen, "%s:%u", self->address, self->peer_port);
+    f->secret = n->cfg.cluster_secret;
+    f->max_frame = c->max_peer_frame;
+    f->propose_timeout_ms = (unsigned)c->propose_timeout_ms;
+    for (size_t i = 0; i < c->n_members; i++) {
+        if (c->members[i].id == c->node_id)
+            continue;
+        struct rc_forward_peer *p = &f->peers[f->n_peers++];
+        p->id = c->members[i].id;
+        snprintf(p->addr, sizeof p->addr, "%s:%u", c->members[i].address, c->members[i].peer_port);
+    }
+    f->get_body = body_from_spool;
+    f->get_body_data = n;
+}
+
+static int raft_config_from(const struct rc_config *c, struct rc_raft_config *rc)
+{
+    memset(rc, 0, sizeof *rc);
+    rc->self_id = c->node_id;
+    rc->data_dir = c->data_dir;
+    for (size_t i = 0; i < c->n_members; i++) {
+        const struct rc_cfg_member *m = &c->members[i];
+        struct rc_member *x = &rc->members[rc->n_members++];
+        x->id = m->id;
+        snprintf(x->site, sizeof x->site, "%s", m->site);
+        snprintf(x->raft_addr, sizeof x->raft_addr, "%s:%u", m->address, m->raft_port);
+        x->role = strcmp(m->role, "voter") == 0     ? RC_ROLE_VOTER
+                  : strcmp(m->role, "standby") == 0 ? RC_ROLE_STANDBY
+                                                    : RC_ROLE_SPARE;
+        x->witness = m->witness;
+    }
+    rc->election_timeout_ms = (unsigned)c->election_timeout_ms;
+    rc->heartbeat_timeout_ms = (unsigned)c->heartbeat_timeout_ms;
+    rc->pre_vote = c->pre_vote;
+    rc->snapshot_threshold = (unsigned)c->snapshot_threshold;
+    rc->snapshot_trailing = (unsigned)c->snapshot_trailing;
+    rc->max_entry_bytes = c->max_entry_bytes;
+    rc->max_record_bytes = c->max_peer_frame;
+    rc->max_inflight_entries = (unsigned)c->max_inflight_entries;
+    rc->propose_timeout_ms = (unsigned)c->propose_timeout_ms;
+    rc->min_free_bytes = c->min_free_bytes;
+    rc->auto_recovery = c->auto_recovery;
+    rc->fsm.dedup_capacity = c->dedup_capacity;
+    rc->fsm.soft_bounce_limit = (unsigned)c->soft_bounce_limit;
+    return 0;
+}
+
+int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, char *err, size_t errlen)
+{
+    rc_node *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", cfg->data_dir) >= (int)sizeof path || mkdir_data_dir(path, err, errlen) != 0)
+        goto err_after_alloc;
+    snprintf(path, sizeof path, "%s/spool", cfg->data_dir);
+    if (rc_spool_open(&n->spool, path, err, errlen) != 0)
+        goto err_after_alloc;
+
+    struct rc_raft_config rcfg;
+    raft_config_from(cfg, &rcfg);
+    struct rc_fsm_hooks hooks = {
+        .on_accept = on_accept,
+        .before_snapshot = before_snapshot,
+        .on_view = on_view,
+    };
+    if (rc_raft_start(&n->raft, loop, &rcfg, &hooks, n, err, errlen) != RC_OK)
+        goto err_after_spool;
+    struct rc_forward_config fcfg;
+    forward_config_from(cfg, n, &fcfg);
+    if (rc_forward_start(&n->fwd, loop, n->raft, &fcfg, err, errlen) != 0)
+        goto err_after_raft;
+    if (rc_api_start(n, err, errlen) != 0)
+        goto err_after_fwd;
+
+    uv_timer_init(loop, &n->health_timer);
+    n->health_timer.data = n;
+    uv_timer_start(&n->health_timer, health_cb, HEALTH_INTERVAL_MS, HEALTH_INTERVAL_MS);
+    *out = n;
+    return 0;
+
+err_after_fwd : {
+    bool closed = false;
+    rc_forward_stop(n->fwd, set_flag_cb, &closed);
+    while (!closed)
+        uv_run(loop, UV_RUN_ONCE);
+}
+err_after_raft : {
+    bool closed = false;
+    rc_raft_close(n->raft, set_flag_cb, &closed);
+    while (!closed)
+        uv_run(loop, UV_RUN_ONCE);
+}
+err_after_spool:
+    rc_spool_close(n->spool);
+err_after_alloc:
+    free(n);
+    return -1;
+}
+
+void rc_node_print_listeners(const rc_node *n)
+{
+    const struct rc_config *c = &n->cfg;
+    const struct rc_cfg_member *self = rc_config_member(c, c->node_id);
+    printf("ricochetd node=%llu site=%s data_dir=%s\n", (unsigned long long)c->node_id, c->node_site, c->data_dir);
+    printf("  raft  %s:%u\n", self->address, self->raft_port);
+    printf("  peer  %s:%u\n", self->address, self->peer_port);
+    printf("  http  %s\n", c->http_listen);
+    fflush(stdout);
+}
+
+static void stop_step(void *data);
+
+static void stop_step(void *data)
+{
+    rc_node *n = data;
+    if (--n->pending_closes > 0)
+        return;
+    rc_spool_close(n->spool);
+    n->spool = NULL;
+    rc_info("node", "stopped");
+    if (n->stop_cb)
+        n->stop_cb(n->stop_data);
+}
+
+void rc_node_free(rc_node *n)
+{
+    if (n == NULL)
+        return;
+    http_api_free(n->http); /* runs the loop inside: never from a callback */
+    free(n);
+}
+
+static void after_front_closed(void *data)
+{
+    rc_node *n = data;
+    if (--n->pending_closes > 0)
+        return;
+    /* Front ends are closed: nothing new comes in. Close raft last so that
+     * proposals in flight get their answer. */
+    n->pending_closes = 1;
+    rc_raft_close(n->raft, stop_step, n);
+}
+
+static void health_closed_cb(uv_handle_t *h)
+{
+    after_front_closed(h->data);
+}
+
+void rc_node_stop(rc_node *n, void (*cb)(void *), void *data)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    n->stop_cb = cb;
+    n->stop_data = data;
+    rc_info("node", "stopping");
+    n->pending_closes = 3;
+    uv_timer_stop(&n->health_timer);
+    uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
+    rc_api_stop(n, after_front_closed, n);
+    rc_forward_stop(n->fwd, after_front_closed, n);
+}

@@ -1,0 +1,37 @@
+/* Shared between the node's own files (rc_node.c, rc_api.c, rc_probe.c). */
+#ifndef RC_NODE_INTERNAL_H
+#define RC_NODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "node/rc_config.h"
+#include "node/rc_node.h"
+#include "node/rc_spool.h"
+#include "raft/rc_raft.h"
+
+struct http_api;
+struct rc_peer_net;
+struct rc_forwarder_state;
+
+struct rc_node {
+    uv_loop_t *loop;
+    struct rc_config cfg;
+    rc_raft *raft;
+    rc_spool *spool;
+    struct http_api *http;
+    struct rc_peer_net *peers;
+    struct rc_forwarder_state *fwd;
+    uv_timer_t health_timer;
+    bool stopping;
+    int pending_closes;
+    void (*stop_cb)(void *);
+    void *stop_data;
+    uint64_t health_proposals;
+};
+
+int rc_api_start(rc_node *n, char *err, size_t errlen);
+void rc_api_stop(rc_node *n, void (*cb)(void *), void *data);
+
+#endif
