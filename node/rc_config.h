@@ -67,7 +67,7 @@ struct rc_config {
     uint64_t dns_ttl, dns_lease_ms;
 
     /* [bounce] */
-    char bounce_domain[RC_CFG_STR], bounce_secret[RC_CFG_STR], feedback_address[RC_CFG_STR];
+    char bounce_domain[RC_CFG_STR], bounce_secret[RC_CFG_STR + 8], feedback_address[RC_CFG_STR];
     uint64_t soft_bounce_limit;
 
     /* [http] */

@@ -40,6 +40,56 @@ def test_three_nodes_follower_proposals_and_failover():
         log(f"restarted node caught up: {applied3} records, digest {digest3[:16]}")
 
 
+def test_leader_loss_with_proposals_in_flight():
+    """A leader killed while a follower has proposals in flight: every
+    proposal gets an answer (committed, or a retryable error), none hangs,
+    and the survivors converge."""
+    import threading
+    with Cluster("3", base=60, sets=FAST) as c:
+        leader = c.wait_leader()
+        follower = [i for i in c.nodes if i != leader][0]
+        result = {}
+
+        def run():
+            r = c.ctl(follower, "probe", "--count", "20000", "--size", "512", "--inflight", "64", "--json", check=False)
+            result["rc"] = r.returncode
+            result["out"] = r.stdout
+            result["err"] = r.stderr
+
+        t = threading.Thread(target=run)
+        t.start()
+        c.wait("the probe to be under way",
+               lambda: (lambda st: st and st["applied_records"] > 500)(c.status(follower)), timeout=30, interval=0.02)
+        c.kill(leader)
+        t.join(timeout=120)
+        assert not t.is_alive(), "probe never finished: proposals hung after the leader died"
+        import json as _json
+        r = _json.loads(result["out"])
+        log(f"probe across the leader's death: {r}")
+        assert r["committed"] + r["failed"] == 20000, r
+        assert r["committed"] > 0, r
+        survivors = [i for i in c.nodes if i != leader]
+        c.wait_leader(among=survivors, exclude=(leader,))
+        c.wait_converged(among=survivors)
+
+
+def test_disk_floor_refuses_new_work():
+    """Below raft.min_free_disk the node refuses proposals (libraft 0.15
+    crashed on a full disk); here the floor is set above the free space."""
+    with Cluster("1", base=80, sets=FAST + ["raft.min_free_disk=1000000G"]) as c:
+        c.wait_leader()
+        r = c.ctl(1, "probe", "--count", "10", "--size", "10", "--inflight", "1", "--json", check=False)
+        assert r.returncode != 0, r.stdout
+        import json as _json
+        out = _json.loads(r.stdout)
+        assert out["committed"] == 0 and out["failed"] == 10, out
+        with open(c.log_path(1)) as f:
+            assert "event=disk_low_refusing_proposals" in f.read()
+        st = c.status(1)
+        assert st["disk_low"] is True, st
+        log("proposals refused below the free-space floor")
+
+
 def test_snapshot_install_and_whole_cluster_restart():
     sets = FAST + ["raft.snapshot_threshold=64", "raft.snapshot_trailing=16"]
     with Cluster("3", base=30, sets=sets) as c:
@@ -139,6 +189,8 @@ def test_peer_channel_refuses_garbage_and_wrong_secret():
 if __name__ == "__main__":
     main([
         test_three_nodes_follower_proposals_and_failover,
+        test_leader_loss_with_proposals_in_flight,
+        test_disk_floor_refuses_new_work,
         test_snapshot_install_and_whole_cluster_restart,
         test_transfer_and_witness_and_site_loss,
         test_peer_channel_refuses_garbage_and_wrong_secret,
