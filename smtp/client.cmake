@@ -1,0 +1,8 @@
+# Egress protocol code: the SMTP client (delivery transaction state machine
+# and its reply parser) and the VERP codec.
+add_library(ricochet_verp STATIC ${CMAKE_CURRENT_LIST_DIR}/verp.c)
+target_link_libraries(ricochet_verp PUBLIC PkgConfig::OPENSSL)
+
+add_library(ricochet_smtp_client STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/smtp_reply.c)
+target_link_libraries(ricochet_smtp_client PUBLIC PkgConfig::LIBUV PkgConfig::OPENSSL ricochet_base)

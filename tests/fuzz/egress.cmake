@@ -1,0 +1,3 @@
+# libFuzzer targets of the egress protocol code.
+ricochet_fuzz_target(fuzz_smtp_reply SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_smtp_reply.c
+                     LIBS ricochet_smtp_client CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/smtp_reply)
