@@ -618,6 +618,7 @@ static void udp_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
     }
     if (ldns_pkt_tc(p)) {
         ldns_pkt_free(p);
+        rc_debug("dns", "tcp_fallback name=%s type=%d", q->name, (int)q->type);
         h_close(q->udp);
         q->udp = NULL;
         rv = dq_start_tcp(q);
