@@ -93,6 +93,15 @@ for i in $(seq 1 100); do
 done
 
 R="--resolver $IP:$DNSPORT --dns-timeout 500"
+# egress_send must exit 0 (under ASan, a leak or an error report makes it fail)
+SEND_BIN=$SEND
+SEND=send_checked
+send_checked() {
+    "$SEND_BIN" "$@"
+    local rc=$?
+    if [ $rc != 0 ]; then echo "FAIL egress_send exit $rc ($*)" >&2; echo "EXIT $rc" >> "$DIR/failures"; fi
+    return 0
+}
 
 # MX in preference order; the pref-10 pair is shuffled, pref 20 last
 $SEND $R --domain mx.egress.test > "$DIR/mx.out" 2>"$DIR/mx.err"
@@ -136,4 +145,5 @@ $SEND $R --domain mx.egress.test --port $SMTPPORT --rcpt a@mx.egress.test --rcpt
 check deliver_via_mx "$DIR/deliver.out" \
     '^rcpt=a@mx.egress.test outcome=delivered code=250 enhanced=2.0.0 internal=none\(0\) host=mx1.mx.egress.test addr=127.0.0.62:12526' \
     '^rcpt=b@mx.egress.test outcome=delivered code=250'
+[ -s "$DIR/failures" ] && { echo "FAIL egress_send exited non-zero:"; cat "$DIR/failures"; FAIL=1; }
 exit $FAIL

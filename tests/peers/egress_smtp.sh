@@ -59,7 +59,13 @@ for s in $S_PIPE $S_SEQ $S_421 $S_HELO $S_STALL $S_M451 $S_TLS $S_SINK; do wait_
 for i in $(seq 1 200); do grep -q full "$DIR/full.out" && break; sleep 0.05; done
 
 T="--connect-timeout 500 --greeting-timeout 500 --command-timeout 500 --final-timeout 500"
-run() { local out=$1; shift; $SEND $T "$@" > "$DIR/$out" 2> "$DIR/$out.err"; }
+# egress_send must exit 0 (under ASan, a leak or an error report makes it fail)
+run() {
+    local out=$1; shift
+    $SEND $T "$@" > "$DIR/$out" 2> "$DIR/$out.err"
+    local rc=$?
+    if [ $rc != 0 ]; then echo "FAIL egress_send exit $rc for $out:"; tail -30 "$DIR/$out.err"; FAIL=1; fi
+}
 
 MIX="--rcpt ok1@x.test --rcpt p550@x.test --rcpt p552@x.test --rcpt p554@x.test --rcpt t450@x.test --rcpt ok2@x.test"
 for mode in pipe seq; do

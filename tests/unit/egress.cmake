@@ -4,3 +4,5 @@ ricochet_unit_test(test_smtp_reply SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_smtp_r
 ricochet_unit_test(test_verp SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_verp.c LIBS ricochet_verp)
 ricochet_unit_test(test_dns_resolver SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_dns_resolver.c
                    LIBS ricochet_dns_resolver)
+ricochet_unit_test(test_smtp_client SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_smtp_client.c
+                   LIBS ricochet_smtp_client)

@@ -214,6 +214,146 @@ static void test_bad_names(void **st)
     assert_int_equal(dns_resolver_new(&r, &loop, &bad, err, sizeof err), DNS_EINVAL);
 }
 
+/* ---- on a real loop, against an in-process UDP responder that first sends
+ * forged answers (wrong id, wrong question, garbage, wrong source) and then
+ * the right one; the resolver must pick the right one and cache it. */
+static struct {
+    uv_udp_t srv, spoof;
+    int queries;
+    int done;
+    struct dns_mx_result res;
+    char host0[DNS_NAME_MAX];
+    char addr0[64];
+} L;
+
+static void srv_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+    static char buf[4096];
+    (void)h; (void)s;
+    b->base = buf;
+    b->len = sizeof buf;
+}
+
+static void srv_send(uv_udp_t *from, ldns_pkt *p, const struct sockaddr *to)
+{
+    uint8_t *w = NULL;
+    size_t n = 0;
+    assert_int_equal(ldns_pkt2wire(&w, p, &n), LDNS_STATUS_OK);
+    uv_buf_t b = uv_buf_init((char *)w, (unsigned)n);
+    assert_int_equal(uv_udp_try_send(from, &b, 1, to), (int)n);
+    free(w);
+}
+
+static void srv_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                     unsigned flags)
+{
+    (void)flags;
+    if (nread <= 0 || addr == NULL)
+        return;
+    ldns_pkt *q = NULL;
+    assert_int_equal(ldns_wire2pkt(&q, (const uint8_t *)buf->base, (size_t)nread), LDNS_STATUS_OK);
+    L.queries++;
+    ldns_rr *qr = ldns_rr_list_rr(ldns_pkt_question(q), 0);
+    char *name = ldns_rdf2str(ldns_rr_owner(qr));
+    ldns_rr_type t = ldns_rr_get_type(qr);
+    uint16_t id = ldns_pkt_id(q);
+    char rr_good[256], rr_bad[256];
+    const char *good[2] = { rr_good, NULL }, *bad[2] = { rr_bad, NULL };
+    if (t == LDNS_RR_TYPE_MX) {
+        snprintf(rr_good, sizeof rr_good, "%s 300 IN MX 10 mx.spoof.test.", name);
+        snprintf(rr_bad, sizeof rr_bad, "%s 300 IN MX 10 evil.example.", name);
+    } else if (t == LDNS_RR_TYPE_A) {
+        snprintf(rr_good, sizeof rr_good, "%s 300 IN A 127.0.0.9", name);
+        snprintf(rr_bad, sizeof rr_bad, "%s 300 IN A 6.6.6.6", name);
+    } else {
+        good[0] = NULL;
+        snprintf(rr_bad, sizeof rr_bad, "%s 300 IN AAAA ::6", name);
+    }
+    ldns_pkt *p;
+    p = answer(name, t, (uint16_t)(id + 1), LDNS_RCODE_NOERROR, bad, NULL); /* wrong id */
+    srv_send(u, p, addr);
+    ldns_pkt_free(p);
+    p = answer("other.test.", t, id, LDNS_RCODE_NOERROR, NULL, NULL); /* wrong question */
+    srv_send(u, p, addr);
+    ldns_pkt_free(p);
+    uint8_t junk[20] = { (uint8_t)(id >> 8), (uint8_t)id, 0x81, 0x80, 0, 1, 0, 9 };
+    uv_buf_t jb = uv_buf_init((char *)junk, sizeof junk);
+    uv_udp_try_send(u, &jb, 1, addr); /* garbage with the right id */
+    p = answer(name, t, id, LDNS_RCODE_NOERROR, bad, NULL); /* right id, wrong source */
+    srv_send(&L.spoof, p, addr);
+    ldns_pkt_free(p);
+    /* no AAAA: NODATA with an SOA, so that it is cached (RFC 2308) */
+    static const char *const soa[] = { "spoof.test. 300 IN SOA ns.spoof.test. h.spoof.test. 1 1 1 1 60",
+                                       NULL };
+    p = answer(name, t, id, LDNS_RCODE_NOERROR, good[0] ? good : NULL, good[0] ? NULL : soa);
+    srv_send(u, p, addr);
+    ldns_pkt_free(p);
+    free(name);
+    ldns_pkt_free(q);
+}
+
+static void loop_mx_cb(const struct dns_mx_result *r, void *arg)
+{
+    (void)arg;
+    L.done++;
+    L.res = *r;
+    L.res.targets = NULL;
+    if (r->n > 0) {
+        snprintf(L.host0, sizeof L.host0, "%s", r->targets[0].host);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&r->targets[0].addr)->sin_addr, L.addr0,
+                  sizeof L.addr0);
+    }
+}
+
+static void closed(void *arg) { *(int *)arg = 1; }
+
+static void test_loop_forged_answers_and_cache(void **st)
+{
+    (void)st;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    memset(&L, 0, sizeof L);
+    struct sockaddr_in a, b;
+    uv_ip4_addr("127.0.0.67", 12540, &a);
+    uv_ip4_addr("127.0.0.68", 12541, &b);
+    uv_udp_init(&loop, &L.srv);
+    uv_udp_init(&loop, &L.spoof);
+    assert_int_equal(uv_udp_bind(&L.srv, (const struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_udp_bind(&L.spoof, (const struct sockaddr *)&b, 0), 0);
+    uv_udp_recv_start(&L.srv, srv_alloc, srv_recv);
+    dns_resolver *r = NULL;
+    char err[128];
+    struct dns_resolver_config cfg = { .server = "127.0.0.67:12540", .timeout_ms = 5000 };
+    assert_int_equal(dns_resolver_new(&r, &loop, &cfg, err, sizeof err), DNS_OK);
+    assert_int_equal(dns_resolver_mx(r, "Spoof.Test.", loop_mx_cb, NULL), DNS_OK);
+    while (L.done == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(L.res.status, DNS_MX_OK);
+    assert_int_equal(L.res.n, 1);
+    assert_string_equal(L.host0, "mx.spoof.test");
+    assert_string_equal(L.addr0, "127.0.0.9");
+    assert_int_equal(L.queries, 3); /* MX, A, AAAA */
+    /* the same lookup again is answered from the cache */
+    assert_int_equal(dns_resolver_mx(r, "spoof.test", loop_mx_cb, NULL), DNS_OK);
+    while (L.done == 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(L.res.status, DNS_MX_OK);
+    assert_string_equal(L.addr0, "127.0.0.9");
+    assert_int_equal(L.queries, 3);
+    /* a lookup in flight when the resolver closes completes as canceled */
+    assert_int_equal(dns_resolver_mx(r, "other.spoof.test", loop_mx_cb, NULL), DNS_OK);
+    int is_closed = 0;
+    dns_resolver_close(r, closed, &is_closed);
+    assert_int_equal(L.done, 3);
+    assert_int_equal(L.res.err, DNS_ECANCELED);
+    assert_int_equal(L.res.status, DNS_MX_TEMPFAIL);
+    uv_close((uv_handle_t *)&L.srv, NULL);
+    uv_close((uv_handle_t *)&L.spoof, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(is_closed);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_mx_order),
         cmocka_unit_test(test_parse_server),
         cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_loop_forged_answers_and_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
