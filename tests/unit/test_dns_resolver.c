@@ -347,6 +347,26 @@ static void test_loop_forged_answers_and_cache(void **st)
     assert_int_equal(L.done, 3);
     assert_int_equal(L.res.err, DNS_ECANCELED);
     assert_int_equal(L.res.status, DNS_MX_TEMPFAIL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    /* a cache limited to 2 entries cannot keep MX + A + AAAA: the MX is
+     * evicted (LRU) and asked again */
+    struct dns_resolver_config small = { .server = "127.0.0.67:12540", .timeout_ms = 5000,
+                                         .cache_max_entries = 2 };
+    assert_int_equal(dns_resolver_new(&r, &loop, &small, err, sizeof err), DNS_OK);
+    L.done = 0;
+    L.queries = 0;
+    assert_int_equal(dns_resolver_mx(r, "spoof.test", loop_mx_cb, NULL), DNS_OK);
+    while (L.done == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(L.queries, 3);
+    assert_int_equal(dns_resolver_mx(r, "spoof.test", loop_mx_cb, NULL), DNS_OK);
+    while (L.done == 1)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(L.res.status, DNS_MX_OK);
+    /* MX asked again; storing it evicts the older address entry, which is asked
+     * again too; the other one comes from the cache */
+    assert_int_equal(L.queries, 5);
+    dns_resolver_close(r, NULL, NULL);
     uv_close((uv_handle_t *)&L.srv, NULL);
     uv_close((uv_handle_t *)&L.spoof, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
