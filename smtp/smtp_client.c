@@ -21,7 +21,10 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +114,10 @@ struct smtp_client {
     int ext_pipelining, ext_8bitmime, ext_starttls, ext_esmtp;
     uint64_t ext_size;
     int tls_active;
+    SSL_CTX *own_ctx;    /* default context when cfg.ssl_ctx is NULL */
+    SSL *ssl;            /* STARTTLS: TLS over memory BIOs, ciphertext via conn */
+    BIO *rbio, *wbio;
+    char pbuf[16384];    /* plaintext read out of TLS */
     int conn_reused;     /* this transaction runs on a kept connection */
 
     /* transaction */
@@ -239,6 +246,11 @@ static void conn_drop(smtp_client *c)
     k->c = NULL;
     k->tcp.data = k;
     uv_close((uv_handle_t *)&k->tcp, conn_close_cb);
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl); /* frees both BIOs */
+        c->ssl = NULL;
+        c->rbio = c->wbio = NULL;
+    }
     c->tls_active = 0;
     c->ext_pipelining = c->ext_8bitmime = c->ext_starttls = c->ext_esmtp = 0;
     c->ext_size = 0;
@@ -268,8 +280,8 @@ static void write_cb(uv_write_t *w, int status)
     }
 }
 
-/* Sends len bytes; takes ownership of data (malloc'd). */
-static int conn_send_owned(smtp_client *c, uint8_t *data, size_t len, int is_body)
+/* Writes len raw bytes to the socket; takes ownership of data (malloc'd). */
+static int conn_write_raw(smtp_client *c, uint8_t *data, size_t len, int is_body)
 {
     struct smtp_wreq *r = calloc(1, sizeof *r);
     if (r == NULL || c->conn == NULL) {
@@ -288,6 +300,36 @@ static int conn_send_owned(smtp_client *c, uint8_t *data, size_t len, int is_bod
         return rv;
     }
     return SMTP_CLIENT_OK;
+}
+
+/* Moves the ciphertext TLS produced to the socket. */
+static int tls_flush(smtp_client *c, int is_body)
+{
+    size_t n = (size_t)BIO_ctrl_pending(c->wbio);
+    if (n == 0)
+        return SMTP_CLIENT_OK;
+    uint8_t *d = malloc(n);
+    if (d == NULL)
+        return SMTP_CLIENT_ENOMEM;
+    if (BIO_read(c->wbio, d, (int)n) != (int)n) {
+        free(d);
+        return SMTP_CLIENT_EINVAL;
+    }
+    return conn_write_raw(c, d, n, is_body);
+}
+
+/* Sends len bytes of dialogue (through TLS once it is up); takes ownership. */
+static int conn_send_owned(smtp_client *c, uint8_t *data, size_t len, int is_body)
+{
+    if (c->ssl == NULL || !c->tls_active)
+        return conn_write_raw(c, data, len, is_body);
+    int rv = len > INT_MAX ? -1 : SSL_write(c->ssl, data, (int)len);
+    free(data);
+    if (rv != (int)len) {
+        ERR_clear_error();
+        return SMTP_CLIENT_EINVAL;
+    }
+    return tls_flush(c, is_body);
 }
 
 static int conn_sendf(smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -540,7 +582,71 @@ static void parse_ehlo(smtp_client *c, const smtp_reply *r)
 
 static int tls_available(void)
 {
-    return 0; /* STARTTLS glue: see docs/EGRESS.md (smtp_tls from the smtp-server branch) */
+    return 1;
+}
+
+/* Drives the handshake; on success the session starts again with EHLO
+ * (RFC 3207 §4.2: forget everything learnt before TLS). */
+static void tls_step(smtp_client *c)
+{
+    int rv = SSL_do_handshake(c->ssl);
+    if (tls_flush(c, 0) != SMTP_CLIENT_OK) {
+        on_io_error(c, SMTP_INT_CONNECTION_LOST, "write failed");
+        return;
+    }
+    if (rv == 1) {
+        c->tls_active = 1;
+        c->ext_pipelining = c->ext_8bitmime = c->ext_starttls = 0;
+        c->ext_size = 0;
+        rc_info("smtp_client", "tls host=%s version=%s cipher=%s", c->cur_addr,
+                SSL_get_version(c->ssl), SSL_get_cipher(c->ssl));
+        sm_move(c, ST_EHLO);
+        timer_arm(c, c->cfg.command_timeout_ms);
+        send_or_fail(c, conn_sendf(c, "EHLO %s\r\n", c->helo));
+        return;
+    }
+    int e = SSL_get_error(c->ssl, rv);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return;
+    char text[SMTP_CLIENT_TEXT_MAX];
+    unsigned long le = ERR_get_error();
+    snprintf(text, sizeof text, "%s: TLS handshake failed: %s", c->cur_addr,
+             le ? ERR_reason_error_string(le) : "connection closed");
+    ERR_clear_error();
+    host_failed(c, 0, "", SMTP_INT_TLS_FAILED, text);
+}
+
+static int tls_start(smtp_client *c)
+{
+    SSL_CTX *ctx = c->cfg.ssl_ctx;
+    if (ctx == NULL) {
+        if (c->own_ctx == NULL) {
+            c->own_ctx = SSL_CTX_new(TLS_client_method());
+            if (c->own_ctx == NULL)
+                return -1;
+            SSL_CTX_set_min_proto_version(c->own_ctx, TLS1_2_VERSION);
+            SSL_CTX_set_verify(c->own_ctx, SSL_VERIFY_NONE, NULL);
+        }
+        ctx = c->own_ctx;
+    }
+    c->ssl = SSL_new(ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+        SSL_free(c->ssl);
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->ssl = NULL;
+        c->rbio = c->wbio = NULL;
+        return -1;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_connect_state(c->ssl);
+    struct in6_addr tmp;
+    if (inet_pton(AF_INET, c->cur_host, &tmp) != 1 && inet_pton(AF_INET6, c->cur_host, &tmp) != 1 &&
+        strchr(c->cur_host, ':') == NULL)
+        SSL_set_tlsext_host_name(c->ssl, c->cur_host);
+    return 0;
 }
 
 /* After EHLO/HELO (and TLS): the session is ready for the transaction. */
@@ -698,8 +804,13 @@ static void on_reply(smtp_client *c, const smtp_reply *r)
             start_transaction(c); /* opportunistic: carry on in plain text */
             return;
         }
-        /* TLS handshake would start here (see tls_available()) */
-        host_failed(c, 0, "", SMTP_INT_TLS_FAILED, "TLS not available");
+        if (tls_start(c) != 0) {
+            host_failed(c, 0, "", SMTP_INT_TLS_FAILED, "cannot create a TLS session");
+            return;
+        }
+        sm_move(c, ST_TLS);
+        timer_arm(c, c->cfg.command_timeout_ms);
+        tls_step(c);
         return;
     case ST_RSET:
         if (r->code != 250) {
@@ -815,6 +926,28 @@ static void read_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof c->rbuf;
 }
 
+/* Parses plaintext dialogue bytes; stops when the connection changes, the
+ * client closes, or STARTTLS begins (plaintext after the 220 to STARTTLS is
+ * dropped: it would be injected into the TLS session, CVE-2011-0411). */
+static void feed_plain(smtp_client *c, const char *data, size_t n)
+{
+    size_t pos = 0;
+    struct smtp_conn *conn = c->conn;
+    while (pos < n && c->conn == conn && c->state != ST_CLOSING && c->state != ST_CLOSED &&
+           c->state != ST_TLS) {
+        size_t used = 0;
+        int rv = smtp_reply_parser_feed(c->parser, data + pos, n - pos, &used, &c->reply);
+        pos += used;
+        if (rv < 0) {
+            on_io_error(c, SMTP_INT_PROTOCOL, smtp_reply_strerror(rv));
+            return;
+        }
+        if (rv != SMTP_REPLY_DONE)
+            break;
+        on_reply(c, &c->reply);
+    }
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct smtp_conn *k = s->data;
@@ -826,19 +959,32 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                     nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
     }
-    size_t pos = 0, n = (size_t)nread;
+    if (c->ssl == NULL) {
+        feed_plain(c, buf->base, (size_t)nread);
+        return;
+    }
+    if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+        on_io_error(c, SMTP_INT_TLS_FAILED, "TLS buffer");
+        return;
+    }
+    if (c->state == ST_TLS) {
+        tls_step(c);
+        if (c->ssl == NULL || c->state == ST_TLS)
+            return;
+    }
     struct smtp_conn *conn = c->conn;
-    while (pos < n && c->conn == conn && c->state != ST_CLOSING && c->state != ST_CLOSED) {
-        size_t used = 0;
-        int rv = smtp_reply_parser_feed(c->parser, buf->base + pos, n - pos, &used, &c->reply);
-        pos += used;
-        if (rv < 0) {
-            on_io_error(c, SMTP_INT_PROTOCOL, smtp_reply_strerror(rv));
+    while (c->ssl != NULL && c->conn == conn && c->tls_active) {
+        int r = SSL_read(c->ssl, c->pbuf, sizeof c->pbuf);
+        if (r <= 0) {
+            int e = SSL_get_error(c->ssl, r);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ)
+                return;
+            on_io_error(c, SMTP_INT_CONNECTION_LOST,
+                        e == SSL_ERROR_ZERO_RETURN ? "TLS closed by peer" : "TLS error");
             return;
         }
-        if (rv != SMTP_REPLY_DONE)
-            break;
-        on_reply(c, &c->reply);
+        feed_plain(c, c->pbuf, (size_t)r);
     }
 }
 
@@ -1024,6 +1170,7 @@ static void client_timer_close_cb(uv_handle_t *h)
     void (*cb)(void *) = c->closed_cb;
     void *arg = c->closed_arg;
     smtp_reply_parser_free(c->parser);
+    SSL_CTX_free(c->own_ctx);
     free(c);
     if (cb)
         cb(arg);

@@ -40,7 +40,7 @@ S_421=127.0.0.63:12532;   $SMTPD --listen $S_421 --mode greet421 --log "$DIR/421
 S_HELO=127.0.0.63:12533;  $SMTPD --listen $S_HELO --mode noehlo --log "$DIR/helo.log" > "$DIR/s4.out" 2>&1 & PIDS+=($!)
 S_STALL=127.0.0.63:12534; $SMTPD --listen $S_STALL --mode greetstall --log "$DIR/stall.log" > "$DIR/s5.out" 2>&1 & PIDS+=($!)
 S_M451=127.0.0.64:12535;  $SMTPD --listen $S_M451 --mode mail451 --log "$DIR/m451.log" > "$DIR/s6.out" 2>&1 & PIDS+=($!)
-S_TLS=127.0.0.64:12536;   $SMTPD --listen $S_TLS --tls-cert "$DIR/cert.pem" --tls-key "$DIR/key.pem" --log "$DIR/tls.log" > "$DIR/s7.out" 2>&1 & PIDS+=($!)
+S_TLS=127.0.0.64:12536;   $SMTPD --listen $S_TLS --pipelining --tls-cert "$DIR/cert.pem" --tls-key "$DIR/key.pem" --log "$DIR/tls.log" > "$DIR/s7.out" 2>&1 & PIDS+=($!)
 S_SINK=127.0.0.65:12537;  /usr/sbin/smtp-sink -u nobody -c $S_SINK 20 > "$DIR/sinkd.out" 2>&1 & PIDS+=($!)
 S_CLOSED=127.0.0.66:12538 # nothing listens here
 S_FULL=127.0.0.66:12539   # listens with a full accept queue: SYNs are dropped
@@ -165,9 +165,29 @@ run sink.out --host $S_SINK --rcpt a@sink.test --rcpt b@sink.test --rcpt c@sink.
 [ "$(grep -c ' reused=1 ' "$DIR/sink.out")" = 6 ] && echo "ok   smtp_sink_reuse" \
     || { echo "FAIL smtp_sink_reuse"; cat "$DIR/sink.out"; FAIL=1; }
 
-# STARTTLS policy: required but not offered → tls_failed; none → plain text
+# STARTTLS policy: required but not offered → tls_failed (next host first);
+# none → plain text; opportunistic and required → TLS when offered, with
+# EHLO again and pipelining inside TLS, and connection reuse under TLS
 run tlsreq.out --host $S_PIPE --rcpt ok11@x.test --tls required
 check tls_required_not_offered "$DIR/tlsreq.out" '^rcpt=ok11@x.test outcome=deferred code=0 enhanced=- internal=tls_failed\(165\) '
+run tlsreq2.out --host $S_PIPE --host $S_TLS --rcpt ok11@x.test --tls required
+check tls_required_next_host "$DIR/tlsreq2.out" "^rcpt=ok11@x.test outcome=delivered code=250 .* addr=$S_TLS tls=1 "
 run tlsnone.out --host $S_TLS --rcpt ok12@x.test --tls none
 check tls_none_plain "$DIR/tlsnone.out" '^rcpt=ok12@x.test outcome=delivered code=250 .* tls=0 '
+run tlsopp.out --host $S_TLS --rcpt ok13@x.test --rcpt p550@x.test --rcpt ok14@x.test --repeat 2
+check tls_opportunistic "$DIR/tlsopp.out" \
+    '^rcpt=ok13@x.test outcome=delivered code=250 .* tls=1 reused=0 ' \
+    '^rcpt=p550@x.test outcome=failed code=550 .* tls=1 ' \
+    '^rcpt=ok14@x.test outcome=delivered code=250 .* tls=1 reused=1 '
+run tlsopp2.out --host $S_PIPE --rcpt ok15@x.test
+check tls_opportunistic_not_offered "$DIR/tlsopp2.out" '^rcpt=ok15@x.test outcome=delivered code=250 .* tls=0 '
+/usr/bin/python3 - "$DIR/tls.log" <<'PY' && echo "ok   tls_seen_by_server" || { echo "FAIL tls_seen_by_server"; cat "$DIR/tls.log"; FAIL=1; }
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+by = {tuple(m["rcpts"]): m["tls"] for m in msgs}
+assert by[("ok12@x.test",)] is False, by
+assert by[("ok13@x.test", "ok14@x.test")] is True, by
+assert by[("ok11@x.test",)] is True, by
+assert sum(1 for m in msgs if m["rcpts"] == ["ok13@x.test", "ok14@x.test"]) == 2, by
+PY
 exit $FAIL
