@@ -41,6 +41,9 @@ S_HELO=127.0.0.63:12533;  $SMTPD --listen $S_HELO --mode noehlo --log "$DIR/helo
 S_STALL=127.0.0.63:12534; $SMTPD --listen $S_STALL --mode greetstall --log "$DIR/stall.log" > "$DIR/s5.out" 2>&1 & PIDS+=($!)
 S_M451=127.0.0.64:12535;  $SMTPD --listen $S_M451 --mode mail451 --log "$DIR/m451.log" > "$DIR/s6.out" 2>&1 & PIDS+=($!)
 S_TLS=127.0.0.64:12536;   $SMTPD --listen $S_TLS --pipelining --tls-cert "$DIR/cert.pem" --tls-key "$DIR/key.pem" --log "$DIR/tls.log" > "$DIR/s7.out" 2>&1 & PIDS+=($!)
+S_554=127.0.0.67:12540;   $SMTPD --listen $S_554 --mode greet554 --log "$DIR/554.log" > "$DIR/s8.out" 2>&1 & PIDS+=($!)
+S_LONG=127.0.0.67:12541;  $SMTPD --listen $S_LONG --mode longline --log "$DIR/long.log" > "$DIR/s9.out" 2>&1 & PIDS+=($!)
+S_MIXED=127.0.0.67:12542; $SMTPD --listen $S_MIXED --mode mixedcodes --log "$DIR/mixed.log" > "$DIR/s10.out" 2>&1 & PIDS+=($!)
 S_SINK=127.0.0.65:12537;  /usr/sbin/smtp-sink -u nobody -c $S_SINK 20 > "$DIR/sinkd.out" 2>&1 & PIDS+=($!)
 S_CLOSED=127.0.0.66:12538 # nothing listens here
 S_FULL=127.0.0.66:12539   # listens with a full accept queue: SYNs are dropped
@@ -55,7 +58,7 @@ for i in range(8):
     fill.append(c)
 print("full", flush=True)
 time.sleep(3600)' > "$DIR/full.out" 2>&1 & PIDS+=($!)
-for s in $S_PIPE $S_SEQ $S_421 $S_HELO $S_STALL $S_M451 $S_TLS $S_SINK; do wait_port ${s%:*} ${s#*:}; done
+for s in $S_PIPE $S_SEQ $S_421 $S_HELO $S_STALL $S_M451 $S_TLS $S_554 $S_LONG $S_MIXED $S_SINK; do wait_port ${s%:*} ${s#*:}; done
 for i in $(seq 1 200); do grep -q full "$DIR/full.out" && break; sleep 0.05; done
 
 T="--connect-timeout 500 --greeting-timeout 500 --command-timeout 500 --final-timeout 500"
@@ -119,6 +122,17 @@ check greet421_next_host "$DIR/g421.out" "^rcpt=ok4@x.test outcome=delivered cod
 run g421only.out --host $S_421 --rcpt ok4@x.test
 check greet421_deferred "$DIR/g421only.out" \
     "^rcpt=ok4@x.test outcome=deferred code=421 enhanced=4.3.2 internal=none\(0\) host=$S_421 "
+# 554 multiline greeting on the only host → permanent, with the whole text
+run g554.out --host $S_554 --rcpt ok4@x.test
+check greet554_failed "$DIR/g554.out" \
+    '^rcpt=ok4@x.test outcome=failed code=554 enhanced=5.7.1 .*text="5.7.1 No SMTP service here 5.7.1 Go away"$'
+# hostile replies: a line over the limit, mixed codes → protocol error, next host
+run long.out --host $S_LONG --rcpt ok4@x.test
+check overlong_reply "$DIR/long.out" '^rcpt=ok4@x.test outcome=deferred code=0 enhanced=- internal=protocol_error\(164\) .*too long'
+run mixed.out --host $S_MIXED --host $S_PIPE --rcpt ok4@x.test
+check mixed_codes_next_host "$DIR/mixed.out" "^rcpt=ok4@x.test outcome=delivered code=250 .* addr=$S_PIPE "
+run mixed2.out --host $S_MIXED --rcpt ok4@x.test
+check mixed_codes "$DIR/mixed2.out" '^rcpt=ok4@x.test outcome=deferred code=0 enhanced=- internal=protocol_error\(164\) .*different codes'
 # EHLO refused → HELO
 run helo.out --host $S_HELO --rcpt ok5@x.test
 check helo_fallback "$DIR/helo.out" '^rcpt=ok5@x.test outcome=delivered code=250 '

@@ -7,6 +7,9 @@ Server-wide behaviour (--mode):
   greetstall  never greet
   noehlo      refuse EHLO with 502 (the client must fall back to HELO)
   mail451     refuse MAIL FROM with 451
+  greet554    greet with a multiline "554 5.7.1" and close
+  longline    answer EHLO with a 5000-byte line (hostile: over the client's limit)
+  mixedcodes  answer EHLO with continuation lines of different codes
 Per recipient, by the local part's prefix:
   ok…         250                 t450…   450 4.2.1 busy      t451once… 451 first time, 250 later
   p550…       550 5.1.1 unknown   p552…   552 5.2.2 full      p554…     554 5.7.1 rejected
@@ -99,12 +102,25 @@ class ScriptedSMTP(SMTP):
             await self.push('421 4.3.2 Service not available, closing transmission channel')
             self.transport.close()
             return
+        if self.mode == 'greet554':
+            await self.push('554-5.7.1 No SMTP service here')
+            await self.push('554 5.7.1 Go away')
+            self.transport.close()
+            return
         if self.mode == 'greetstall':
             await asyncio.sleep(3600)
             return
         await super()._handle_client()
 
     async def smtp_EHLO(self, hostname):
+        if self.mode == 'longline':
+            await self.push('250-' + 'x' * 5000)
+            await self.push('250 OK')
+            return
+        if self.mode == 'mixedcodes':
+            await self.push('250-scripted.egress.test')
+            await self.push('550 5.0.0 mixed')
+            return
         if self.mode == 'noehlo':
             await self.push('502 5.5.2 Error: command not recognized')
             return
