@@ -1083,6 +1083,7 @@ int smtp_client_new(smtp_client **out, uv_loop_t *loop, const struct smtp_client
     if (!k->greeting_timeout_ms) k->greeting_timeout_ms = 300000;
     if (!k->command_timeout_ms) k->command_timeout_ms = 300000;
     if (!k->final_timeout_ms) k->final_timeout_ms = 600000;
+    if (!k->quit_timeout_ms) k->quit_timeout_ms = 10000;
     if (!k->max_hosts) k->max_hosts = 16;
     struct smtp_reply_limits lim = { k->max_reply_line, k->max_reply_lines };
     if ((rv = smtp_reply_parser_new(&c->parser, &lim)) != SMTP_REPLY_OK) {
@@ -1125,6 +1126,9 @@ int smtp_client_send(smtp_client *c, const struct smtp_client_host *hosts, size_
     if (nhosts > c->cfg.max_hosts)
         nhosts = c->cfg.max_hosts;
     c->msg = *msg;
+    for (size_t i = 0; i < msg->body_len && !c->msg.body_8bit; i++)
+        if (msg->body[i] & 0x80)
+            c->msg.body_8bit = 1;
     c->hosts = calloc(nhosts ? nhosts : 1, sizeof *c->hosts);
     c->res = calloc(msg->nrcpts, sizeof *c->res);
     c->decided = calloc(msg->nrcpts, sizeof *c->decided);
@@ -1203,7 +1207,7 @@ void smtp_client_close(smtp_client *c, void (*closed_cb)(void *), void *arg)
     }
     if (c->state == ST_READY) {
         sm_move(c, ST_QUIT);
-        timer_arm(c, c->cfg.command_timeout_ms);
+        timer_arm(c, c->cfg.quit_timeout_ms);
         if (conn_sendf(c, "QUIT\r\n") == SMTP_CLIENT_OK)
             return;
         uv_timer_stop(&c->timer);

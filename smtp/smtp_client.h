@@ -69,6 +69,7 @@ struct smtp_client_config {
     unsigned greeting_timeout_ms;   /* default 300000 (RFC 5321 §4.5.3.2.1: 5 min) */
     unsigned command_timeout_ms;    /* each command's reply, each body write; default 300000 */
     unsigned final_timeout_ms;      /* reply after the final dot; default 600000 (10 min) */
+    unsigned quit_timeout_ms;       /* reply to QUIT when closing; default 10000 */
     int tls_policy;                 /* enum smtp_tls_policy */
     void *ssl_ctx;                  /* SSL_CTX * for STARTTLS (client role); NULL → a default
                                        context without certificate verification */
@@ -89,7 +90,8 @@ struct smtp_client_msg {
     size_t nrcpts;
     const uint8_t *body;            /* headers + body; any line endings, not dot-stuffed */
     size_t body_len;
-    int body_8bit;                  /* 1: send BODY=8BITMIME when the server offers it */
+    int body_8bit;                  /* 1: send BODY=8BITMIME when the server offers it (also
+                                       done when the body has bytes >= 0x80) */
 };
 
 #define SMTP_CLIENT_TEXT_MAX 512

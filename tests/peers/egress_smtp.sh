@@ -116,6 +116,17 @@ opts = last["mail_options"]
 assert "BODY=8BITMIME" in opts and any(o.startswith("SIZE=") and int(o[5:]) == len(last["data"].encode("latin-1")) + 3 for o in opts), opts
 PY
 
+# a body with 8-bit bytes is declared BODY=8BITMIME and arrives byte for byte
+printf 'Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve \xff\r\n' > "$DIR/8bit.eml"
+run eight.out --host $S_PIPE --rcpt eight@x.test --body "$DIR/8bit.eml"
+check eight_bit_delivered "$DIR/eight.out" '^rcpt=eight@x.test outcome=delivered code=250 '
+/usr/bin/python3 - "$DIR/pipe.log" <<'PY' && echo "ok   eight_bit_body" || { echo "FAIL eight_bit_body"; FAIL=1; }
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if '"eight@x.test"' in l][-1]
+assert "BODY=8BITMIME" in m["mail_options"], m
+assert m["data"].encode("latin-1") == b"Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve \xff\r\n", m["data"]
+PY
+
 # 421 greeting → next host; alone → deferred with the 421
 run g421.out --host $S_421 --host $S_PIPE --rcpt ok4@x.test
 check greet421_next_host "$DIR/g421.out" "^rcpt=ok4@x.test outcome=delivered code=250 .* addr=$S_PIPE "
