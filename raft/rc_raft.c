@@ -591,8 +591,8 @@ static void set_defaults(struct rc_raft_config *c)
 {
     if (!c->election_timeout_ms) c->election_timeout_ms = 1000;
     if (!c->heartbeat_timeout_ms) c->heartbeat_timeout_ms = 100;
-    if (!c->snapshot_threshold) c->snapshot_threshold = 1024;
-    if (!c->snapshot_trailing) c->snapshot_trailing = 8192;
+    if (!c->snapshot_threshold) c->snapshot_threshold = 8192;
+    if (!c->snapshot_trailing) c->snapshot_trailing = 2048;
     if (!c->max_entry_bytes) c->max_entry_bytes = 1u << 20;
     if (!c->max_record_bytes) c->max_record_bytes = 64u << 20;
     if (!c->max_inflight_entries) c->max_inflight_entries = 64;

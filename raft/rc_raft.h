@@ -60,8 +60,8 @@ struct rc_raft_config {
     unsigned election_timeout_ms;  /* default 1000; the witness uses 2x */
     unsigned heartbeat_timeout_ms; /* default 100 */
     bool pre_vote;                 /* default on (off gives ~3x slower failover) */
-    unsigned snapshot_threshold;   /* entries between snapshots, default 1024 */
-    unsigned snapshot_trailing;    /* entries kept after a snapshot, default 8192 */
+    unsigned snapshot_threshold;   /* entries between snapshots, default 8192 */
+    unsigned snapshot_trailing;    /* entries kept after a snapshot, default 2048 */
     size_t max_entry_bytes;        /* batch size cap, default 1 MiB */
     size_t max_record_bytes;       /* one record, default 64 MiB */
     unsigned max_inflight_entries; /* raft_apply calls in flight, default 64 */
