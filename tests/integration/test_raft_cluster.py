@@ -157,6 +157,42 @@ def test_transfer_and_witness_and_site_loss():
         log(f"site {site} lost; node {new_leader} of site {c.nodes[new_leader]['site']} leads")
 
 
+def test_forced_recovery_after_losing_the_majority_site():
+    """Two-site layout 2 + 1: site a (the majority) is lost for good. The
+    survivor cannot elect itself; `ricochetctl recover` on the stopped
+    survivor makes it a one-voter cluster that leads and commits again, with
+    the state it had."""
+    import subprocess
+    from clusterlib import CTL
+    with Cluster("3", base=90, sets=FAST) as c:
+        c.wait_leader()
+        leader = c.leader()
+        c.ctl(leader, "suppressions", "add", "kept@example.com")
+        c.wait_converged()
+        c.kill(1)
+        c.kill(2)
+        st = c.status(3)
+        # without a majority no proposal can commit
+        r = c.ctl(3, "probe", "--count", "1", "--size", "1", "--inflight", "1", "--json", check=False)
+        assert r.returncode != 0, r.stdout
+        conf = os.path.join(c.dir, "n3", "ricochet.conf")
+        c.run_cluster("down")  # stops node 3 gracefully
+        # refused without the explicit confirmation
+        r = subprocess.run([CTL, "recover", "-c", conf, "--members", "3"], capture_output=True, text=True)
+        assert r.returncode == 2 and "i-understand-data-loss" in r.stderr, r.stderr
+        r = subprocess.run([CTL, "recover", "-c", conf, "--members", "3", "--i-understand-data-loss"],
+                           capture_output=True, text=True)
+        log(f"recover: rc={r.returncode} {r.stdout.strip()} {r.stderr.strip()}")
+        assert r.returncode == 0, r.stderr
+        c.start(3)
+        c.wait("node 3 to lead alone", lambda: (lambda s: s and s["leader"] == 3)(c.status(3)), timeout=30)
+        r = c.ctl_json(3, "probe", "--count", "100", "--size", "64", "--inflight", "8")
+        assert r["committed"] == 100, r
+        listed = {x["address"] for x in c.ctl_json(3, "suppressions", "list")["suppressions"]}
+        assert "kept@example.com" in listed
+        log(f"recovered survivor leads and commits; state kept (was {st and st['applied_records']} records)")
+
+
 def test_peer_channel_refuses_garbage_and_wrong_secret():
     with Cluster("1", base=50, sets=FAST) as c:
         c.wait_leader()
@@ -193,5 +229,6 @@ if __name__ == "__main__":
         test_disk_floor_refuses_new_work,
         test_snapshot_install_and_whole_cluster_restart,
         test_transfer_and_witness_and_site_loss,
+        test_forced_recovery_after_losing_the_majority_site,
         test_peer_channel_refuses_garbage_and_wrong_secret,
     ])
