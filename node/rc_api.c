@@ -145,9 +145,8 @@ static json_t *message_json(const struct rc_msg *m)
         "recipients", rcpts);
 }
 
-static void get_message(http_request *req, void *data)
+static void answer_message(http_request *req, rc_node *n)
 {
-    rc_node *n = data;
     const char *id = http_request_path(req) + strlen("/v1/messages/");
     const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
     if (m == NULL) {
@@ -155,6 +154,47 @@ static void get_message(http_request *req, void *data)
         return;
     }
     http_respond_json(req, 200, message_json(m));
+}
+
+struct read_ctx {
+    http_request *req;
+    rc_node *n;
+};
+
+static void barrier_done(void *data, int status)
+{
+    struct read_ctx *r = data;
+    if (status == RC_OK)
+        answer_message(r->req, r->n);
+    else
+        http_respond_json(r->req, 503, json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable", 1));
+    free(r);
+}
+
+/* A plain read answers from this node's state (it may lag the leader by a
+ * few milliseconds). With ?consistent=1 the leader first commits a barrier,
+ * so the answer reflects every write acknowledged before the request
+ * (libraft 0.15 has no read index). */
+static void get_message(http_request *req, void *data)
+{
+    rc_node *n = data;
+    if (strstr(http_request_query(req), "consistent=1") == NULL) {
+        answer_message(req, n);
+        return;
+    }
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (st.state != RAFT_LEADER) {
+        http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", "consistent reads are served by the leader",
+                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+        return;
+    }
+    struct read_ctx *r = calloc(1, sizeof *r);
+    r->req = req;
+    r->n = n;
+    int rv = rc_raft_barrier(n->raft, barrier_done, r);
+    if (rv != RC_OK)
+        barrier_done(r, rv);
 }
 
 /* ------------------------------------------------------------ transfer */

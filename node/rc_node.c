@@ -35,6 +35,114 @@ static int before_snapshot(void *data)
     return rc_spool_sync(n->spool);
 }
 
+/* ------------------------------------------------------- missing bodies */
+
+#define MAX_BODY_FETCHES 16
+
+static void on_restore(void *data)
+{
+    rc_node *n = data;
+    n->body_scan_needed = true; /* scanned from the health timer, not inside apply */
+}
+
+static void missing_push(rc_node *n, char *id)
+{
+    if (n->n_missing == n->cap_missing) {
+        size_t ncap = n->cap_missing ? n->cap_missing * 2 : 64;
+        char **nm = realloc(n->missing_bodies, ncap * sizeof *nm);
+        if (nm == NULL) {
+            rc_error("node", "body_fetch_dropped id=%s reason=out_of_memory", id);
+            free(id);
+            return;
+        }
+        n->missing_bodies = nm;
+        n->cap_missing = ncap;
+    }
+    n->missing_bodies[n->n_missing++] = id;
+}
+
+static bool all_terminal(const struct rc_msg *m)
+{
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        if (!rc_status_terminal(m->rcpts[i].status))
+            return false;
+    return true;
+}
+
+static void scan_missing_bodies(rc_node *n)
+{
+    n->body_scan_needed = false;
+    rc_fsm *fsm = rc_raft_fsm(n->raft);
+    size_t pos = 0;
+    const struct rc_msg *m;
+    size_t found = 0;
+    while ((m = rc_fsm_message_next(fsm, &pos)) != NULL) {
+        if (all_terminal(m) || rc_spool_has(n->spool, m->id))
+            continue;
+        char *id = strdup(m->id);
+        if (id)
+            missing_push(n, id);
+        found++;
+    }
+    if (found)
+        rc_info("node", "bodies_missing count=%zu action=fetch_from_peers", found);
+}
+
+struct body_fetch {
+    rc_node *n;
+    char *id;
+};
+
+static void body_fetched(void *data, int status, const uint8_t *body, size_t len)
+{
+    struct body_fetch *bf = data;
+    rc_node *n = bf->n;
+    n->body_fetches_inflight--;
+    if (status == RC_OK) {
+        rc_spool_put(n->spool, bf->id, body, len);
+        rc_info("node", "body_fetched id=%s bytes=%zu", bf->id, len);
+        free(bf->id);
+    } else if (!n->stopping) {
+        rc_warn("node", "body_fetch_failed id=%s error=\"%s\" action=retry", bf->id, rc_strerror(status));
+        missing_push(n, bf->id);
+    } else {
+        free(bf->id);
+    }
+    free(bf);
+}
+
+static void fetch_missing_bodies(rc_node *n)
+{
+    while (n->n_missing > 0 && n->body_fetches_inflight < MAX_BODY_FETCHES) {
+        char *id = n->missing_bodies[--n->n_missing];
+        const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
+        if (m == NULL || rc_spool_has(n->spool, id)) {
+            free(id);
+            continue;
+        }
+        struct body_fetch *bf = malloc(sizeof *bf);
+        if (bf == NULL) {
+            missing_push(n, id);
+            return;
+        }
+        bf->n = n;
+        bf->id = id;
+        n->body_fetches_inflight++;
+        int rv = rc_forward_fetch_body(n->fwd, id, m->body_sha256, body_fetched, bf);
+        if (rv != RC_OK) {
+            n->body_fetches_inflight--;
+            missing_push(n, id);
+            free(bf);
+            return; /* no peer now: the next tick retries */
+        }
+    }
+}
+
+bool rc_node_has_body(rc_node *n, const char *id)
+{
+    return rc_spool_has(n->spool, id);
+}
+
 static void on_view(void *data, const struct rc_view *v)
 {
     (void)data;
@@ -65,6 +173,9 @@ static void health_done(void *data, int status)
 static void health_cb(uv_timer_t *t)
 {
     rc_node *n = t->data;
+    if (n->body_scan_needed)
+        scan_missing_bodies(n);
+    fetch_missing_bodies(n);
     struct rc_raft_status st;
     rc_raft_get_status(n->raft, &st);
     if (st.state != 3 /* RAFT_LEADER */ || !st.leader_ready || health_inflight)
@@ -240,6 +351,7 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         .on_accept = on_accept,
         .before_snapshot = before_snapshot,
         .on_view = on_view,
+        .on_restore = on_restore,
     };
     if (rc_raft_start(&n->raft, loop, &rcfg, &hooks, n, err, errlen) != RC_OK)
         goto err_after_spool;
@@ -295,6 +407,9 @@ static void stop_step(void *data)
         return;
     rc_spool_close(n->spool);
     n->spool = NULL;
+    for (size_t i = 0; i < n->n_missing; i++)
+        free(n->missing_bodies[i]);
+    free(n->missing_bodies);
     rc_info("node", "stopped");
     if (n->stop_cb)
         n->stop_cb(n->stop_data);

@@ -29,7 +29,15 @@ struct rc_node {
     void (*stop_cb)(void *);
     void *stop_data;
     uint64_t health_proposals;
+    /* Bodies this node lacks after restoring a snapshot (fetched from peers). */
+    char **missing_bodies;
+    size_t n_missing, cap_missing;
+    unsigned body_fetches_inflight;
+    bool body_scan_needed;
 };
+
+/* True when the node holds the body of message id (delivery waits for it). */
+bool rc_node_has_body(rc_node *n, const char *id);
 
 int rc_api_start(rc_node *n, char *err, size_t errlen);
 void rc_api_stop(rc_node *n, void (*cb)(void *), void *data);

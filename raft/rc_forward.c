@@ -1,6 +1,10 @@
 /* Proposal forwarding over the peer channel; see rc_forward.h. */
 #include "raft/rc_forward.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +30,17 @@ struct remote_req {
     int worst;
 };
 
+/* A body fetch in progress: tries each peer in turn. */
+struct fetch {
+    uint64_t req, peer, deadline;
+    char id[130];
+    uint8_t sha256[32];
+    size_t next_peer; /* index into cfg.peers of the next peer to ask */
+    rc_body_cb cb;
+    void *data;
+    struct fetch *next;
+};
+
 struct rc_forwarder_state {
     uv_loop_t *loop;
     rc_raft *raft;
@@ -33,6 +48,7 @@ struct rc_forwarder_state {
     struct rc_forward_config cfg;
     uv_timer_t sweep;
     struct pending *head;
+    struct fetch *fetches;
     uint64_t next_req;
     bool stopping;
     int closing;
@@ -158,6 +174,8 @@ static void on_result(struct rc_forwarder_state *f, uint64_t from, const Ricoche
     rc_debug("forward", "late_result from=%llu req=%llu", (unsigned long long)from, (unsigned long long)r->req);
 }
 
+static void sweep_fetches(struct rc_forwarder_state *f, uint64_t now);
+
 static void fail_pending_of(struct rc_forwarder_state *f, uint64_t leader, int err)
 {
     struct pending *p = f->head;
@@ -187,6 +205,7 @@ static void sweep_cb(uv_timer_t *t)
         }
         p = next;
     }
+    sweep_fetches(f, now);
 }
 
 /* ------------------------------------------------------------- leader */
@@ -275,6 +294,103 @@ static void on_body_request(struct rc_forwarder_state *f, uint64_t from, const R
     free(body);
 }
 
+/* --------------------------------------------------------- body fetch */
+
+static void fetch_finish(struct rc_forwarder_state *f, struct fetch *x, int status,
+                         const uint8_t *body, size_t len)
+{
+    for (struct fetch **pp = &f->fetches; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    x->cb(x->data, status, body, len);
+    free(x);
+}
+
+/* Sends the request to the next peer that is up; false when none is left. */
+static bool fetch_ask_next(struct rc_forwarder_state *f, struct fetch *x)
+{
+    while (x->next_peer < f->cfg.n_peers) {
+        uint64_t peer = f->cfg.peers[x->next_peer++].id;
+        Ricochet__BodyRequest br;
+        ricochet__body_request__init(&br);
+        br.has_req = br.has_sha256 = true;
+        br.req = x->req = ++f->next_req;
+        br.id = x->id;
+        br.sha256.data = x->sha256;
+        br.sha256.len = 32;
+        Ricochet__PeerFrame frame;
+        ricochet__peer_frame__init(&frame);
+        frame.kind_case = RICOCHET__PEER_FRAME__KIND_BODY_REQUEST;
+        frame.body_request = &br;
+        if (rc_peer_send(f->net, peer, &frame) == 0) {
+            x->peer = peer;
+            x->deadline = uv_now(f->loop) + f->cfg.propose_timeout_ms;
+            return true;
+        }
+    }
+    return false;
+}
+
+int rc_forward_fetch_body(struct rc_forwarder_state *f, const char *id, const uint8_t sha256[32],
+                          rc_body_cb cb, void *data)
+{
+    if (f->stopping)
+        return RC_ESHUTDOWN;
+    if (strlen(id) >= sizeof ((struct fetch *)0)->id)
+        return RC_EINVAL;
+    struct fetch *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return RC_ENOMEM;
+    snprintf(x->id, sizeof x->id, "%s", id);
+    memcpy(x->sha256, sha256, 32);
+    x->cb = cb;
+    x->data = data;
+    if (!fetch_ask_next(f, x)) {
+        free(x);
+        return RC_ENOTLEADER; /* no peer reachable now: retry later */
+    }
+    x->next = f->fetches;
+    f->fetches = x;
+    return RC_OK;
+}
+
+static void on_body(struct rc_forwarder_state *f, uint64_t from, const Ricochet__BodyResponse *b)
+{
+    struct fetch *x = f->fetches;
+    while (x && !(x->req == b->req && x->peer == from))
+        x = x->next;
+    if (x == NULL)
+        return;
+    if (b->found && b->has_body) {
+        uint8_t digest[32];
+        if (EVP_Digest(b->body.data, b->body.len, digest, NULL, EVP_sha256(), NULL) &&
+            CRYPTO_memcmp(digest, x->sha256, 32) == 0) {
+            f->stats.bodies_fetched++;
+            fetch_finish(f, x, RC_OK, b->body.data, b->body.len);
+            return;
+        }
+        f->stats.bodies_corrupt++;
+        rc_warn("forward", "body_digest_mismatch id=%s from=%llu", x->id, (unsigned long long)from);
+    }
+    if (!fetch_ask_next(f, x)) {
+        f->stats.bodies_missing++;
+        fetch_finish(f, x, RC_EIO, NULL, 0);
+    }
+}
+
+static void sweep_fetches(struct rc_forwarder_state *f, uint64_t now)
+{
+    struct fetch *x = f->fetches;
+    while (x) {
+        struct fetch *next = x->next;
+        if (x->deadline <= now && !fetch_ask_next(f, x))
+            fetch_finish(f, x, RC_ETIMEDOUT, NULL, 0);
+        x = next;
+    }
+}
+
 /* ------------------------------------------------------------ channel */
 
 static void on_frame(rc_peer_net *net, uint64_t from, const Ricochet__PeerFrame *frame, void *data)
@@ -287,6 +403,7 @@ static void on_frame(rc_peer_net *net, uint64_t from, const Ricochet__PeerFrame 
     case RICOCHET__PEER_FRAME__KIND_PROPOSE: on_propose(f, from, frame->propose); break;
     case RICOCHET__PEER_FRAME__KIND_PROPOSE_RESULT: on_result(f, from, frame->propose_result); break;
     case RICOCHET__PEER_FRAME__KIND_BODY_REQUEST: on_body_request(f, from, frame->body_request); break;
+    case RICOCHET__PEER_FRAME__KIND_BODY: on_body(f, from, frame->body); break;
     default:
         rc_debug("forward", "frame_ignored from=%llu kind=%d", (unsigned long long)from, (int)frame->kind_case);
         break;
@@ -368,6 +485,8 @@ void rc_forward_stop(struct rc_forwarder_state *f, void (*cb)(void *), void *dat
     struct rc_forwarder none = {0};
     rc_raft_set_forwarder(f->raft, &none);
     fail_pending_of(f, 0, RC_ESHUTDOWN);
+    while (f->fetches)
+        fetch_finish(f, f->fetches, RC_ESHUTDOWN, NULL, 0);
     f->closing = 2;
     uv_timer_stop(&f->sweep);
     uv_close((uv_handle_t *)&f->sweep, sweep_closed_cb);

@@ -46,8 +46,16 @@ int rc_forward_start(struct rc_forwarder_state **out, uv_loop_t *loop, rc_raft *
  * calls cb (may be NULL). */
 void rc_forward_stop(struct rc_forwarder_state *f, void (*cb)(void *), void *data);
 
+/* Asks peers, one after the other, for the body of message id; verifies
+ * it against sha256. cb gets RC_OK with the body (borrowed for the call),
+ * or RC_ETIMEDOUT / RC_ENOTLEADER-like errors when no peer had it. */
+typedef void (*rc_body_cb)(void *data, int status, const uint8_t *body, size_t len);
+int rc_forward_fetch_body(struct rc_forwarder_state *f, const char *id, const uint8_t sha256[32],
+                          rc_body_cb cb, void *data);
+
 struct rc_forward_stats {
     uint64_t forwarded, answered_ok, answered_err, timeouts, lost, served;
+    uint64_t bodies_fetched, bodies_missing, bodies_corrupt;
 };
 void rc_forward_get_stats(const struct rc_forwarder_state *f, struct rc_forward_stats *st);
 

@@ -883,6 +883,8 @@ int rc_fsm_restore(rc_fsm *f, const uint8_t *payload, size_t len)
             (unsigned long long)f->applied);
     if (f->hooks.on_view)
         f->hooks.on_view(f->data, &f->view);
+    if (f->hooks.on_restore)
+        f->hooks.on_restore(f->data);
     return 0;
 err:
     if (msgs) {

@@ -109,6 +109,8 @@ struct rc_fsm_hooks {
     void (*on_status)(void *data, const struct rc_msg *msg, size_t rcpt, int old_status);
     /* The cluster view changed. */
     void (*on_view)(void *data, const struct rc_view *view);
+    /* The state was replaced by a snapshot (bodies may be missing locally). */
+    void (*on_restore)(void *data);
     /* A snapshot is about to be taken: make every stored body durable.
      * Non-zero refuses the snapshot (libraft retries later). */
     int (*before_snapshot)(void *data);
