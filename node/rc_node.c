@@ -361,6 +361,11 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         goto err_after_raft;
     if (rc_api_start(n, err, errlen) != 0)
         goto err_after_fwd;
+    if (rc_smtp_start(n, err, errlen) != 0) {
+        /* the API is up: close it through the normal stop path */
+        n->smtp = NULL;
+        goto err_after_api;
+    }
 
     uv_timer_init(loop, &n->health_timer);
     n->health_timer.data = n;
@@ -368,6 +373,13 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
     *out = n;
     return 0;
 
+err_after_api : {
+    bool closed = false;
+    rc_api_stop(n, set_flag_cb, &closed);
+    while (!closed)
+        uv_run(loop, UV_RUN_ONCE);
+    http_api_free(n->http);
+}
 err_after_fwd : {
     bool closed = false;
     rc_forward_stop(n->fwd, set_flag_cb, &closed);
@@ -394,6 +406,9 @@ void rc_node_print_listeners(const rc_node *n)
     printf("ricochetd node=%llu site=%s data_dir=%s\n", (unsigned long long)c->node_id, c->node_site, c->data_dir);
     printf("  raft  %s:%u\n", self->address, self->raft_port);
     printf("  peer  %s:%u\n", self->address, self->peer_port);
+    printf("  smtp  %s (MX/relay)\n", c->smtp_listen);
+    if (c->submission_listen[0])
+        printf("  smtp  %s (submission)\n", c->submission_listen);
     printf("  http  %s\n", c->http_listen);
     fflush(stdout);
 }
@@ -439,6 +454,17 @@ static void health_closed_cb(uv_handle_t *h)
     after_front_closed(h->data);
 }
 
+static void after_smtp_stopped(void *data)
+{
+    rc_node *n = data;
+    n->smtp = NULL;
+    n->pending_closes = 3;
+    uv_timer_stop(&n->health_timer);
+    uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
+    rc_api_stop(n, after_front_closed, n);
+    rc_forward_stop(n->fwd, after_front_closed, n);
+}
+
 void rc_node_stop(rc_node *n, void (*cb)(void *), void *data)
 {
     if (n->stopping)
@@ -447,9 +473,7 @@ void rc_node_stop(rc_node *n, void (*cb)(void *), void *data)
     n->stop_cb = cb;
     n->stop_data = data;
     rc_info("node", "stopping");
-    n->pending_closes = 3;
-    uv_timer_stop(&n->health_timer);
-    uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
-    rc_api_stop(n, after_front_closed, n);
-    rc_forward_stop(n->fwd, after_front_closed, n);
+    /* SMTP first: sessions finish their transactions (their messages still
+     * need raft and the forwarder), then the rest. */
+    rc_smtp_stop(n, after_smtp_stopped, n);
 }

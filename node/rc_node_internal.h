@@ -12,6 +12,7 @@
 #include "raft/rc_raft.h"
 
 struct http_api;
+struct smtp_server;
 struct rc_peer_net;
 struct rc_forwarder_state;
 
@@ -21,6 +22,9 @@ struct rc_node {
     rc_raft *raft;
     rc_spool *spool;
     struct http_api *http;
+    struct smtp_server *smtp;
+    uint32_t id_seq;
+    uint64_t accepted, accept_timeouts;
     struct rc_peer_net *peers;
     struct rc_forwarder_state *fwd;
     uv_timer_t health_timer;
@@ -40,6 +44,8 @@ struct rc_node {
 bool rc_node_has_body(rc_node *n, const char *id);
 
 int rc_api_start(rc_node *n, char *err, size_t errlen);
+int rc_smtp_start(rc_node *n, char *err, size_t errlen);
+void rc_smtp_stop(rc_node *n, void (*cb)(void *), void *data);
 void rc_api_stop(rc_node *n, void (*cb)(void *), void *data);
 
 #endif

@@ -1,0 +1,220 @@
+/* SMTP ingress wiring: the smtp/ server's hooks mapped onto the replicated
+ * core. A message is proposed as one Accept record (body included) from
+ * whichever node the client reached; the client hears 250 only after the
+ * record committed on a quorum, 451 when that did not happen within
+ * smtp.accept_timeout (the record may still commit later: at-least-once), and
+ * 421 at connect or MAIL when this node knows no leader. */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/base/rc_log.h"
+#include "node/rc_node_internal.h"
+#include "proto/ricochet.pb-c.h"
+#include "smtp/smtp_server.h"
+
+struct pending_accept {
+    rc_node *n;
+    smtp_accept *tok;
+    char id[64];
+    uv_timer_t timer;
+    bool answered, proposal_done, timer_closed;
+    uint64_t started;
+};
+
+static const char *admit(void *data, const struct smtp_envelope *env)
+{
+    rc_node *n = data;
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (n->stopping)
+        return "421 4.3.2 Node shutting down, try another MX";
+    if (st.leader == 0 && st.ms_since_contact > n->cfg.dns_lease_ms)
+        return "421 4.3.2 No cluster leader, try another MX";
+    if (st.disk_low)
+        return env ? "452 4.3.1 Insufficient system storage" : "421 4.3.1 Insufficient system storage, try another MX";
+    return NULL;
+}
+
+static void new_id(void *data, char *buf, size_t len)
+{
+    rc_node *n = data;
+    /* time (ms, 11 hex digits), node id, a per-node sequence: unique, short
+     * (VERP tokens carry it), and safe as a spool file name */
+    snprintf(buf, len, "%011llX%02llX%04X", (unsigned long long)rc_now_ms(),
+             (unsigned long long)(n->cfg.node_id & 0xff), (unsigned)(++n->id_seq & 0xffff));
+}
+
+static void pending_maybe_free(struct pending_accept *p)
+{
+    if (p->proposal_done && p->timer_closed)
+        free(p);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct pending_accept *p = h->data;
+    p->timer_closed = true;
+    pending_maybe_free(p);
+}
+
+static void answer(struct pending_accept *p, const char *line)
+{
+    if (p->answered)
+        return;
+    p->answered = true;
+    smtp_accept_done(p->tok, line);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, timer_closed);
+}
+
+static void accept_timeout(uv_timer_t *t)
+{
+    struct pending_accept *p = t->data;
+    rc_warn("smtp", "accept_timeout id=%s action=451", p->id);
+    p->n->accept_timeouts++;
+    answer(p, "451 4.3.0 Message not confirmed by the cluster in time, try again later");
+}
+
+static void accept_committed(void *data, int status)
+{
+    struct pending_accept *p = data;
+    p->proposal_done = true;
+    char line[160];
+    if (status == RC_OK) {
+        snprintf(line, sizeof line, "250 2.0.0 Ok: queued as %s", p->id);
+        p->n->accepted++;
+    } else if (status == RC_ETOOBIG) {
+        snprintf(line, sizeof line, "552 5.3.4 Message too big for the cluster");
+    } else {
+        snprintf(line, sizeof line, "451 4.3.0 Message not stored (%s), try again later", rc_strerror(status));
+        rc_warn("smtp", "accept_failed id=%s error=\"%s\"", p->id, rc_strerror(status));
+    }
+    if (!p->answered)
+        answer(p, line);
+    else if (status == RC_OK)
+        rc_warn("smtp", "accepted_after_451 id=%s note=the_client_may_send_it_again", p->id);
+    pending_maybe_free(p);
+}
+
+static void on_message(void *data, smtp_accept *tok, const char *id, const struct smtp_envelope *env,
+                       const uint8_t *body, size_t len)
+{
+    rc_node *n = data;
+    struct pending_accept *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        smtp_accept_done(tok, "451 4.3.0 Insufficient system resources");
+        return;
+    }
+    p->n = n;
+    p->tok = tok;
+    snprintf(p->id, sizeof p->id, "%s", id);
+
+    Ricochet__Envelope e;
+    ricochet__envelope__init(&e);
+    e.mail_from = env->mail_from;
+    e.ret = env->ret;
+    e.envid = env->envid;
+    e.body_type = env->body_type;
+    e.has_smtputf8 = env->smtputf8;
+    e.smtputf8 = env->smtputf8;
+    e.auth_user = env->auth_user;
+    e.client_addr = (char *)env->client_addr;
+    e.helo = env->helo;
+    Ricochet__RecipientSpec *specs = calloc(env->n_rcpts, sizeof *specs);
+    Ricochet__RecipientSpec **pspecs = calloc(env->n_rcpts, sizeof *pspecs);
+    uint8_t sha[32];
+    if (specs == NULL || pspecs == NULL || !EVP_Digest(body, len, sha, NULL, EVP_sha256(), NULL)) {
+        free(specs);
+        free(pspecs);
+        free(p);
+        smtp_accept_done(tok, "451 4.3.0 Insufficient system resources");
+        return;
+    }
+    for (size_t i = 0; i < env->n_rcpts; i++) {
+        ricochet__recipient_spec__init(&specs[i]);
+        specs[i].address = env->rcpts[i].address;
+        specs[i].notify = env->rcpts[i].notify;
+        specs[i].orcpt = env->rcpts[i].orcpt;
+        pspecs[i] = &specs[i];
+    }
+    uint64_t now = rc_now_ms();
+    Ricochet__Accept a;
+    ricochet__accept__init(&a);
+    a.id = (char *)id;
+    a.envelope = &e;
+    a.recipients = pspecs;
+    a.n_recipients = env->n_rcpts;
+    a.has_body = a.has_body_sha256 = true;
+    a.body.data = (uint8_t *)body;
+    a.body.len = len;
+    a.body_sha256.data = sha;
+    a.body_sha256.len = 32;
+    a.has_received_ms = a.has_expire_at_ms = a.has_ttr_at_ms = a.has_accepted_by = true;
+    a.received_ms = now;
+    a.expire_at_ms = now + n->cfg.expire_ms;
+    a.ttr_at_ms = now + n->cfg.ttr_ms;
+    a.accepted_by = n->cfg.node_id;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_ACCEPT;
+    rec.accept = &a;
+
+    uv_timer_init(n->loop, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, accept_timeout, n->cfg.accept_timeout_ms, 0);
+    int rv = rc_raft_propose(n->raft, &rec, accept_committed, p);
+    free(specs);
+    free(pspecs);
+    if (rv != RC_OK)
+        accept_committed(p, rv);
+}
+
+static const struct smtp_hooks hooks = {.admit = admit, .new_id = new_id, .on_message = on_message};
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : addr;
+}
+
+int rc_smtp_start(rc_node *n, char *err, size_t errlen)
+{
+    struct smtp_server_config sc;
+    smtp_server_config_defaults(&sc);
+    const struct rc_config *c = &n->cfg;
+    sc.hostname = c->hostname;
+    sc.max_message_size = c->max_message_size;
+    sc.max_line = c->max_line;
+    sc.max_recipients = (unsigned)c->max_recipients;
+    sc.max_connections = (unsigned)c->max_connections;
+    sc.max_connections_per_ip = (unsigned)c->max_connections_per_ip;
+    sc.command_timeout_ms = (unsigned)c->command_timeout_ms;
+    sc.data_timeout_ms = (unsigned)c->data_timeout_ms;
+    if (c->bounce_domain[0])
+        sc.local_domains[sc.n_local_domains++] = c->bounce_domain;
+    if (c->feedback_address[0])
+        sc.local_domains[sc.n_local_domains++] = domain_of(c->feedback_address);
+    if (smtp_parse_networks(&sc, c->relay_networks, err, errlen) != 0) {
+        char tmp[256];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, errlen, "smtp.relay_networks: %s", tmp);
+        return -1;
+    }
+    int rv = smtp_server_start(&n->smtp, n->loop, &sc, &hooks, n, c->smtp_listen, c->submission_listen, err, errlen);
+    if (rv != SMTP_SERVER_OK) {
+        n->smtp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void rc_smtp_stop(rc_node *n, void (*cb)(void *), void *data)
+{
+    if (n->smtp == NULL) {
+        cb(data);
+        return;
+    }
+    smtp_server_stop(n->smtp, cb, data);
+}

@@ -1,0 +1,2 @@
+add_library(ricochet_smtp_server STATIC smtp_addr.c smtp_session.c smtp_server.c)
+target_link_libraries(ricochet_smtp_server PUBLIC ricochet_base PkgConfig::LIBUV PkgConfig::OPENSSL)
