@@ -1,0 +1,276 @@
+/* The SMTP session state machine, without sockets: pipelining, input split
+ * at every byte, dot-stuffing, DSN parameters, the relay policy and the
+ * open-relay tricks, SMTP smuggling, and every hostile-input limit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include "smtp_harness.h"
+
+static struct harness h;
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static const char transaction[] =
+    "EHLO client.example\r\n"
+    "MAIL FROM:<sender@example.org> SIZE=100 RET=HDRS ENVID=abc+2Bdef\r\n"
+    "RCPT TO:<user@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;user+40example.com\r\n"
+    "DATA\r\n"
+    "Subject: test\r\n"
+    "\r\n"
+    "..leading dot\r\n"
+    ".\r\n"
+    "QUIT\r\n";
+
+static void test_pipelined_transaction(void **state)
+{
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, transaction);
+    assert_true(h.closed);
+    assert_int_equal(h.messages, 1);
+    assert_non_null(strstr(h.out, "220 mx.test ESMTP"));
+    assert_non_null(strstr(h.out, "250-PIPELINING"));
+    assert_non_null(strstr(h.out, "250 2.0.0 Ok: queued as ID1"));
+    assert_non_null(strstr(h.out, "221 2.0.0"));
+    assert_string_equal(h.last_from, "sender@example.org");
+    assert_string_equal(h.last_rcpts, "user@example.com,");
+    assert_string_equal(h.last_notify, "SUCCESS,FAILURE");
+    assert_string_equal(h.last_orcpt, "rfc822;user@example.com");
+    assert_string_equal(h.last_ret, "HDRS");
+    assert_string_equal(h.last_envid, "abc+def");
+    /* Received: first, then the unstuffed body */
+    assert_true(strncmp(h.last_body, "Received: from \"client.example\" ([10.1.2.3])", 44) == 0);
+    assert_non_null(strstr(h.last_body, "id ID1\r\n\tfor <user@example.com>;"));
+    assert_non_null(strstr(h.last_body, "\r\nSubject: test\r\n\r\n.leading dot\r\n"));
+    assert_null(strstr(h.last_body, "..leading"));
+    harness_free(&h);
+}
+
+static void test_split_at_every_byte(void **state)
+{
+    /* the same dialogue in two pieces, cut at every offset, gives the same result */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, transaction);
+    char expect_out[sizeof h.out], expect_body[sizeof h.last_body];
+    snprintf(expect_out, sizeof expect_out, "%s", h.out);
+    snprintf(expect_body, sizeof expect_body, "%s", h.last_body);
+    harness_free(&h);
+    size_t len = strlen(transaction);
+    for (size_t cut = 0; cut <= len; cut++) {
+        harness_init(&h, "10.1.2.3", false);
+        smtp_session_input(h.s, transaction, cut);
+        smtp_session_input(h.s, transaction + cut, len - cut);
+        if (strcmp(h.out, expect_out) != 0)
+            fail_msg("cut at %zu: output differs:\n%s", cut, h.out);
+        /* the Received: date may tick between runs; compare from the body on */
+        assert_string_equal(strstr(h.last_body, "Subject:"), strstr(expect_body, "Subject:"));
+        harness_free(&h);
+    }
+    /* and byte by byte */
+    harness_init(&h, "10.1.2.3", false);
+    for (size_t i = 0; i < len; i++)
+        smtp_session_input(h.s, transaction + i, 1);
+    assert_string_equal(h.out, expect_out);
+    harness_free(&h);
+}
+
+static void test_waits_for_the_node_with_pipelined_commands(void **state)
+{
+    harness_init(&h, "10.1.2.3", false);
+    h.defer = true;
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+                     "x\r\n.\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<d@example.com>\r\n");
+    assert_true(h.paused);
+    assert_null(strstr(h.out, "queued as"));
+    assert_int_equal(count(h.out, "250 2.1.0"), 1); /* the second MAIL waits */
+    smtp_accept_done(h.held, "250 2.0.0 Ok: queued as LATE");
+    h.held = NULL;
+    assert_non_null(strstr(h.out, "queued as LATE"));
+    assert_int_equal(count(h.out, "250 2.1.0"), 2);
+    assert_false(h.paused);
+    harness_free(&h);
+
+    /* the client leaves before the node answers: the token stays safe */
+    harness_init(&h, "10.1.2.3", false);
+    h.defer = true;
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    smtp_accept *tok = h.held;
+    h.held = NULL;
+    smtp_session_free(h.s);
+    smtp_accept_done(tok, "250 2.0.0 Ok"); /* no use-after-free (ASan) */
+}
+
+static void test_relay_policy(void **state)
+{
+    /* outside relay_networks, unauthenticated: only the local domains */
+    harness_init(&h, "192.0.2.7", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
+    assert_non_null(strstr(h.out, "550 5.7.1 <x@example.com>: Relay access denied"));
+    harness_send(&h, "RCPT TO:<b+token@bounce.test>\r\nRCPT TO:<c@BOUNCE.TEST>\r\n");
+    assert_int_equal(count(h.out, "250 2.1.5"), 2);
+    harness_free(&h);
+    /* inside a relay network (IPv6 too) */
+    harness_init(&h, "2001:db8::25", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
+    assert_non_null(strstr(h.out, "250 2.1.5"));
+    harness_free(&h);
+}
+
+static void test_open_relay_tricks_refused(void **state)
+{
+    static const char *tricks[] = {
+        "RCPT TO:<user%example.com@bounce.test>",        /* percent hack */
+        "RCPT TO:<example.com!user@bounce.test>",        /* bang path */
+        "RCPT TO:<@bounce.test:user@example.com>",       /* source route */
+        "RCPT TO:<@bounce.test,@x.test:user@example.com>",
+        "RCPT TO:<\"user@example.com\"@bounce.test>",    /* quoted @ */
+        "RCPT TO:<user@example.com@bounce.test>",
+        "RCPT TO:<user@bounce.test.>",                   /* trailing dot */
+        "RCPT TO:<user@[192.0.2.1]>",                    /* address literal */
+        "RCPT TO:<user>",                                /* no domain */
+        "RCPT TO:user@example.com",                      /* no brackets */
+        "RCPT TO:<user@example.com>",                    /* plain relay attempt */
+        "RCPT TO:<user@sub.bounce.test>",                /* subdomains are not local */
+    };
+    for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+        harness_init(&h, "192.0.2.7", false);
+        harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\n");
+        h.out_len = 0;
+        h.out[0] = '\0';
+        char line[300];
+        snprintf(line, sizeof line, "%s\r\n", tricks[i]);
+        harness_send(&h, line);
+        if (h.out[0] != '5')
+            fail_msg("%s was answered: %s", tricks[i], h.out);
+        harness_free(&h);
+    }
+}
+
+static void test_smuggling_refused(void **state)
+{
+    static const char *bodies[] = {
+        "a\n.\nMAIL FROM:<evil@example.org>\r\n",   /* bare LF end-of-data */
+        "a\r\n.\nRCPT TO:<x@example.com>\r\n",
+        "a\r.\rb\r\n",                               /* bare CR */
+        "line\n",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        harness_init(&h, "10.1.2.3", false);
+        harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+        harness_send(&h, bodies[i]);
+        assert_int_equal(h.messages, 0); /* "\n.\n" did not end the data */
+        harness_send(&h, "\r\n.\r\n");
+        assert_int_equal(h.messages, 0);
+        assert_non_null(strstr(h.out, "550 5.6.0"));
+        assert_int_equal(count(h.out, "250 2.1.0"), 1); /* the smuggled MAIL never ran */
+        harness_free(&h);
+    }
+}
+
+static void test_limits(void **state)
+{
+    /* overlong command line */
+    harness_init(&h, "10.1.2.3", false);
+    char big[2100];
+    memset(big, 'A', sizeof big - 3);
+    memcpy(big + sizeof big - 3, "\r\n", 3);
+    harness_send(&h, "EHLO c\r\n");
+    harness_send(&h, big);
+    assert_non_null(strstr(h.out, "500 5.5.2 Line too long"));
+    harness_send(&h, "NOOP\r\n");
+    assert_non_null(strstr(h.out, "250 2.0.0 Ok"));
+    harness_free(&h);
+
+    /* SIZE announced too big, and data over the limit (read and dropped) */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org> SIZE=999999\r\n");
+    assert_non_null(strstr(h.out, "552 5.3.4"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    for (int i = 0; i < 200; i++)
+        harness_send(&h, "0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
+    harness_send(&h, ".\r\n");
+    assert_int_equal(h.messages, 0);
+    assert_int_equal(count(h.out, "552 5.3.4"), 2);
+    harness_free(&h);
+
+    /* too many recipients */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\n");
+    for (int i = 0; i < 7; i++)
+        harness_send(&h, "RCPT TO:<b@example.com>\r\n");
+    assert_int_equal(count(h.out, "250 2.1.5"), 5);
+    assert_int_equal(count(h.out, "452 4.5.3"), 2);
+    harness_free(&h);
+
+    /* NUL bytes, unknown commands, bad sequence, too many errors */
+    harness_init(&h, "10.1.2.3", false);
+    smtp_session_input(h.s, "NO\0OP\r\n", 7);
+    assert_non_null(strstr(h.out, "500 5.5.2 NUL"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\n");
+    assert_non_null(strstr(h.out, "503 5.5.1"));
+    harness_send(&h, "XYZZY\r\n");
+    assert_non_null(strstr(h.out, "502 5.5.2"));
+    for (int i = 0; i < 20 && !h.closed; i++)
+        harness_send(&h, "XYZZY\r\n");
+    assert_true(h.closed);
+    assert_non_null(strstr(h.out, "421 4.7.0"));
+    harness_free(&h);
+
+    /* overlong parameters and unknown parameters */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org> FOO=BAR\r\n");
+    assert_non_null(strstr(h.out, "555 5.5.4"));
+    harness_send(&h, "MAIL FROM:<a@example.org> ENVID=");
+    memset(big, 'x', 300);
+    big[300] = '\0';
+    harness_send(&h, big);
+    harness_send(&h, "\r\n");
+    assert_non_null(strstr(h.out, "501 5.5.4 Bad ENVID"));
+    harness_free(&h);
+
+    /* a client that floods while its message is pending is cut off */
+    harness_init(&h, "10.1.2.3", false);
+    h.defer = true;
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    for (int i = 0; i < 2000 && !h.closed; i++)
+        harness_send(&h, "NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP\r\n");
+    assert_true(h.closed);
+    harness_free(&h);
+}
+
+static void test_smtputf8_and_admission(void **state)
+{
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@example.org>\r\n");
+    assert_non_null(strstr(h.out, "553 5.1.7"));
+    harness_send(&h, "MAIL FROM:<j\xc3\xb6rg@example.org> SMTPUTF8\r\nRCPT TO:<\xc3\xbc@b\xc3\xbc.example>\r\nDATA\r\nx\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_true(h.last_utf8);
+    harness_send(&h, "MAIL FROM:<refuse@example.org>\r\n");
+    assert_non_null(strstr(h.out, "451 4.3.0 Try later"));
+    harness_free(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipelined_transaction),
+        cmocka_unit_test(test_split_at_every_byte),
+        cmocka_unit_test(test_waits_for_the_node_with_pipelined_commands),
+        cmocka_unit_test(test_relay_policy),
+        cmocka_unit_test(test_open_relay_tricks_refused),
+        cmocka_unit_test(test_smuggling_refused),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_smtputf8_and_admission),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
