@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""SMTP ingress on real processes: swaks and Postfix's smtp-source against a
+3-node cluster, every 250 ID visible on every node; the open-relay suite with
+swaks; a node cut off from the others accepts nothing; and a fault test:
+kill -9 a follower, then the leader, during a load of real SMTP sessions —
+every ID that got 250 is on the survivors and clients saw only 4xx."""
+import os
+import re
+import smtplib
+import subprocess
+import threading
+import time
+
+from clusterlib import Cluster, log, main
+
+FAST = ["raft.election_timeout=300ms", "smtp.accept_timeout=5s", "dns.lease=1s"]
+QUEUED = re.compile(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]+)")
+
+
+def swaks(server, *args):
+    r = subprocess.run(["swaks", "--server", server, "--timeout", "30", *args],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def message_everywhere(c, msg_id, nodes):
+    for i in nodes:
+        m = c.ctl_json(i, "message", msg_id, check=False)
+        if m is None or m["id"] != msg_id:
+            return False
+    return True
+
+
+def test_real_clients_on_three_nodes():
+    with Cluster("3", base=100, sets=FAST) as c:
+        leader = c.wait_leader()
+        follower = [i for i in c.nodes if i != leader][0]
+        ids = []
+        for node, extra in ((follower, []), (leader, ["--pipeline"]), (follower, ["--pipeline"])):
+            rc, out = swaks(c.nodes[node]["smtp"], "--from", "sender@example.org",
+                            "--to", "one@example.com,two@example.net", "--body", "hello from swaks", *extra)
+            m = QUEUED.search(out)
+            assert rc == 0 and m, out
+            ids.append(m.group(1))
+        log(f"swaks got 250 for {ids}")
+        # Postfix's smtp-source: 20 sessions, 2 KiB messages, at a follower
+        c.wait_converged()
+        before = c.status(follower)["messages"]
+        r = subprocess.run(["smtp-source", "-s", "20", "-l", "2048", "-m", "400", "-f", "load@example.org",
+                            "-t", "sink@example.com", c.nodes[follower]["smtp"]],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        c.wait_converged()
+        for i in c.nodes:
+            st = c.status(i)
+            assert st["messages"] == before + 400, (i, st["messages"], before)
+        for msg_id in ids:
+            assert message_everywhere(c, msg_id, c.nodes), msg_id
+            m = c.ctl_json(leader, "message", msg_id)
+            assert [r["address"] for r in m["recipients"]] == ["one@example.com", "two@example.net"]
+            assert all(r["status"] == "queued" for r in m["recipients"]), m
+        log("every 250 ID is visible on every node; smtp-source's 400 messages are on every node")
+
+
+def test_open_relay_suite():
+    with Cluster("1", base=110, sets=FAST + ["smtp.relay_networks=10.99.0.0/16"]) as c:
+        c.wait_leader()
+        smtp = c.nodes[1]["smtp"]
+        tricks = ["user@example.com", "user%example.com@bounce.ricochet.test", "example.com!user@bounce.ricochet.test",
+                  "@bounce.ricochet.test:user@example.com", '"user@example.com"@bounce.ricochet.test',
+                  "user@example.com@bounce.ricochet.test", "user@bounce.ricochet.test.", "user@[127.0.0.1]"]
+        for t in tricks:
+            rc, out = swaks(smtp, "--from", "a@example.org", "--to", t, "--quit-after", "RCPT")
+            assert re.search(r"<\*\* +5\d\d ", out), f"{t} not refused:\n{out}"
+        rc, out = swaks(smtp, "--from", "a@example.org", "--to", "b+x@bounce.ricochet.test")
+        assert QUEUED.search(out), out
+        log("relay attempts refused with 5xx; mail to the bounce domain accepted")
+
+
+def test_cut_off_node_accepts_nothing():
+    with Cluster("3", base=120, sets=FAST) as c:
+        leader = c.wait_leader()
+        victim = [i for i in c.nodes if i != leader][0]
+        # isolate the victim: stop the other two nodes (SIGSTOP keeps their sockets)
+        others = [i for i in c.nodes if i != victim]
+        for i in others:
+            os.kill(c.pid(i), 19)
+        try:
+            time.sleep(2.5)  # longer than the 1 s lease
+            rc, out = swaks(c.nodes[victim]["smtp"], "--from", "a@example.org", "--to", "b@example.com")
+            assert "421 4.3.2" in out, out
+            assert not QUEUED.search(out)
+            log("a node without a leader greets with 421 4.3.2")
+        finally:
+            for i in others:
+                os.kill(c.pid(i), 18)
+
+
+def test_fault_kill_follower_then_leader_during_load():
+    with Cluster("3", base=130, sets=FAST) as c:
+        leader = c.wait_leader()
+        follower = [i for i in c.nodes if i != leader][0]
+        entry = [i for i in c.nodes if i not in (leader, follower)][0]
+        stop = threading.Event()
+        accepted, temp, perm = [], [], []
+        lock = threading.Lock()
+
+        def client(k):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    with smtplib.SMTP(*c.nodes[entry]["smtp"].split(":"), timeout=30) as s:
+                        s.ehlo("load")
+                        s.mail(f"c{k}@example.org")
+                        s.rcpt(f"r{k}-{n}@example.com")
+                        code, resp = s.data(b"Subject: load\r\n\r\n" + (b"x" * 62 + b"\r\n") * 32)
+                        m = QUEUED.search(f"{code} {resp.decode()}")
+                        with lock:
+                            if code == 250 and m:
+                                accepted.append(m.group(1))
+                            elif 400 <= code < 500:
+                                temp.append(code)
+                            else:
+                                perm.append((code, resp))
+                except smtplib.SMTPResponseException as e:
+                    with lock:
+                        (temp if 400 <= e.smtp_code < 500 else perm).append(e.smtp_code)
+                    time.sleep(0.05)
+                except (OSError, smtplib.SMTPException):
+                    with lock:
+                        temp.append("connection")
+                    time.sleep(0.05)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        c.kill(follower)
+        time.sleep(2)
+        c.kill(leader)
+        time.sleep(4)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        log(f"clients: {len(accepted)} accepted, {len(temp)} temporary failures, {len(perm)} permanent")
+        assert not perm, perm[:5]
+        assert accepted
+        # the two killed nodes come back; every accepted ID must be on the survivors
+        c.start(follower)
+        c.start(leader)
+        c.wait_leader(timeout=60)
+        c.wait_converged(timeout=90)
+        missing = [i for i in accepted if c.ctl_json(entry, "message", i, check=False) is None]
+        assert not missing, f"{len(missing)} messages that got 250 are missing: {missing[:5]}"
+        for node in c.nodes:
+            st = c.status(node)
+            assert st["messages"] >= len(accepted)
+        log(f"all {len(accepted)} IDs that got 250 survived the loss of a follower and the leader")
+
+
+if __name__ == "__main__":
+    main([
+        test_real_clients_on_three_nodes,
+        test_open_relay_suite,
+        test_cut_off_node_accepts_nothing,
+        test_fault_kill_follower_then_leader_during_load,
+    ])
