@@ -435,6 +435,7 @@ void rc_node_free(rc_node *n)
     if (n == NULL)
         return;
     http_api_free(n->http); /* runs the loop inside: never from a callback */
+    rc_smtp_free(n);
     free(n);
 }
 

@@ -23,6 +23,8 @@ struct rc_node {
     rc_spool *spool;
     struct http_api *http;
     struct smtp_server *smtp;
+    void *tls_ctx;
+    struct smtp_users *users;
     uint32_t id_seq;
     uint64_t accepted, accept_timeouts;
     struct rc_peer_net *peers;
@@ -46,6 +48,7 @@ bool rc_node_has_body(rc_node *n, const char *id);
 int rc_api_start(rc_node *n, char *err, size_t errlen);
 int rc_smtp_start(rc_node *n, char *err, size_t errlen);
 void rc_smtp_stop(rc_node *n, void (*cb)(void *), void *data);
+void rc_smtp_free(rc_node *n);
 void rc_api_stop(rc_node *n, void (*cb)(void *), void *data);
 
 #endif

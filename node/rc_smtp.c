@@ -202,12 +202,42 @@ int rc_smtp_start(rc_node *n, char *err, size_t errlen)
         snprintf(err, errlen, "smtp.relay_networks: %s", tmp);
         return -1;
     }
+    if (c->tls_cert[0]) {
+        char tmp[256];
+        if ((n->tls_ctx = smtp_tls_server_ctx(c->tls_cert, c->tls_key, tmp, sizeof tmp)) == NULL) {
+            snprintf(err, errlen, "smtp.tls_cert/tls_key: %s", tmp);
+            return -1;
+        }
+        sc.tls_ctx = n->tls_ctx;
+    }
+    if (c->users_file[0]) {
+        char tmp[300];
+        if ((n->users = smtp_users_load(c->users_file, tmp, sizeof tmp)) == NULL) {
+            snprintf(err, errlen, "smtp.users_file: %s", tmp);
+            smtp_tls_ctx_free(n->tls_ctx);
+            n->tls_ctx = NULL;
+            return -1;
+        }
+        sc.users = n->users;
+    }
     int rv = smtp_server_start(&n->smtp, n->loop, &sc, &hooks, n, c->smtp_listen, c->submission_listen, err, errlen);
     if (rv != SMTP_SERVER_OK) {
         n->smtp = NULL;
+        smtp_tls_ctx_free(n->tls_ctx);
+        smtp_users_free(n->users);
+        n->tls_ctx = NULL;
+        n->users = NULL;
         return -1;
     }
     return 0;
+}
+
+void rc_smtp_free(rc_node *n)
+{
+    smtp_tls_ctx_free(n->tls_ctx);
+    smtp_users_free(n->users);
+    n->tls_ctx = NULL;
+    n->users = NULL;
 }
 
 void rc_smtp_stop(rc_node *n, void (*cb)(void *), void *data)

@@ -12,6 +12,7 @@
 
 #include "node/ctl.h"
 #include "node/ctl_recover.h"
+#include "smtp/smtp_auth.h"
 
 static const char usage[] =
     "usage: ricochetctl [-s HOST:PORT] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
@@ -27,6 +28,7 @@ static const char usage[] =
     "                                   commit self-test from this node\n"
     "Offline commands:\n"
     "  recover -c CONFIG --members ID,... --i-understand-data-loss\n"
+    "  passwd NAME < password           a line for smtp.users_file\n"
     "  classify [--json] FILE...        analyse bounce mails\n";
 
 /* ------------------------------------------------------------- HTTP */
@@ -369,6 +371,29 @@ static int cmd_probe(const struct ctl *c, int argc, char **argv)
 
 int ctl_classify_main(int argc, char **argv) __attribute__((weak));
 
+/* Prints a users-file line (smtp.users_file) for NAME; the password is read
+ * from standard input (first line), never from the command line. */
+static int ctl_passwd(int argc, char **argv)
+{
+    if (argc != 2) {
+        fputs("usage: ricochetctl passwd NAME < password\n", stderr);
+        return CTL_USAGE;
+    }
+    char pw[512];
+    if (fgets(pw, sizeof pw, stdin) == NULL) {
+        fputs("ricochetctl: passwd: no password on standard input\n", stderr);
+        return CTL_USAGE;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    char line[600];
+    if (pw[0] == '\0' || smtp_users_hash_line(argv[1], pw, SMTP_AUTH_DEFAULT_ITERATIONS, line, sizeof line) != 0) {
+        fputs("ricochetctl: passwd: empty password or a name with ':'\n", stderr);
+        return CTL_USAGE;
+    }
+    puts(line);
+    return CTL_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -408,6 +433,8 @@ int main(int argc, char **argv)
     const char *cmd = args[0];
     if (strcmp(cmd, "recover") == 0)
         return ctl_recover_main(nargs, args);
+    if (strcmp(cmd, "passwd") == 0)
+        return ctl_passwd(nargs, args);
     if (strcmp(cmd, "classify") == 0) {
         if (ctl_classify_main == NULL) {
             fputs("ricochetctl: classify is not built in\n", stderr);

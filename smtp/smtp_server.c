@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "node/base/rc_log.h"
 
 struct conn;
@@ -35,6 +38,8 @@ struct smtp_server {
 
 struct conn {
     uv_tcp_t tcp;
+    SSL *ssl; /* after STARTTLS: memory BIOs between the socket and OpenSSL */
+    BIO *rbio, *wbio;
     uv_timer_t timer;
     smtp_server *srv;
     smtp_session *session;
@@ -53,6 +58,7 @@ struct wreq {
 };
 
 static const struct smtp_session_io conn_io;
+static int io_starttls(void *io);
 
 static unsigned conns_from(smtp_server *srv, const char *addr)
 {
@@ -81,6 +87,7 @@ static void conn_handle_closed(uv_handle_t *h)
         return;
     smtp_server *srv = c->srv;
     smtp_session_free(c->session);
+    SSL_free(c->ssl); /* frees both BIOs */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -122,9 +129,46 @@ static void write_cb(uv_write_t *req, int status)
         conn_close(c);
 }
 
+static void raw_write(struct conn *c, const char *buf, size_t len);
+
+/* Moves what OpenSSL produced to the socket. */
+static void tls_flush(struct conn *c)
+{
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
+        raw_write(c, buf, (size_t)n);
+}
+
+static void tls_error(struct conn *c, const char *where)
+{
+    char msg[256];
+    unsigned long e = ERR_get_error();
+    ERR_error_string_n(e, msg, sizeof msg);
+    ERR_clear_error();
+    char q[300];
+    rc_warn("smtp", "tls_failed client=%s where=%s error=%s", c->addr, where, rc_log_quote(q, sizeof q, msg, strlen(msg)));
+    conn_close(c);
+}
+
 static void io_write(void *io, const char *buf, size_t len)
 {
     struct conn *c = io;
+    if (c->closing)
+        return;
+    if (c->ssl) {
+        if (SSL_write(c->ssl, buf, (int)len) <= 0) {
+            tls_error(c, "write");
+            return;
+        }
+        tls_flush(c);
+        return;
+    }
+    raw_write(c, buf, len);
+}
+
+static void raw_write(struct conn *c, const char *buf, size_t len)
+{
     if (c->closing)
         return;
     /* A client that never reads our replies cannot make us buffer forever. */
@@ -151,12 +195,18 @@ static void io_write(void *io, const char *buf, size_t len)
     c->write_queued += len;
 }
 
+static void tls_flush(struct conn *c);
+
 static void io_close(void *io)
 {
     struct conn *c = io;
     if (c->closing)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->ssl && SSL_is_init_finished(c->ssl)) {
+        SSL_shutdown(c->ssl); /* close_notify */
+        tls_flush(c);
+    }
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
         free(req);
@@ -188,9 +238,89 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
         return;
     }
+    if (nread > 0 && !c->closing && c->ssl) {
+        BIO_write(c->rbio, buf->base, (int)nread);
+        if (!SSL_is_init_finished(c->ssl)) {
+            int rv = SSL_do_handshake(c->ssl);
+            tls_flush(c);
+            if (rv != 1) {
+                int e = SSL_get_error(c->ssl, rv);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                    tls_error(c, "handshake");
+                free(buf->base);
+                return;
+            }
+            rc_info("smtp", "tls client=%s version=%s cipher=%s", c->addr, SSL_get_version(c->ssl),
+                    SSL_get_cipher(c->ssl));
+        }
+        char plain[16384];
+        int n;
+        while (!c->closing && (n = SSL_read(c->ssl, plain, sizeof plain)) > 0)
+            smtp_session_input(c->session, plain, (size_t)n);
+        if (!c->closing) {
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_ZERO_RETURN)
+                conn_close(c);
+            else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                tls_error(c, "read");
+            else
+                tls_flush(c);
+        }
+        free(buf->base);
+        return;
+    }
     if (nread > 0 && !c->closing)
         smtp_session_input(c->session, buf->base, (size_t)nread);
     free(buf->base);
+}
+
+static int io_starttls(void *io)
+{
+    struct conn *c = io;
+    if (c->srv->cfg.tls_ctx == NULL || c->ssl)
+        return -1;
+    c->ssl = SSL_new(c->srv->cfg.tls_ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return -1;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+void *smtp_tls_server_ctx(const char *cert_chain, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "SSL_CTX_new failed");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_chain) != 1) {
+        snprintf(err, errlen, "cannot load certificate chain %s", cert_chain);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "cannot load private key %s (or it does not match the certificate)", key);
+        goto fail;
+    }
+    return ctx;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void smtp_tls_ctx_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
 }
 
 static void io_pause(void *io, bool on)
@@ -218,7 +348,7 @@ static void io_timeout(void *io, unsigned ms)
 }
 
 static const struct smtp_session_io conn_io = {
-    .write = io_write, .close = io_close, .pause = io_pause, .timeout = io_timeout,
+    .write = io_write, .close = io_close, .pause = io_pause, .timeout = io_timeout, .starttls = io_starttls,
 };
 
 /* ------------------------------------------------------------ accept */

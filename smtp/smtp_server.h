@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "smtp/smtp_auth.h"
+
 #define SMTP_MAX_LOCAL_DOMAINS 8
 #define SMTP_MAX_NETWORKS 32
 
@@ -44,7 +46,12 @@ struct smtp_server_config {
     size_t n_local_domains;
     struct smtp_cidr relay_networks[SMTP_MAX_NETWORKS];
     size_t n_relay_networks;
+    void *tls_ctx;                 /* SSL_CTX for STARTTLS; NULL: not offered */
+    const struct smtp_users *users;/* AUTH PLAIN/LOGIN after STARTTLS; NULL: no AUTH */
 };
+/* An SSL_CTX for STARTTLS (TLS 1.2 or newer) from PEM files; NULL with err. */
+void *smtp_tls_server_ctx(const char *cert_chain, const char *key, char *err, size_t errlen);
+void smtp_tls_ctx_free(void *ctx);
 void smtp_server_config_defaults(struct smtp_server_config *c);
 /* Parses "10.0.0.0/8, ::1/128" into c->relay_networks; -1 with err. */
 int smtp_parse_networks(struct smtp_server_config *c, const char *list, char *err, size_t errlen);
@@ -97,6 +104,8 @@ struct smtp_session_io {
     void (*close)(void *io);          /* after the queued writes */
     void (*pause)(void *io, bool on); /* stop/resume reading (a reply is pending) */
     void (*timeout)(void *io, unsigned ms); /* (re)arm the idle timer */
+    /* Switch to TLS (server side) after the 220 just written; 0 or -1. */
+    int (*starttls)(void *io);
 };
 
 smtp_session *smtp_session_new(const struct smtp_server_config *cfg, const struct smtp_hooks *hooks,

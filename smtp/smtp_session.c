@@ -24,6 +24,12 @@
 
 #include "node/base/rc_log.h"
 #include "smtp/smtp_addr.h"
+#include "smtp/smtp_auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+enum auth_step { AUTH_NONE = 0, AUTH_PLAIN_WAIT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 
 enum state {
     ST_CONNECTED = 1 << 0, /* before HELO/EHLO */
@@ -45,7 +51,9 @@ struct smtp_session {
     void *hook_data;
     const struct smtp_session_io *io;
     void *io_data;
-    bool submission, esmtp, paused, in_process;
+    bool submission, esmtp, paused, in_process, drop_input;
+    int auth_step; /* AUTH_NONE, or waiting for a continuation line */
+    char auth_user[256];
     int state;
     unsigned errors;
     struct smtp_envelope env;
@@ -214,6 +222,10 @@ static void cmd_helo(smtp_session *s, const char *arg, bool esmtp)
     reply(s, "250-8BITMIME");
     reply(s, "250-ENHANCEDSTATUSCODES");
     reply(s, "250-DSN");
+    if (s->cfg->tls_ctx && !s->env.tls && s->io->starttls)
+        reply(s, "250-STARTTLS");
+    if (s->env.tls && s->cfg->users && !s->env.auth_user)
+        reply(s, "250-AUTH PLAIN LOGIN");
     reply(s, "250 SMTPUTF8");
 }
 
@@ -287,6 +299,11 @@ static void cmd_mail(smtp_session *s, const char *arg)
         return;
     }
     if (parse_mail_params(s, params) != 0) {
+        reset_transaction(s);
+        return;
+    }
+    if (s->submission && !may_relay(s)) {
+        reply(s, "530 5.7.0 Authentication required");
         reset_transaction(s);
         return;
     }
@@ -493,6 +510,156 @@ static void cmd_help(smtp_session *s, const char *arg)
     reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+static void cmd_starttls(smtp_session *s, const char *arg)
+{
+    if (*arg) {
+        reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (!s->cfg->tls_ctx || !s->io->starttls || s->env.tls) {
+        reply(s, "502 5.5.1 STARTTLS not available");
+        return;
+    }
+    reply(s, "220 2.0.0 Ready to start TLS");
+    /* Anything pipelined after STARTTLS was sent in plain text: drop it
+     * (the command-injection attack of CVE-2011-0411). */
+    s->drop_input = true;
+    if (s->io->starttls(s->io_data) != 0) {
+        close_session(s);
+        return;
+    }
+    s->env.tls = true;
+    reset_transaction(s);
+    free(s->env.helo);
+    s->env.helo = NULL;
+    enter(s, ST_CONNECTED); /* the client must EHLO again (RFC 3207 4.2) */
+}
+
+static int b64_decode(const char *in, char *out, size_t outlen)
+{
+    size_t n = strlen(in);
+    if (n % 4 != 0 || n / 4 * 3 + 1 > outlen)
+        return -1;
+    int len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+    if (len < 0)
+        return -1;
+    if (n >= 1 && in[n - 1] == '=')
+        len--;
+    if (n >= 2 && in[n - 2] == '=')
+        len--;
+    out[len] = '\0';
+    return len;
+}
+
+static void auth_finish(smtp_session *s, const char *user, const char *password)
+{
+    s->auth_step = AUTH_NONE;
+    if (smtp_users_check(s->cfg->users, user, password)) {
+        free(s->env.auth_user);
+        s->env.auth_user = strdup(user);
+        rc_info("smtp", "auth_ok client=%s user=%s", s->env.client_addr, user);
+        reply(s, "235 2.7.0 Authentication successful");
+        return;
+    }
+    char q[160];
+    rc_warn("smtp", "auth_failed client=%s user=%s", s->env.client_addr, rc_log_quote(q, sizeof q, user, strlen(user)));
+    reply(s, "535 5.7.8 Authentication credentials invalid");
+    bad_command(s);
+}
+
+static void auth_plain(smtp_session *s, const char *b64)
+{
+    char buf[768];
+    int n = b64_decode(b64, buf, sizeof buf);
+    /* authzid NUL authcid NUL passwd */
+    const char *authcid = n > 0 ? memchr(buf, '\0', (size_t)n) : NULL;
+    const char *passwd = authcid ? memchr(authcid + 1, '\0', (size_t)(buf + n - authcid - 1)) : NULL;
+    if (passwd == NULL) {
+        s->auth_step = AUTH_NONE;
+        reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
+        bad_command(s);
+        return;
+    }
+    auth_finish(s, authcid + 1, passwd + 1);
+    OPENSSL_cleanse(buf, sizeof buf);
+}
+
+static void auth_line(smtp_session *s, const char *line)
+{
+    if (strcmp(line, "*") == 0) {
+        s->auth_step = AUTH_NONE;
+        reply(s, "501 5.0.0 Authentication cancelled");
+        return;
+    }
+    char buf[512];
+    switch (s->auth_step) {
+    case AUTH_PLAIN_WAIT:
+        auth_plain(s, line);
+        return;
+    case AUTH_LOGIN_USER:
+        if (b64_decode(line, buf, sizeof buf) <= 0 || strlen(buf) >= sizeof s->auth_user) {
+            s->auth_step = AUTH_NONE;
+            reply(s, "501 5.5.2 Malformed AUTH LOGIN response");
+            return;
+        }
+        snprintf(s->auth_user, sizeof s->auth_user, "%s", buf);
+        s->auth_step = AUTH_LOGIN_PASS;
+        reply(s, "334 UGFzc3dvcmQ6");
+        return;
+    case AUTH_LOGIN_PASS:
+        if (b64_decode(line, buf, sizeof buf) < 0) {
+            s->auth_step = AUTH_NONE;
+            reply(s, "501 5.5.2 Malformed AUTH LOGIN response");
+            return;
+        }
+        auth_finish(s, s->auth_user, buf);
+        OPENSSL_cleanse(buf, sizeof buf);
+        return;
+    }
+}
+
+static void cmd_auth(smtp_session *s, const char *arg)
+{
+    if (!s->env.tls || s->cfg->users == NULL) {
+        reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+        bad_command(s);
+        return;
+    }
+    if (s->env.auth_user) {
+        reply(s, "503 5.5.1 Already authenticated");
+        return;
+    }
+    char mech[16];
+    const char *initial = strchr(arg, ' ');
+    size_t ml = initial ? (size_t)(initial - arg) : strlen(arg);
+    if (ml == 0 || ml >= sizeof mech) {
+        reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+        return;
+    }
+    memcpy(mech, arg, ml);
+    mech[ml] = '\0';
+    while (initial && *initial == ' ')
+        initial++;
+    if (strcasecmp(mech, "PLAIN") == 0) {
+        if (initial && *initial && strcmp(initial, "=") != 0)
+            auth_plain(s, initial);
+        else {
+            s->auth_step = AUTH_PLAIN_WAIT;
+            reply(s, "334 ");
+        }
+    } else if (strcasecmp(mech, "LOGIN") == 0) {
+        if (initial && *initial) {
+            s->auth_step = AUTH_LOGIN_USER;
+            auth_line(s, initial);
+        } else {
+            s->auth_step = AUTH_LOGIN_USER;
+            reply(s, "334 VXNlcm5hbWU6");
+        }
+    } else {
+        reply(s, "504 5.5.4 Unrecognized authentication type");
+    }
+}
+
 static void cmd_ehlo(smtp_session *s, const char *arg) { cmd_helo(s, arg, true); }
 static void cmd_helo_plain(smtp_session *s, const char *arg) { cmd_helo(s, arg, false); }
 
@@ -515,6 +682,8 @@ static const struct smtp_cmd {
     {"QUIT", ANY, NULL, cmd_quit},
     {"VRFY", ANY, NULL, cmd_vrfy},
     {"HELP", ANY, NULL, cmd_help},
+    {"STARTTLS", ST_GREETED, "503 5.5.1 Error: send EHLO first, outside a transaction", cmd_starttls},
+    {"AUTH", ST_GREETED, "503 5.5.1 Error: AUTH after EHLO, outside a transaction", cmd_auth},
 };
 
 static void dispatch(smtp_session *s, char *line, size_t len)
@@ -546,10 +715,8 @@ static void dispatch(smtp_session *s, char *line, size_t len)
         c->run(s, arg);
         return;
     }
-    if (verb_len == 8 && strncasecmp(line, "STARTTLS", 8) == 0)
-        reply(s, "502 5.5.1 STARTTLS not available here");
-    else if (verb_len == 4 && (strncasecmp(line, "AUTH", 4) == 0 || strncasecmp(line, "BDAT", 4) == 0))
-        reply(s, "502 5.5.1 Command not implemented on this listener");
+    if (verb_len == 4 && strncasecmp(line, "BDAT", 4) == 0)
+        reply(s, "502 5.5.1 BDAT not implemented (CHUNKING is not offered)");
     else
         reply(s, "502 5.5.2 Error: command not recognized");
     bad_command(s);
@@ -672,7 +839,16 @@ static void process(smtp_session *s)
             bad_command(s);
             continue;
         }
+        if (s->auth_step != AUTH_NONE) {
+            line[n] = '\0';
+            auth_line(s, line);
+            continue;
+        }
         dispatch(s, line, n);
+        if (s->drop_input) {
+            s->drop_input = false;
+            off = s->in_len;
+        }
     }
     /* keep the unconsumed tail */
     if (off > 0) {

@@ -62,6 +62,45 @@ def test_real_clients_on_three_nodes():
         log("every 250 ID is visible on every node; smtp-source's 400 messages are on every node")
 
 
+def test_starttls_and_auth_with_swaks():
+    """STARTTLS (a throwaway certificate made here) and AUTH PLAIN/LOGIN over
+    STARTTLS on the submission port of a 3-node cluster."""
+    import tempfile
+    tls = tempfile.mkdtemp(prefix="ricochet-tls-")
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tls}/key.pem",
+                        "-out", f"{tls}/cert.pem", "-days", "2", "-subj", "/CN=ricochet.test"],
+                       check=True, capture_output=True)
+        from clusterlib import CTL
+        line = subprocess.run([CTL, "passwd", "alice"], input="s3cret pass\n", capture_output=True, text=True, check=True).stdout
+        with open(f"{tls}/users", "w") as f:
+            f.write(line)
+        sets = FAST + [f"smtp.tls_cert={tls}/cert.pem", f"smtp.tls_key={tls}/key.pem", f"smtp.users_file={tls}/users",
+                       "smtp.relay_networks=10.99.0.0/16"]
+        with Cluster("3", base=140, sets=sets) as c:
+            leader = c.wait_leader()
+            node = [i for i in c.nodes if i != leader][0]
+            host = c.nodes[node]["smtp"].split(":")[0]
+            sub = f"{host}:2587"
+            rc, out = swaks(c.nodes[node]["smtp"], "--tls", "--from", "a@example.org", "--to", "b+x@bounce.ricochet.test")
+            assert "TLS started" in out and QUEUED.search(out), out
+            for mech in ("PLAIN", "LOGIN"):
+                rc, out = swaks(sub, "--tls", "--auth", mech, "--auth-user", "alice", "--auth-password", "s3cret pass",
+                                "--from", "alice@example.org", "--to", "friend@example.com", "--pipeline")
+                m = QUEUED.search(out)
+                assert rc == 0 and m and "235 2.7.0" in out, out
+                msg = c.ctl_json(leader, "message", m.group(1))
+                assert msg["recipients"][0]["address"] == "friend@example.com"
+            rc, out = swaks(sub, "--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "wrong",
+                            "--from", "alice@example.org", "--to", "friend@example.com")
+            assert "535 5.7.8" in out and not QUEUED.search(out), out
+            rc, out = swaks(sub, "--from", "alice@example.org", "--to", "friend@example.com")
+            assert "530 5.7.0" in out, out
+            log("STARTTLS, AUTH PLAIN and LOGIN over STARTTLS work; bad passwords and plain-text relaying refused")
+    finally:
+        subprocess.run(["rm", "-rf", tls])
+
+
 def test_open_relay_suite():
     with Cluster("1", base=110, sets=FAST + ["smtp.relay_networks=10.99.0.0/16"]) as c:
         c.wait_leader()
@@ -162,6 +201,7 @@ def test_fault_kill_follower_then_leader_during_load():
 if __name__ == "__main__":
     main([
         test_real_clients_on_three_nodes,
+        test_starttls_and_auth_with_swaks,
         test_open_relay_suite,
         test_cut_off_node_accepts_nothing,
         test_fault_kill_follower_then_leader_during_load,

@@ -260,6 +260,60 @@ static void test_smtputf8_and_admission(void **state)
     harness_free(&h);
 }
 
+static void test_starttls_and_auth(void **state)
+{
+    /* users file with alice / s3cret */
+    char line[600];
+    assert_int_equal(smtp_users_hash_line("alice", "s3cret", 1000, line, sizeof line), 0);
+    FILE *f = fopen("/tmp/rc-smtp-users.test", "w");
+    fprintf(f, "# test users\n%s\n", line);
+    fclose(f);
+    char err[200];
+    smtp_users *users = smtp_users_load("/tmp/rc-smtp-users.test", err, sizeof err);
+    assert_non_null(users);
+    remove("/tmp/rc-smtp-users.test");
+
+    memset(&h, 0, sizeof h);
+    h.users = users;
+    /* submission port, outside relay networks */
+    h.users = users;
+    struct harness *hp = &h;
+    smtp_server_config_defaults(&hp->cfg);
+    harness_init(&h, "192.0.2.9", true);
+    h.cfg.users = users;
+    harness_send(&h, "EHLO c\r\n");
+    assert_non_null(strstr(h.out, "250-STARTTLS"));
+    assert_null(strstr(h.out, "AUTH PLAIN"));
+    /* AUTH before TLS is refused, and MAIL needs AUTH on submission */
+    harness_send(&h, "AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n");
+    assert_non_null(strstr(h.out, "538 5.7.11"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\n");
+    assert_non_null(strstr(h.out, "530 5.7.0"));
+    /* commands pipelined after STARTTLS are dropped (CVE-2011-0411) */
+    h.out_len = 0;
+    harness_send(&h, "STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n");
+    assert_non_null(strstr(h.out, "220 2.0.0 Ready to start TLS"));
+    assert_null(strstr(h.out, "530"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\n");
+    assert_non_null(strstr(h.out, "503 5.5.1")); /* EHLO again first */
+    harness_send(&h, "EHLO c\r\n");
+    assert_non_null(strstr(h.out, "250-AUTH PLAIN LOGIN"));
+    /* wrong password, then LOGIN, then PLAIN with the right one */
+    harness_send(&h, "AUTH PLAIN AGFsaWNlAHdyb25n\r\n"); /* \0alice\0wrong */
+    assert_non_null(strstr(h.out, "535 5.7.8"));
+    harness_send(&h, "AUTH LOGIN\r\n");
+    assert_non_null(strstr(h.out, "334 VXNlcm5hbWU6"));
+    harness_send(&h, "YWxpY2U=\r\n");
+    assert_non_null(strstr(h.out, "334 UGFzc3dvcmQ6"));
+    harness_send(&h, "czNjcmV0\r\n");
+    assert_non_null(strstr(h.out, "235 2.7.0"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_non_null(strstr(h.last_body, "with ESMTPSA"));
+    harness_free(&h);
+    smtp_users_free(users);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_smuggling_refused),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_smtputf8_and_admission),
+        cmocka_unit_test(test_starttls_and_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
