@@ -99,7 +99,7 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *message_json(const struct rc_msg *m)
+static json_t *message_json(rc_node *n, const struct rc_msg *m)
 {
     json_t *rcpts = json_array();
     for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -130,7 +130,7 @@ static json_t *message_json(const struct rc_msg *m)
     char sha[65];
     for (int i = 0; i < 32; i++)
         snprintf(sha + 2 * i, 3, "%02x", m->body_sha256[i]);
-    return json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o, s:b, s:o}",
+    return json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:s, s:b, s:I, s:o, s:o, s:b, s:o}",
         "id", m->id,
         "from", str_or_null(m->mail_from),
         "received", (json_int_t)m->received_ms,
@@ -138,6 +138,7 @@ static json_t *message_json(const struct rc_msg *m)
         "ttr_at", (json_int_t)m->ttr_at_ms,
         "size", (json_int_t)m->body_size,
         "sha256", sha,
+        "body_present", rc_node_has_body(n, m->id),
         "accepted_by", (json_int_t)m->accepted_by,
         "ret", str_or_null(m->ret),
         "envid", str_or_null(m->envid),
@@ -153,7 +154,7 @@ static void answer_message(http_request *req, rc_node *n)
         http_respond_json(req, 404, json_pack("{s:s, s:s}", "error", "no such message", "id", id));
         return;
     }
-    http_respond_json(req, 200, message_json(m));
+    http_respond_json(req, 200, message_json(n, m));
 }
 
 struct read_ctx {

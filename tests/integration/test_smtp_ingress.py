@@ -101,6 +101,58 @@ def test_starttls_and_auth_with_swaks():
         subprocess.run(["rm", "-rf", tls])
 
 
+def test_restored_node_fetches_bodies():
+    """A node that was down while mail arrived and catches up by snapshot
+    (bodies are not in snapshots) fetches every body from its peers, verified
+    by digest, so it could deliver every queued message."""
+    sets = FAST + ["raft.snapshot_threshold=32", "raft.snapshot_trailing=8"]
+    with Cluster("3", base=150, sets=sets) as c:
+        leader = c.wait_leader()
+        lagging = [i for i in c.nodes if i != leader][0]
+        c.kill(lagging)
+        ids = []
+        for k in range(60):
+            with smtplib.SMTP(*c.nodes[leader]["smtp"].split(":"), timeout=30) as s:
+                s.ehlo("t")
+                s.mail("a@example.org")
+                s.rcpt(f"r{k}@example.com")
+                code, resp = s.data(f"Subject: {k}\r\n\r\nbody {k}\r\n".encode())
+                ids.append(QUEUED.search(f"{code} {resp.decode()}").group(1))
+        c.start(lagging)
+        c.wait_converged(timeout=60)
+        with open(c.log_path(lagging)) as f:
+            assert "event=snapshot_restored" in f.read(), "the lagging node did not restore a snapshot"
+
+        def all_bodies():
+            return all(c.ctl_json(lagging, "message", i)["body_present"] for i in ids)
+        c.wait("the restored node to hold every body", all_bodies, timeout=60, interval=0.5)
+        spool = os.path.join(c.dir, f"n{lagging}", "data", "spool")
+        import hashlib
+        for i in ids:
+            m = c.ctl_json(lagging, "message", i)
+            with open(os.path.join(spool, i), "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest() == m["sha256"]
+        log(f"node {lagging} restored from a snapshot and fetched all {len(ids)} bodies from its peers")
+
+
+def test_connection_limits_and_timeouts():
+    import socket
+    sets = FAST + ["smtp.max_connections_per_ip=3", "smtp.command_timeout=1s"]
+    with Cluster("1", base=160, sets=sets) as c:
+        c.wait_leader()
+        host, port = c.nodes[1]["smtp"].split(":")
+        socks = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
+        greetings = [s.recv(200).decode() for s in socks]
+        assert sum(g.startswith("220 ") for g in greetings) == 3, greetings
+        assert any(g.startswith("421 4.7.0") for g in greetings), greetings
+        # an idle client is told so and dropped after the command timeout
+        data = socks[0].recv(200).decode()
+        assert data.startswith("421 4.4.2"), data
+        for s in socks:
+            s.close()
+        log("per-client connection limit answered 421 4.7.0; idle session closed with 421 4.4.2")
+
+
 def test_open_relay_suite():
     with Cluster("1", base=110, sets=FAST + ["smtp.relay_networks=10.99.0.0/16"]) as c:
         c.wait_leader()
@@ -202,6 +254,8 @@ if __name__ == "__main__":
     main([
         test_real_clients_on_three_nodes,
         test_starttls_and_auth_with_swaks,
+        test_restored_node_fetches_bodies,
+        test_connection_limits_and_timeouts,
         test_open_relay_suite,
         test_cut_off_node_accepts_nothing,
         test_fault_kill_follower_then_leader_during_load,
