@@ -73,6 +73,10 @@ void ctl_fmt_time_ms(const json_t *ms, char *out, size_t n)
 const char *ctl_field(const json_t *obj, const char *key, const char *dflt, char *buf, size_t n)
 {
     const json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        snprintf(buf, n, "%s", dflt);
+        return buf;
+    }
     switch (json_typeof(v)) {
     case JSON_STRING: snprintf(buf, n, "%s", json_string_value(v)); break;
     case JSON_INTEGER: snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
@@ -80,7 +84,7 @@ const char *ctl_field(const json_t *obj, const char *key, const char *dflt, char
     case JSON_TRUE: snprintf(buf, n, "yes"); break;
     case JSON_FALSE: snprintf(buf, n, "no"); break;
     default:
-        if (v == NULL || json_is_null(v))
+        if (json_is_null(v))
             snprintf(buf, n, "%s", dflt);
         else { /* object or array: compact JSON */
             char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -205,8 +205,8 @@ struct reply {
     char body[65536];
     size_t len;
     char ctype[128];
-    char allow[128];
-    char connection[64];
+    char allow[256];
+    char connection[256];
     curl_off_t content_length;
 };
 
