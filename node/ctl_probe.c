@@ -10,7 +10,7 @@ int ctl_cmd_probe(const struct ctl *c, int argc, char **argv)
 {
     const struct ctl_command *cmd = ctl_find_command("probe");
     uint64_t count = 1000, size = 1024, inflight = 16, rate = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         if (ctl_is_help(argv[i]))
             return ctl_help(cmd);
         static const struct {
@@ -26,7 +26,6 @@ int ctl_cmd_probe(const struct ctl *c, int argc, char **argv)
             return ctl_usage(cmd);
         if (ctl_parse_u64(argv[i], argv[i + 1], opts[k].min, opts[k].max, dst[k]) != 0)
             return CTL_USAGE;
-        i++;
     }
     json_t *body = json_pack("{s:I, s:I, s:I}", "count", (json_int_t)count, "size", (json_int_t)size, "inflight",
                              (json_int_t)inflight);
