@@ -602,7 +602,7 @@ static void auth_line(smtp_session *s, const char *line)
             reply(s, "501 5.5.2 Malformed AUTH LOGIN response");
             return;
         }
-        snprintf(s->auth_user, sizeof s->auth_user, "%s", buf);
+        memcpy(s->auth_user, buf, strlen(buf) + 1); /* length checked above */
         s->auth_step = AUTH_LOGIN_PASS;
         reply(s, "334 UGFzc3dvcmQ6");
         return;

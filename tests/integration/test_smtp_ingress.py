@@ -111,7 +111,7 @@ def test_restored_node_fetches_bodies():
         lagging = [i for i in c.nodes if i != leader][0]
         c.kill(lagging)
         ids = []
-        for k in range(60):
+        for k in range(150):
             with smtplib.SMTP(*c.nodes[leader]["smtp"].split(":"), timeout=30) as s:
                 s.ehlo("t")
                 s.mail("a@example.org")
