@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "smtp/smtp_auth.h"
+#include "smtp/smtp_tls.h"
 
 #define SMTP_MAX_LOCAL_DOMAINS 8
 #define SMTP_MAX_NETWORKS 32
@@ -49,9 +50,7 @@ struct smtp_server_config {
     void *tls_ctx;                 /* SSL_CTX for STARTTLS; NULL: not offered */
     const struct smtp_users *users;/* AUTH PLAIN/LOGIN after STARTTLS; NULL: no AUTH */
 };
-/* An SSL_CTX for STARTTLS (TLS 1.2 or newer) from PEM files; NULL with err. */
-void *smtp_tls_server_ctx(const char *cert_chain, const char *key, char *err, size_t errlen);
-void smtp_tls_ctx_free(void *ctx);
+/* The SSL_CTX for tls_ctx comes from smtp_tls_server_ctx() (smtp_tls.h). */
 void smtp_server_config_defaults(struct smtp_server_config *c);
 /* Parses "10.0.0.0/8, ::1/128" into c->relay_networks; -1 with err. */
 int smtp_parse_networks(struct smtp_server_config *c, const char *list, char *err, size_t errlen);
@@ -114,6 +113,13 @@ smtp_session *smtp_session_new(const struct smtp_server_config *cfg, const struc
 void smtp_session_start(smtp_session *s);              /* greeting or refusal */
 void smtp_session_input(smtp_session *s, const char *buf, size_t len);
 void smtp_session_timeout(smtp_session *s);            /* the idle timer fired */
+/* The transport finished the TLS handshake after STARTTLS: the version and
+ * cipher go into the Received: header ("using TLSv1.3 with cipher ..."). */
+void smtp_session_tls_info(smtp_session *s, const char *version, const char *cipher, int bits);
+/* Graceful shutdown: an idle session answers 421 4.3.2 and closes now; a
+ * session inside a transaction finishes it (the node's reply included),
+ * then any further MAIL gets 421 4.3.2 and the session closes. */
+void smtp_session_drain(smtp_session *s);
 void smtp_session_free(smtp_session *s);               /* detaches a pending token */
 bool smtp_session_closing(const smtp_session *s);
 bool smtp_session_busy(const smtp_session *s); /* inside a transaction */

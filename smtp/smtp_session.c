@@ -51,7 +51,8 @@ struct smtp_session {
     void *hook_data;
     const struct smtp_session_io *io;
     void *io_data;
-    bool submission, esmtp, paused, in_process, drop_input;
+    bool submission, esmtp, paused, in_process, drop_input, draining;
+    char tls_info[160]; /* "using TLSv1.3 with cipher X (256/256 bits)" */
     int auth_step; /* AUTH_NONE, or waiting for a continuation line */
     char auth_user[256];
     int state;
@@ -67,6 +68,7 @@ struct smtp_session {
     char *body;
     size_t body_len, body_cap;
     bool too_big, bad_eol, long_line;
+    bool after_crlf; /* the previous data line ended with CRLF (or DATA just began) */
     smtp_accept *pending;
 };
 
@@ -283,6 +285,11 @@ static int parse_mail_params(smtp_session *s, const char *params)
 
 static void cmd_mail(smtp_session *s, const char *arg)
 {
+    if (s->draining) {
+        reply(s, "421 4.3.2 %s Service shutting down, try another MX", s->cfg->hostname);
+        close_session(s);
+        return;
+    }
     if (strncasecmp(arg, "FROM:", 5) != 0) {
         reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return;
@@ -462,16 +469,20 @@ static void cmd_data(smtp_session *s, const char *arg)
                                 : "SMTP";
     char helo_q[300];
     rc_log_quote(helo_q, sizeof helo_q, s->env.helo ? s->env.helo : "", s->env.helo ? strlen(s->env.helo) : 0);
+    char tls[200] = "";
+    if (s->env.tls && s->tls_info[0])
+        snprintf(tls, sizeof tls, "\r\n\t(%s)", s->tls_info);
     int n;
     if (s->env.n_rcpts == 1)
-        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (Ricochet) with %s id %s\r\n\tfor <%s>; %s\r\n",
-                     helo_q, s->env.client_addr, s->cfg->hostname, with, s->id, s->env.rcpts[0].address, date);
+        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])%s\r\n\tby %s (Ricochet) with %s id %s\r\n\tfor <%s>; %s\r\n",
+                     helo_q, s->env.client_addr, tls, s->cfg->hostname, with, s->id, s->env.rcpts[0].address, date);
     else
-        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (Ricochet) with %s id %s;\r\n\t%s\r\n",
-                     helo_q, s->env.client_addr, s->cfg->hostname, with, s->id, date);
+        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])%s\r\n\tby %s (Ricochet) with %s id %s;\r\n\t%s\r\n",
+                     helo_q, s->env.client_addr, tls, s->cfg->hostname, with, s->id, date);
     if (n < 0 || (size_t)n >= sizeof hdr)
         n = 0;
     body_append(s, hdr, (size_t)n);
+    s->after_crlf = true;
     enter(s, ST_DATA);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -776,16 +787,19 @@ static size_t process_data(smtp_session *s, const char *buf, size_t len)
         off += n + 1;
         if (s->skip_line) {
             s->skip_line = false;
+            s->after_crlf = crlf;
             continue;
         }
-        if (!crlf)
+        bool bare = !crlf || memchr(line, '\r', content) != NULL;
+        if (bare)
             s->bad_eol = true;
-        if (memchr(line, '\r', content))
-            s->bad_eol = true;
-        if (crlf && content == 1 && line[0] == '.') {
+        /* Only CRLF "." CRLF ends the data: after a bare LF or CR, a "."
+         * line is content (no smuggled end of data, no smuggled commands). */
+        if (crlf && content == 1 && line[0] == '.' && s->after_crlf) {
             finish_data(s);
             return off;
         }
+        s->after_crlf = !bare;
         if (content + 2 > s->cfg->max_line)
             s->long_line = true;
         if (content > 0 && line[0] == '.') { /* dot-unstuffing */
@@ -922,6 +936,8 @@ void smtp_accept_done(smtp_accept *tok, const char *reply_line)
     enter(s, ST_GREETED);
     arm_timer(s);
     process(s);
+    if (s->draining && s->state == ST_GREETED && s->in_len == 0 && !s->in_process)
+        smtp_session_drain(s);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -964,6 +980,23 @@ void smtp_session_timeout(smtp_session *s)
             state_name(s->state));
     reply(s, "421 4.4.2 %s Closing connection (timeout or shutdown)", s->cfg->hostname);
     close_session(s);
+}
+
+void smtp_session_tls_info(smtp_session *s, const char *version, const char *cipher, int bits)
+{
+    snprintf(s->tls_info, sizeof s->tls_info, "using %.20s with cipher %.80s (%d/%d bits)", version ? version : "",
+             cipher ? cipher : "", bits, bits);
+}
+
+void smtp_session_drain(smtp_session *s)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    s->draining = true;
+    if (!smtp_session_busy(s)) {
+        reply(s, "421 4.3.2 %s Service shutting down, try another MX", s->cfg->hostname);
+        close_session(s);
+    }
 }
 
 bool smtp_session_closing(const smtp_session *s)
