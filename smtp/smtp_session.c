@@ -467,8 +467,13 @@ static void cmd_data(smtp_session *s, const char *arg)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     const char *with = s->esmtp ? (s->env.auth_user ? (s->env.tls ? "ESMTPSA" : "ESMTPA") : (s->env.tls ? "ESMTPS" : "ESMTP"))
                                 : "SMTP";
+    /* the HELO name as given when it looks like a domain or literal; other
+     * bytes become '?' so that the header stays one clean token */
     char helo_q[300];
-    rc_log_quote(helo_q, sizeof helo_q, s->env.helo ? s->env.helo : "", s->env.helo ? strlen(s->env.helo) : 0);
+    snprintf(helo_q, sizeof helo_q, "%s", s->env.helo && *s->env.helo ? s->env.helo : "unknown");
+    for (char *c = helo_q; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr(".-_[]:", *c))
+            *c = '?';
     char tls[200] = "";
     if (s->env.tls && s->tls_info[0])
         snprintf(tls, sizeof tls, "\r\n\t(%s)", s->tls_info);
