@@ -880,6 +880,10 @@ static void process(smtp_session *s)
         s->io->pause(s->io_data, want_pause);
     }
     s->in_process = false;
+    /* shutting down: a session back between transactions with nothing
+     * more to answer ends now */
+    if (s->draining && !smtp_session_busy(s) && s->state != ST_CLOSED && s->in_len == 0)
+        smtp_session_drain(s);
 }
 
 void smtp_session_input(smtp_session *s, const char *buf, size_t len)
@@ -941,8 +945,6 @@ void smtp_accept_done(smtp_accept *tok, const char *reply_line)
     enter(s, ST_GREETED);
     arm_timer(s);
     process(s);
-    if (s->draining && s->state == ST_GREETED && s->in_len == 0 && !s->in_process)
-        smtp_session_drain(s);
 }
 
 /* ---------------------------------------------------------- lifecycle */

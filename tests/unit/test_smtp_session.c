@@ -48,7 +48,7 @@ static void test_pipelined_transaction(void **state)
     assert_string_equal(h.last_ret, "HDRS");
     assert_string_equal(h.last_envid, "abc+def");
     /* Received: first, then the unstuffed body */
-    assert_true(strncmp(h.last_body, "Received: from \"client.example\" ([10.1.2.3])", 44) == 0);
+    assert_true(strncmp(h.last_body, "Received: from client.example ([10.1.2.3])\r\n\tby mx.test (Ricochet) with ESMTP id ID1", 84) == 0);
     assert_non_null(strstr(h.last_body, "id ID1\r\n\tfor <user@example.com>;"));
     assert_non_null(strstr(h.last_body, "\r\nSubject: test\r\n\r\n.leading dot\r\n"));
     assert_null(strstr(h.last_body, "..leading"));
@@ -162,6 +162,9 @@ static void test_smuggling_refused(void **state)
         "a\r\n.\nRCPT TO:<x@example.com>\r\n",
         "a\r.\rb\r\n",                               /* bare CR */
         "line\n",
+        /* bare LF, then CRLF "." CRLF: not an end of data after a bare LF */
+        "a\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nevil\r\n",
+        "a\r\nb\r.\r\nMAIL FROM:<evil@example.org>\r\n",  /* bare CR before the dot */
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         harness_init(&h, "10.1.2.3", false);
@@ -314,6 +317,122 @@ static void test_starttls_and_auth(void **state)
     smtp_users_free(users);
 }
 
+static void test_dsn_parameters(void **state)
+{
+    static const struct {
+        const char *cmd, *expect;
+    } cases[] = {
+        {"MAIL FROM:<a@example.org> RET=FULL ENVID=x+2By\r\n", "250 2.1.0"},
+        {"MAIL FROM:<a@example.org> RET=BOGUS\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org> ENVID=a+ZZ\r\n", "501 5.5.4 Bad ENVID"},
+        {"MAIL FROM:<a@example.org> BODY=8BITMIME\r\n", "250 2.1.0"},
+        {"MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org> SIZE=12x\r\n", "501 5.5.4 Bad SIZE"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> NOTIFY=NEVER\r\n", "250 2.1.5"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> NOTIFY=NEVER,SUCCESS\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> NOTIFY=SOMETIMES\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> NOTIFY=DELAY NOTIFY=DELAY\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> ORCPT=b@example.com\r\n", "555 5.5.4"},
+        {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com> ORCPT=rfc822;b+4\r\n", "501 5.5.4 Bad ORCPT"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        harness_init(&h, "10.1.2.3", false);
+        harness_send(&h, "EHLO c\r\n");
+        h.out_len = 0;
+        h.out[0] = '\0';
+        harness_send(&h, cases[i].cmd);
+        const char *last = h.out;
+        for (const char *p = h.out; (p = strstr(p, "\r\n")) != NULL && p[2]; p += 2)
+            last = p + 2;
+        if (strncmp(last, cases[i].expect, strlen(cases[i].expect)) != 0)
+            fail_msg("%s got %s", cases[i].cmd, h.out);
+        harness_free(&h);
+    }
+    /* recorded per envelope and per recipient, xtext decoded */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org> RET=FULL ENVID=Q+3DW BODY=8bitmime\r\n"
+                     "RCPT TO:<b@example.com> NOTIFY=delay,failure ORCPT=rfc822;b+2Bx@example.com\r\n"
+                     "DATA\r\nx\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_string_equal(h.last_ret, "FULL");
+    assert_string_equal(h.last_envid, "Q=W");
+    assert_string_equal(h.last_notify, "DELAY,FAILURE");
+    assert_string_equal(h.last_orcpt, "rfc822;b+x@example.com");
+    harness_free(&h);
+}
+
+static void test_data_line_limits_and_recovery(void **state)
+{
+    /* a data line over max_line refuses the message; the session goes on */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    char line[1500];
+    memset(line, 'y', sizeof line - 3);
+    memcpy(line + sizeof line - 3, "\r\n", 3);
+    harness_send(&h, line);
+    harness_send(&h, "short\r\n.\r\n");
+    assert_int_equal(h.messages, 0);
+    assert_non_null(strstr(h.out, "500 5.5.2 Message refused: a line is longer"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_non_null(strstr(h.out, "queued as ID1"));
+    /* HELO (not EHLO): "with SMTP"; BDAT is refused clearly */
+    harness_send(&h, "HELO old.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nz\r\n.\r\n");
+    assert_non_null(strstr(h.last_body, "with SMTP id"));
+    harness_send(&h, "BDAT 10 LAST\r\n");
+    assert_non_null(strstr(h.out, "502 5.5.1 BDAT not implemented"));
+    harness_free(&h);
+}
+
+static void test_tls_info_in_received(void **state)
+{
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nSTARTTLS\r\n");
+    smtp_session_tls_info(h.s, "TLSv1.3", "TLS_AES_256_GCM_SHA384", 256);
+    harness_send(&h, "EHLO c\r\n");
+    assert_null(strstr(h.out + 200, "250-STARTTLS")); /* not offered twice */
+    harness_send(&h, "STARTTLS\r\n");
+    assert_non_null(strstr(h.out, "502 5.5.1 STARTTLS not available"));
+    harness_send(&h, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_non_null(strstr(h.last_body, "([10.1.2.3])\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))"));
+    assert_non_null(strstr(h.last_body, "with ESMTPS id ID1"));
+    harness_free(&h);
+}
+
+static void test_drain(void **state)
+{
+    /* idle: told to go at once */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\n");
+    smtp_session_drain(h.s);
+    assert_true(h.closed);
+    assert_non_null(strstr(h.out, "421 4.3.2"));
+    harness_free(&h);
+    /* a message in flight finishes (the node's 250 reaches the client),
+     * pipelined QUIT is answered, then the session ends */
+    harness_init(&h, "10.1.2.3", false);
+    h.defer = true;
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+    smtp_session_drain(h.s);
+    assert_false(h.closed);
+    smtp_accept_done(h.held, "250 2.0.0 Ok: queued as D1");
+    h.held = NULL;
+    assert_non_null(strstr(h.out, "queued as D1\r\n221 2.0.0"));
+    assert_true(h.closed);
+    harness_free(&h);
+    /* inside a transaction: it may finish, a new MAIL is refused */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\n");
+    smtp_session_drain(h.s);
+    assert_false(h.closed);
+    harness_send(&h, "RCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\nMAIL FROM:<a@example.org>\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_non_null(strstr(h.out, "queued as ID1\r\n421 4.3.2"));
+    assert_true(h.closed);
+    harness_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +445,10 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_smtputf8_and_admission),
         cmocka_unit_test(test_starttls_and_auth),
+        cmocka_unit_test(test_dsn_parameters),
+        cmocka_unit_test(test_data_line_limits_and_recovery),
+        cmocka_unit_test(test_tls_info_in_received),
+        cmocka_unit_test(test_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
