@@ -41,7 +41,7 @@ struct conn {
     smtp_server *srv;
     smtp_session *session;
     char addr[64];
-    bool closing;
+    bool closing, refused;
     int handles;
     size_t write_queued;
     struct conn *prev, *next;
@@ -57,13 +57,18 @@ struct wreq {
 static const struct smtp_session_io conn_io;
 static int io_starttls(void *io);
 
-static unsigned conns_from(smtp_server *srv, const char *addr)
+/* Live connections, in total and from addr; connections already refused or
+ * closing do not count. */
+static void count_conns(smtp_server *srv, const char *addr, unsigned *total, unsigned *same)
 {
-    unsigned n = 0;
-    for (struct conn *c = srv->conns; c; c = c->next)
-        if (!c->closing && strcmp(c->addr, addr) == 0)
-            n++;
-    return n;
+    *total = *same = 0;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->closing || c->refused)
+            continue;
+        ++*total;
+        if (strcmp(c->addr, addr) == 0)
+            ++*same;
+    }
 }
 
 static void maybe_stopped(smtp_server *srv)
@@ -156,7 +161,7 @@ static void raw_write(struct conn *c, const char *buf, size_t len)
     if (c->closing)
         return;
     /* A client that never reads our replies cannot make us buffer forever. */
-    if (c->write_queued + len > (1u << 20)) {
+    if (c->write_queued + len > c->srv->cfg.max_unread_output) {
         rc_warn("smtp", "client_not_reading client=%s action=close", c->addr);
         conn_close(c);
         return;
@@ -320,10 +325,13 @@ static void on_connection(uv_stream_t *server, int status)
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->addr, sizeof c->addr);
     }
-    /* this connection is counted in n_conns and in conns_from() */
-    if (srv->n_conns > srv->cfg.max_connections || conns_from(srv, c->addr) > srv->cfg.max_connections_per_ip) {
+    /* this connection is counted too */
+    unsigned total, same;
+    count_conns(srv, c->addr, &total, &same);
+    if (total > srv->cfg.max_connections || same > srv->cfg.max_connections_per_ip) {
         rc_warn("smtp", "connection_refused client=%s reason=%s", c->addr,
-                srv->n_conns > srv->cfg.max_connections ? "max_connections" : "max_connections_per_ip");
+                total > srv->cfg.max_connections ? "max_connections" : "max_connections_per_ip");
+        c->refused = true;
         static const char line[] = "421 4.7.0 Too many connections, try again later\r\n";
         io_write(c, line, sizeof line - 1);
         io_close(c);

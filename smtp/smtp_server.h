@@ -40,7 +40,10 @@ struct smtp_server_config {
     unsigned max_connections_per_ip; /* default 100; more -> 421 4.7.0 */
     unsigned command_timeout_ms;   /* default 300000 (RFC 5321 4.5.3.2) */
     unsigned data_timeout_ms;      /* default 600000 */
-    size_t max_pipeline;           /* input buffered while a reply is pending; default 64 KiB */
+    size_t max_pipeline;           /* input buffered while a reply is pending; default 64 KiB;
+                                    * a client that floods past it while waiting gets 421 4.7.0 */
+    size_t max_unread_output;      /* replies queued to a client that does not read; default 1 MiB,
+                                    * beyond: the connection is closed */
     /* Domains that take mail from anyone (the cluster's bounce and feedback
      * domains); subdomains are not included. */
     const char *local_domains[SMTP_MAX_LOCAL_DOMAINS];

@@ -67,6 +67,7 @@ struct smtp_session {
     /* DATA */
     char *body;
     size_t body_len, body_cap;
+    size_t hdr_len; /* our Received: header at the front of body */
     bool too_big, bad_eol, long_line;
     bool after_crlf; /* the previous data line ended with CRLF (or DATA just began) */
     smtp_accept *pending;
@@ -142,7 +143,7 @@ static void reset_transaction(smtp_session *s)
     s->rcpt_cap = 0;
     free(s->body);
     s->body = NULL;
-    s->body_len = s->body_cap = 0;
+    s->body_len = s->body_cap = s->hdr_len = 0;
     s->too_big = s->bad_eol = s->long_line = false;
     s->id[0] = '\0';
 }
@@ -168,9 +169,15 @@ static bool bad_command(smtp_session *s)
 static bool in_network(const struct smtp_cidr *n, const char *addr)
 {
     uint8_t a[16];
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (n->family == AF_INET) {
-        if (inet_pton(AF_INET, addr, a) != 1)
-            return false;
+        if (inet_pton(AF_INET, addr, a) != 1) {
+            /* ::ffff:192.0.2.1 from a dual-stack listener is that IPv4 client */
+            uint8_t a6[16];
+            if (inet_pton(AF_INET6, addr, a6) != 1 || memcmp(a6, v4mapped, 12) != 0)
+                return false;
+            memcpy(a, a6 + 12, 4);
+        }
     } else if (inet_pton(AF_INET6, addr, a) != 1) {
         return false;
     }
@@ -309,6 +316,13 @@ static void cmd_mail(smtp_session *s, const char *arg)
         reset_transaction(s);
         return;
     }
+    for (const char *c = addr; utf8 && !s->env.smtputf8 && *c; c++)
+        if ((unsigned char)*c >= 0x80) { /* " SMTPUTF8" was inside a quoted local part */
+            reply(s, "553 5.6.7 Bad sender address: %s", smtp_addr_strerror(SMTP_ADDR_EUTF8));
+            reset_transaction(s);
+            bad_command(s);
+            return;
+        }
     if (s->submission && !may_relay(s)) {
         reply(s, "530 5.7.0 Authentication required");
         reset_transaction(s);
@@ -427,7 +441,7 @@ static int body_append(smtp_session *s, const char *p, size_t n)
 {
     if (s->too_big)
         return 0;
-    if (s->body_len + n > s->cfg->max_message_size + 4096 /* Received: */) {
+    if (s->body_len - s->hdr_len + n > s->cfg->max_message_size) { /* the client's bytes only */
         s->too_big = true;
         free(s->body);
         s->body = NULL;
@@ -487,6 +501,7 @@ static void cmd_data(smtp_session *s, const char *arg)
     if (n < 0 || (size_t)n >= sizeof hdr)
         n = 0;
     body_append(s, hdr, (size_t)n);
+    s->hdr_len = s->body_len;
     s->after_crlf = true;
     enter(s, ST_DATA);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -618,7 +633,7 @@ static void auth_line(smtp_session *s, const char *line)
             reply(s, "501 5.5.2 Malformed AUTH LOGIN response");
             return;
         }
-        snprintf(s->auth_user, sizeof s->auth_user, "%s", buf);
+        memcpy(s->auth_user, buf, strlen(buf) + 1); /* shorter than auth_user: checked above */
         s->auth_step = AUTH_LOGIN_PASS;
         reply(s, "334 UGFzc3dvcmQ6");
         return;
@@ -1042,6 +1057,7 @@ void smtp_server_config_defaults(struct smtp_server_config *c)
     c->command_timeout_ms = 300000;
     c->data_timeout_ms = 600000;
     c->max_pipeline = 64u << 10;
+    c->max_unread_output = 1u << 20;
 }
 
 int smtp_parse_networks(struct smtp_server_config *c, const char *list, char *err, size_t errlen)

@@ -168,7 +168,22 @@ PY
 check conn_limits "$DIR/limits.out" '^first 220 ' '^per_ip 421 4.7.0 Too many connections' '^other_ip 220 ' \
     '^total 421 4.7.0 Too many connections'
 
-# 10. graceful shutdown: SIGTERM while a message waits for its reply
+# 10. command timeout: an idle client is told 421 4.4.2 and disconnected
+M5=127.0.0.29:12006
+"$TESTD" --mx $M5 --spool "$DIR/spool3" --command-timeout-ms 300 > "$DIR/testd5.out" 2>&1 & PIDS+=($!)
+wait_ready "$DIR/testd5.out"
+/usr/bin/python3 - > "$DIR/timeout.out" 2>&1 <<'PY'
+import socket
+s = socket.create_connection(("127.0.0.29", 12006))
+s.settimeout(120)  # only against a hang; the server speaks first
+f = s.makefile("rb")
+print("greeting", f.readline().decode().strip())
+print("idle", f.readline().decode().strip())
+print("eof", f.readline() == b"")
+PY
+check command_timeout "$DIR/timeout.out" '^greeting 220 ' '^idle 421 4.4.2 ' '^eof True'
+
+# 11. graceful shutdown: SIGTERM while a message waits for its reply
 M4=127.0.0.28:12005
 "$TESTD" --mx $M4 --spool "$DIR/spool4" --delay-ms 1500 --local-domain bounce.ricochet.test > "$DIR/testd4.out" 2>&1 & TPID=$!; PIDS+=($TPID)
 wait_ready "$DIR/testd4.out"

@@ -118,6 +118,15 @@ static void test_relay_policy(void **state)
     harness_send(&h, "RCPT TO:<b+token@bounce.test>\r\nRCPT TO:<c@BOUNCE.TEST>\r\n");
     assert_int_equal(count(h.out, "250 2.1.5"), 2);
     harness_free(&h);
+    /* an IPv4 client seen through a dual-stack socket */
+    harness_init(&h, "::ffff:10.9.8.7", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
+    assert_non_null(strstr(h.out, "250 2.1.5"));
+    harness_free(&h);
+    harness_init(&h, "::ffff:192.0.2.7", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
+    assert_non_null(strstr(h.out, "550 5.7.1"));
+    harness_free(&h);
     /* inside a relay network (IPv6 too) */
     harness_init(&h, "2001:db8::25", false);
     harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
@@ -133,6 +142,8 @@ static void test_open_relay_tricks_refused(void **state)
         "RCPT TO:<@bounce.test:user@example.com>",       /* source route */
         "RCPT TO:<@bounce.test,@x.test:user@example.com>",
         "RCPT TO:<\"user@example.com\"@bounce.test>",    /* quoted @ */
+        "RCPT TO:<\"user\\@example.com\"@bounce.test>",  /* quoted-pair @ */
+        "RCPT TO:<\"user\\%example.com\"@bounce.test>",  /* quoted-pair % */
         "RCPT TO:<user@example.com@bounce.test>",
         "RCPT TO:<user@bounce.test.>",                   /* trailing dot */
         "RCPT TO:<user@[192.0.2.1]>",                    /* address literal */
@@ -204,6 +215,22 @@ static void test_limits(void **state)
     assert_int_equal(h.messages, 0);
     assert_int_equal(count(h.out, "552 5.3.4"), 2);
     harness_free(&h);
+
+    /* exactly max_message_size (4096) of client data is accepted, our
+     * Received: header not counted; one octet more is refused */
+    for (int extra = 0; extra <= 1; extra++) {
+        harness_init(&h, "10.1.2.3", false);
+        harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+        for (int i = 0; i < 63; i++) /* 63 lines of 62 + CRLF = 4032 */
+            harness_send(&h, "12345678901234567890123456789012345678901234567890123456789012\r\n");
+        char tail[80];
+        memset(tail, 'z', sizeof tail);
+        snprintf(tail + 62 + extra, sizeof tail - 62 - (size_t)extra, "\r\n.\r\n"); /* 64 more octets */
+        harness_send(&h, tail);
+        assert_int_equal(h.messages, extra ? 0 : 1);
+        assert_non_null(strstr(h.out, extra ? "552 5.3.4" : "queued as ID1"));
+        harness_free(&h);
+    }
 
     /* too many recipients */
     harness_init(&h, "10.1.2.3", false);
