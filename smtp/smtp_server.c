@@ -27,6 +27,7 @@ struct smtp_server {
     struct listener mx, sub;
     bool has_sub, stopping;
     int open_handles; /* listeners still open while stopping */
+    unsigned n_work;  /* offloaded jobs in flight (they read cfg.users) */
     struct conn *conns;
     unsigned n_conns;
     void (*stop_cb)(void *);
@@ -73,7 +74,7 @@ static void count_conns(smtp_server *srv, const char *addr, unsigned *total, uns
 
 static void maybe_stopped(smtp_server *srv)
 {
-    if (!srv->stopping || srv->open_handles > 0 || srv->n_conns > 0)
+    if (!srv->stopping || srv->open_handles > 0 || srv->n_conns > 0 || srv->n_work > 0)
         return;
     void (*cb)(void *) = srv->stop_cb;
     void *data = srv->stop_data;
@@ -288,8 +289,53 @@ static void io_timeout(void *io, unsigned ms)
         uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
 
+struct work {
+    uv_work_t req;
+    smtp_server *srv;
+    void (*work)(void *);
+    void (*done)(void *);
+    void *arg;
+};
+
+static void work_run(uv_work_t *req)
+{
+    struct work *w = req->data;
+    w->work(w->arg);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    (void)status; /* UV_ECANCELED cannot happen: we never cancel */
+    struct work *w = req->data;
+    smtp_server *srv = w->srv;
+    w->done(w->arg);
+    free(w);
+    srv->n_work--;
+    maybe_stopped(srv);
+}
+
+static int io_offload(void *io, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    struct conn *c = io;
+    struct work *w = malloc(sizeof *w);
+    if (w == NULL)
+        return -1;
+    w->req.data = w;
+    w->srv = c->srv;
+    w->work = fn;
+    w->done = done;
+    w->arg = arg;
+    if (uv_queue_work(c->srv->loop, &w->req, work_run, work_after) != 0) {
+        free(w);
+        return -1;
+    }
+    c->srv->n_work++;
+    return 0;
+}
+
 static const struct smtp_session_io conn_io = {
     .write = io_write, .close = io_close, .pause = io_pause, .timeout = io_timeout, .starttls = io_starttls,
+    .offload = io_offload,
 };
 
 /* ------------------------------------------------------------ accept */

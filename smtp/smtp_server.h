@@ -108,6 +108,11 @@ struct smtp_session_io {
     void (*timeout)(void *io, unsigned ms); /* (re)arm the idle timer */
     /* Switch to TLS (server side) after the 220 just written; 0 or -1. */
     int (*starttls)(void *io);
+    /* Optional: run work(arg) off the event loop (a thread), then done(arg)
+     * on the loop, exactly once, even after the session was freed (the
+     * session detaches). 0, or -1 to run inline. Used for the PBKDF2 of
+     * AUTH; NULL: inline. */
+    int (*offload)(void *io, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 };
 
 smtp_session *smtp_session_new(const struct smtp_server_config *cfg, const struct smtp_hooks *hooks,

@@ -39,6 +39,16 @@ enum state {
     ST_DATA = 1 << 4,      /* reading the message */
     ST_WAIT = 1 << 5,      /* final reply pending */
     ST_CLOSED = 1 << 6,
+    ST_AUTHWAIT = 1 << 7,  /* the password hash runs off the loop */
+};
+#define ST_WAITING (ST_WAIT | ST_AUTHWAIT)
+
+/* A password check in flight (io.offload); outlives the session if need be. */
+struct auth_job {
+    smtp_session *s; /* NULL once the session is gone */
+    const smtp_users *users;
+    char user[256], password[512];
+    bool ok;
 };
 
 struct smtp_accept {
@@ -71,6 +81,7 @@ struct smtp_session {
     bool too_big, bad_eol, long_line;
     bool after_crlf; /* the previous data line ended with CRLF (or DATA just began) */
     smtp_accept *pending;
+    struct auth_job *auth_job;
 };
 
 static const char *state_name(int st)
@@ -82,6 +93,7 @@ static const char *state_name(int st)
     case ST_RCPT: return "rcpt";
     case ST_DATA: return "data";
     case ST_WAIT: return "wait";
+    case ST_AUTHWAIT: return "authwait";
     default: return "closed";
     }
 }
@@ -582,10 +594,9 @@ static int b64_decode(const char *in, char *out, size_t outlen)
     return len;
 }
 
-static void auth_finish(smtp_session *s, const char *user, const char *password)
+static void auth_result(smtp_session *s, const char *user, bool ok)
 {
-    s->auth_step = AUTH_NONE;
-    if (smtp_users_check(s->cfg->users, user, password)) {
+    if (ok) {
         free(s->env.auth_user);
         s->env.auth_user = strdup(user);
         rc_info("smtp", "auth_ok client=%s user=%s", s->env.client_addr, user);
@@ -596,6 +607,56 @@ static void auth_finish(smtp_session *s, const char *user, const char *password)
     rc_warn("smtp", "auth_failed client=%s user=%s", s->env.client_addr, rc_log_quote(q, sizeof q, user, strlen(user)));
     reply(s, "535 5.7.8 Authentication credentials invalid");
     bad_command(s);
+}
+
+static void auth_work(void *arg)
+{
+    struct auth_job *j = arg;
+    j->ok = smtp_users_check(j->users, j->user, j->password);
+    OPENSSL_cleanse(j->password, sizeof j->password);
+}
+
+static void process(smtp_session *s);
+
+static void auth_done(void *arg)
+{
+    struct auth_job *j = arg;
+    smtp_session *s = j->s;
+    if (s != NULL) {
+        s->auth_job = NULL;
+        enter(s, ST_GREETED);
+        auth_result(s, j->user, j->ok);
+        if (s->state != ST_CLOSED) {
+            arm_timer(s);
+            process(s); /* commands that waited */
+        }
+    }
+    free(j);
+}
+
+/* PBKDF2 costs tens of milliseconds: it runs off the event loop when the
+ * transport can (io.offload), and the session waits in ST_AUTHWAIT. */
+static void auth_finish(smtp_session *s, const char *user, const char *password)
+{
+    s->auth_step = AUTH_NONE;
+    struct auth_job *j = s->io->offload ? calloc(1, sizeof *j) : NULL;
+    if (j == NULL) {
+        auth_result(s, user, smtp_users_check(s->cfg->users, user, password));
+        return;
+    }
+    j->s = s;
+    j->users = s->cfg->users;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    s->auth_job = j;
+    enter(s, ST_AUTHWAIT);
+    if (s->io->offload(s->io_data, auth_work, auth_done, j) != 0) {
+        s->auth_job = NULL;
+        enter(s, ST_GREETED);
+        OPENSSL_cleanse(j->password, sizeof j->password);
+        free(j);
+        auth_result(s, user, smtp_users_check(s->cfg->users, user, password));
+    }
 }
 
 static void auth_plain(smtp_session *s, const char *b64)
@@ -841,7 +902,7 @@ static void process(smtp_session *s)
         return;
     s->in_process = true;
     size_t off = 0;
-    while (off < s->in_len && s->state != ST_CLOSED && s->state != ST_WAIT) {
+    while (off < s->in_len && s->state != ST_CLOSED && !(s->state & ST_WAITING)) {
         if (s->state == ST_DATA) {
             off += process_data(s, s->in + off, s->in_len - off);
             if (s->state == ST_DATA)
@@ -889,7 +950,7 @@ static void process(smtp_session *s)
         memmove(s->in, s->in + off, s->in_len - off);
         s->in_len -= off;
     }
-    bool want_pause = s->state == ST_WAIT || s->in_len > s->cfg->max_pipeline;
+    bool want_pause = (s->state & ST_WAITING) || s->in_len > s->cfg->max_pipeline;
     if (want_pause != s->paused && s->io->pause && s->state != ST_CLOSED) {
         s->paused = want_pause;
         s->io->pause(s->io_data, want_pause);
@@ -911,7 +972,7 @@ void smtp_session_input(smtp_session *s, const char *buf, size_t len)
         size_t room = limit - s->in_len;
         size_t take = len < room ? len : room;
         if (take == 0) {
-            if (s->state == ST_WAIT) {
+            if (s->state & ST_WAITING) {
                 /* the client keeps sending while we wait: it must not
                  * hold memory without bound */
                 reply(s, "421 4.7.0 %s Too much pipelined input, closing", s->cfg->hostname);
@@ -996,7 +1057,7 @@ void smtp_session_start(smtp_session *s)
 
 void smtp_session_timeout(smtp_session *s)
 {
-    if (s->state == ST_WAIT || s->state == ST_CLOSED)
+    if ((s->state & ST_WAITING) || s->state == ST_CLOSED)
         return; /* our own delay: the node answers within accept_timeout */
     rc_info("smtp", "session_ended client=%s state=%s reason=timeout_or_shutdown", s->env.client_addr,
             state_name(s->state));
@@ -1028,7 +1089,7 @@ bool smtp_session_closing(const smtp_session *s)
 
 bool smtp_session_busy(const smtp_session *s)
 {
-    return (s->state & (ST_MAIL | ST_RCPT | ST_DATA | ST_WAIT)) != 0;
+    return (s->state & (ST_MAIL | ST_RCPT | ST_DATA | ST_WAITING)) != 0;
 }
 
 void smtp_session_free(smtp_session *s)
@@ -1037,6 +1098,8 @@ void smtp_session_free(smtp_session *s)
         return;
     if (s->pending)
         s->pending->s = NULL;
+    if (s->auth_job)
+        s->auth_job->s = NULL;
     reset_transaction(s);
     free(s->env.helo);
     free(s->env.auth_user);

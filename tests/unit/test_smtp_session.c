@@ -460,6 +460,73 @@ static void test_drain(void **state)
     harness_free(&h);
 }
 
+/* An io whose offload holds the job until the test runs it (a thread pool
+ * stand-in), to prove the session waits and the job survives the session. */
+static struct {
+    void (*work)(void *), (*done)(void *);
+    void *arg;
+} job;
+static int t_offload(void *io, void (*work)(void *), void (*done)(void *), void *arg)
+{
+    (void)io;
+    job.work = work;
+    job.done = done;
+    job.arg = arg;
+    return 0;
+}
+static const struct smtp_session_io offload_io = {h_write, h_close, h_pause, h_timeout, h_starttls, t_offload};
+
+static smtp_users *make_users(void)
+{
+    char line[600], err[200];
+    assert_int_equal(smtp_users_hash_line("alice", "s3cret", 1000, line, sizeof line), 0);
+    FILE *f = fopen("/tmp/rc-smtp-users2.test", "w");
+    fprintf(f, "%s\n", line);
+    fclose(f);
+    smtp_users *u = smtp_users_load("/tmp/rc-smtp-users2.test", err, sizeof err);
+    remove("/tmp/rc-smtp-users2.test");
+    assert_non_null(u);
+    return u;
+}
+
+static void test_auth_offloaded(void **state)
+{
+    smtp_users *users = make_users();
+    harness_init(&h, "192.0.2.9", true);
+    smtp_session_free(h.s);
+    h.out_len = 0;
+    h.cfg.users = users;
+    h.s = smtp_session_new(&h.cfg, &harness_hooks, &h, &offload_io, &h, "192.0.2.9", true);
+    smtp_session_start(h.s);
+    harness_send(&h, "EHLO c\r\nSTARTTLS\r\n");
+    harness_send(&h, "EHLO c\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\nMAIL FROM:<a@example.org>\r\n");
+    if (job.work == NULL)
+        fail_msg("%s", h.out);
+    assert_true(h.paused);
+    assert_null(strstr(h.out, "235"));
+    assert_null(strstr(h.out, "530")); /* MAIL waits for the AUTH result */
+    smtp_session_timeout(h.s); /* our own delay: no 421 */
+    assert_false(h.closed);
+    job.work(job.arg);
+    job.done(job.arg);
+    job.work = NULL;
+    assert_non_null(strstr(h.out, "235 2.7.0 Authentication successful\r\n250 2.1.0 Ok"));
+    assert_false(h.paused);
+    /* the client leaves while the hash runs: the job completes safely */
+    harness_send(&h, "RSET\r\n");
+    smtp_session_free(h.s);
+    h.s = smtp_session_new(&h.cfg, &harness_hooks, &h, &offload_io, &h, "192.0.2.9", true);
+    smtp_session_start(h.s);
+    harness_send(&h, "EHLO c\r\nSTARTTLS\r\n");
+    harness_send(&h, "EHLO c\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n");
+    assert_non_null(job.work);
+    smtp_session_free(h.s);
+    h.s = NULL;
+    job.work(job.arg);
+    job.done(job.arg); /* no use-after-free (ASan) */
+    smtp_users_free(users);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_data_line_limits_and_recovery),
         cmocka_unit_test(test_tls_info_in_received),
         cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_auth_offloaded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
