@@ -912,11 +912,12 @@ static void process(smtp_session *s)
         char *lf = memchr(s->in + off, '\n', s->in_len - off);
         if (lf == NULL) {
             if (s->in_len - off > s->cfg->max_line) {
-                reply(s, "500 5.5.2 Line too long");
-                s->skip_line = true;
-                off = s->in_len;
-                if (bad_command(s))
-                    break;
+                off = s->in_len; /* drop what we have of the overlong line */
+                if (!s->skip_line) { /* one reply per line, however it arrives */
+                    s->skip_line = true;
+                    reply(s, "500 5.5.2 Line too long");
+                    bad_command(s);
+                }
             }
             break;
         }

@@ -204,6 +204,17 @@ static void test_limits(void **state)
     assert_non_null(strstr(h.out, "250 2.0.0 Ok"));
     harness_free(&h);
 
+    /* a 5000-octet line arriving byte by byte: one reply, bounded buffer */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\n");
+    for (int i = 0; i < 5000; i++)
+        harness_send(&h, "B");
+    harness_send(&h, "\r\nNOOP\r\n");
+    assert_int_equal(count(h.out, "500 5.5.2 Line too long"), 1);
+    assert_non_null(strstr(h.out, "500 5.5.2 Line too long\r\n250 2.0.0 Ok"));
+    assert_false(h.closed);
+    harness_free(&h);
+
     /* SIZE announced too big, and data over the limit (read and dropped) */
     harness_init(&h, "10.1.2.3", false);
     harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org> SIZE=999999\r\n");
