@@ -946,10 +946,15 @@ static void process(smtp_session *s)
             off = s->in_len;
         }
     }
-    /* keep the unconsumed tail */
+    /* keep the unconsumed tail; an idle session holds no input buffer */
     if (off > 0) {
         memmove(s->in, s->in + off, s->in_len - off);
         s->in_len -= off;
+    }
+    if (s->in_len == 0 && s->in_cap > 0) {
+        free(s->in);
+        s->in = NULL;
+        s->in_cap = 0;
     }
     bool want_pause = (s->state & ST_WAITING) || s->in_len > s->cfg->max_pipeline;
     if (want_pause != s->paused && s->io->pause && s->state != ST_CLOSED) {

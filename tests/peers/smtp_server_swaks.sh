@@ -50,10 +50,11 @@ PY
 
 MX=127.0.0.21:12001; SUB=127.0.0.21:12002
 mkdir -p "$DIR/spool" "$DIR/spool2" "$DIR/spool3" "$DIR/spool4"
+MAINPID=
 "$TESTD" --mx $MX --submission $SUB --spool "$DIR/spool" --cert "$DIR/cert.pem" --key "$DIR/key.pem" \
     --users "$DIR/users" --local-domain bounce.ricochet.test --local-domain fb.ricochet.test \
     --relay-networks "127.0.0.22/32, ::1/128" --max-size 100000 --max-rcpt 3 --delay-ms 20 \
-    > "$DIR/testd.out" 2> "$DIR/testd.err" & PIDS+=($!)
+    > "$DIR/testd.out" 2> "$DIR/testd.err" & MAINPID=$!; PIDS+=($MAINPID)
 wait_ready "$DIR/testd.out"
 SW="swaks --server 127.0.0.21 --port 12001 --helo client.test --from sender@example.org"
 
@@ -196,4 +197,9 @@ check drain_pending_gets_250 "$DIR/drain.out" '<- +250 2.0.0 Ok: queued as'
 check drain_stopped "$DIR/testd4.out" '^stopped$' '^testd exit 0$'
 
 check_not no_tls_errors "$DIR/testd.err" 'tls_failed'
+# the main server (TLS, AUTH, 200+ sessions behind it) stops cleanly; under
+# ASan this is where leaks would show
+kill -TERM $MAINPID; wait $MAINPID; echo "exit $?" >> "$DIR/testd.out"
+check main_stopped "$DIR/testd.out" '^stopped$' '^exit 0$'
+check_not main_no_sanitizer_report "$DIR/testd.err" 'Sanitizer|runtime error'
 exit $FAIL
