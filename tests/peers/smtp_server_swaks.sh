@@ -137,6 +137,39 @@ s.quit()
 PY
 check oversize_mail_size "$DIR/size.out" "552, b'5.3.4"
 
+# 7b. hostile input over a real socket: smuggling, NUL, overlong line,
+# unknown command, then too many errors closes the session
+/usr/bin/python3 - > "$DIR/hostile.out" 2>&1 <<'PY'
+import socket
+s = socket.create_connection(("127.0.0.21", 12001)); s.settimeout(120)
+f = s.makefile("rb")
+def line():
+    return f.readline().decode(errors="replace").strip()
+def final():  # last line of a (possibly multiline) reply
+    l = line()
+    while len(l) > 3 and l[3] == "-":
+        l = line()
+    return l
+print("greet", final())
+s.sendall(b"EHLO c\r\n"); print("ehlo", final())
+s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@bounce.ricochet.test>\r\nDATA\r\n")
+print("mail", final()); print("rcpt", final()); print("data", final())
+s.sendall(b"Subject: s\r\n\r\nx\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<y@bounce.ricochet.test>\r\nDATA\r\nevil\r\n.\r\n")
+print("smuggle", final())
+s.sendall(b"NO\x00OP\r\n"); print("nul", final())
+s.sendall(b"NOOP " + b"x" * 3000 + b"\r\n"); print("long", final())
+s.sendall(b"XYZZY\r\n"); print("unknown", final())
+for i in range(12):
+    s.sendall(b"XYZZY\r\n")
+    l = final()
+    if not l.startswith("502"):
+        print("errors", l); break
+print("eof", f.readline() == b"")
+PY
+check hostile_wire "$DIR/hostile.out" '^data 354 ' '^smuggle 550 5.6.0' '^nul 500 5.5.2' '^long 500 5.5.2 Line too long' \
+    '^unknown 502 5.5.2' '^errors 421 4.7.0' '^eof True'
+check_not hostile_no_smuggled_mail "$DIR/hostile.out" '250 2.1.0.*evil|^smuggle 250'
+
 # 8. smtp-source: 20 sessions, 200 messages of 2 KiB, all accepted
 before=$(ls "$DIR/spool" | wc -l)
 smtp-source -c -s 20 -m 200 -l 2048 -f src@example.org -t sink@bounce.ricochet.test 127.0.0.21:12001 \
