@@ -82,6 +82,9 @@ struct smtp_session {
     bool after_crlf; /* the previous data line ended with CRLF (or DATA just began) */
     smtp_accept *pending;
     struct auth_job *auth_job;
+    /* replies of one batch of pipelined commands go out in one write */
+    char out[1536];
+    size_t out_len;
 };
 
 static const char *state_name(int st)
@@ -104,6 +107,16 @@ static void enter(smtp_session *s, int st)
     s->state = st;
 }
 
+/* Every public entry point ends with this (and STARTTLS before it switches). */
+static void flush_out(smtp_session *s)
+{
+    if (s->out_len == 0 || s->state == ST_CLOSED)
+        return;
+    size_t n = s->out_len;
+    s->out_len = 0;
+    s->io->write(s->io_data, s->out, n);
+}
+
 static void reply(smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(smtp_session *s, const char *fmt, ...)
 {
@@ -120,13 +133,21 @@ static void reply(smtp_session *s, const char *fmt, ...)
         n = sizeof buf - 3;
     buf[n++] = '\r';
     buf[n++] = '\n';
-    s->io->write(s->io_data, buf, (size_t)n);
+    if (s->out_len + (size_t)n > sizeof s->out)
+        flush_out(s);
+    if ((size_t)n > sizeof s->out) {
+        s->io->write(s->io_data, buf, (size_t)n);
+        return;
+    }
+    memcpy(s->out + s->out_len, buf, (size_t)n);
+    s->out_len += (size_t)n;
 }
 
 static void close_session(smtp_session *s)
 {
     if (s->state == ST_CLOSED)
         return;
+    flush_out(s);
     s->state = ST_CLOSED;
     s->io->close(s->io_data);
 }
@@ -567,6 +588,7 @@ static void cmd_starttls(smtp_session *s, const char *arg)
     /* Anything pipelined after STARTTLS was sent in plain text: drop it
      * (the command-injection attack of CVE-2011-0411). */
     s->drop_input = true;
+    flush_out(s); /* the 220 goes out in clear text */
     if (s->io->starttls(s->io_data) != 0) {
         close_session(s);
         return;
@@ -630,6 +652,7 @@ static void auth_done(void *arg)
             arm_timer(s);
             process(s); /* commands that waited */
         }
+        flush_out(s);
     }
     free(j);
 }
@@ -1011,6 +1034,7 @@ void smtp_session_input(smtp_session *s, const char *buf, size_t len)
         len -= take;
         process(s);
     }
+    flush_out(s);
 }
 
 void smtp_accept_done(smtp_accept *tok, const char *reply_line)
@@ -1027,6 +1051,7 @@ void smtp_accept_done(smtp_accept *tok, const char *reply_line)
     enter(s, ST_GREETED);
     arm_timer(s);
     process(s);
+    flush_out(s);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -1058,6 +1083,7 @@ void smtp_session_start(smtp_session *s)
         return;
     }
     reply(s, "220 %s ESMTP Ricochet", s->cfg->hostname);
+    flush_out(s);
     arm_timer(s);
 }
 
