@@ -695,6 +695,13 @@ static void auth_plain(smtp_session *s, const char *b64)
         bad_command(s);
         return;
     }
+    if (buf[0] != '\0' && strcmp(buf, authcid + 1) != 0) {
+        /* an authorization identity other than oneself: never granted */
+        s->auth_step = AUTH_NONE;
+        auth_result(s, authcid + 1, false);
+        OPENSSL_cleanse(buf, sizeof buf);
+        return;
+    }
     auth_finish(s, authcid + 1, passwd + 1);
     OPENSSL_cleanse(buf, sizeof buf);
 }

@@ -342,6 +342,10 @@ static void test_starttls_and_auth(void **state)
     /* wrong password, then LOGIN, then PLAIN with the right one */
     harness_send(&h, "AUTH PLAIN AGFsaWNlAHdyb25n\r\n"); /* \0alice\0wrong */
     assert_non_null(strstr(h.out, "535 5.7.8"));
+    /* right password, but asking to act as another user (authzid bob) */
+    h.out_len = 0;
+    harness_send(&h, "AUTH PLAIN Ym9iAGFsaWNlAHMzY3JldA==\r\n"); /* bob\0alice\0s3cret */
+    assert_non_null(strstr(h.out, "535 5.7.8"));
     harness_send(&h, "AUTH LOGIN\r\n");
     assert_non_null(strstr(h.out, "334 VXNlcm5hbWU6"));
     harness_send(&h, "YWxpY2U=\r\n");
