@@ -185,6 +185,11 @@ static void raw_write(struct conn *c, const char *buf, size_t len)
     c->write_queued += len;
 }
 
+static void linger_expired(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
 static void io_close(void *io)
 {
     struct conn *c = io;
@@ -200,6 +205,8 @@ static void io_close(void *io)
         return;
     }
     req->data = c;
+    /* a client that never reads cannot keep the shutdown pending forever */
+    uv_timer_start(&c->timer, linger_expired, c->srv->cfg.command_timeout_ms, 0);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -285,7 +292,7 @@ static void timer_cb(uv_timer_t *t)
 static void io_timeout(void *io, unsigned ms)
 {
     struct conn *c = io;
-    if (!c->closing)
+    if (!c->closing && !(c->session && smtp_session_closing(c->session))) /* not over the linger timer */
         uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
 
