@@ -130,6 +130,9 @@ void smtp_session_tls_info(smtp_session *s, const char *version, const char *cip
 void smtp_session_drain(smtp_session *s);
 void smtp_session_free(smtp_session *s);               /* detaches a pending token */
 bool smtp_session_closing(const smtp_session *s);
+/* Heap bytes this session holds (input buffer, message, envelope): for
+ * tests and for the node's memory accounting. */
+size_t smtp_session_memory(const smtp_session *s);
 bool smtp_session_busy(const smtp_session *s); /* inside a transaction */
 
 /* ---------------------------------------------------------------- server */

@@ -869,6 +869,13 @@ static void finish_data(smtp_session *s)
         enter(s, ST_GREETED);
         return;
     }
+    if (s->hooks->on_message == NULL) {
+        free(tok);
+        reply(s, "451 4.3.0 Message storage not available");
+        reset_transaction(s);
+        enter(s, ST_GREETED);
+        return;
+    }
     tok->s = s;
     s->pending = tok;
     enter(s, ST_WAIT);
@@ -1119,6 +1126,14 @@ void smtp_session_drain(smtp_session *s)
         reply(s, "421 4.3.2 %s Service shutting down, try another MX", s->cfg->hostname);
         close_session(s);
     }
+}
+
+size_t smtp_session_memory(const smtp_session *s)
+{
+    size_t n = sizeof *s + s->in_cap + s->body_cap + s->env.n_rcpts * sizeof(struct smtp_rcpt);
+    for (size_t i = 0; i < s->env.n_rcpts; i++)
+        n += strlen(s->env.rcpts[i].address) + 1;
+    return n;
 }
 
 bool smtp_session_closing(const smtp_session *s)

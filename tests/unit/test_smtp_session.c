@@ -243,6 +243,20 @@ static void test_limits(void **state)
         harness_free(&h);
     }
 
+    /* an oversize message is dropped as it arrives, not buffered whole */
+    harness_init(&h, "10.1.2.3", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    size_t peak = 0;
+    for (int i = 0; i < 20000; i++) { /* 1.4 MB against a 4 KiB limit */
+        harness_send(&h, "0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
+        size_t m = smtp_session_memory(h.s);
+        peak = m > peak ? m : peak;
+    }
+    assert_true(peak < 3 * 8192 + 16384);
+    harness_send(&h, ".\r\n");
+    assert_non_null(strstr(h.out, "552 5.3.4"));
+    harness_free(&h);
+
     /* too many recipients */
     harness_init(&h, "10.1.2.3", false);
     harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\n");
@@ -282,9 +296,14 @@ static void test_limits(void **state)
     harness_init(&h, "10.1.2.3", false);
     h.defer = true;
     harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
-    for (int i = 0; i < 2000 && !h.closed; i++)
+    size_t most = 0;
+    for (int i = 0; i < 2000 && !h.closed; i++) {
         harness_send(&h, "NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP\r\n");
+        size_t m = smtp_session_memory(h.s);
+        most = m > most ? m : most;
+    }
     assert_true(h.closed);
+    assert_true(most < 2 * (h.cfg.max_pipeline + h.cfg.max_line + 2) + 16384); /* bounded input */
     harness_free(&h);
 }
 
