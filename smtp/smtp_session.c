@@ -401,6 +401,19 @@ static void cmd_rcpt(smtp_session *s, const char *arg)
     char addr[260];
     const char *params = NULL;
     int rv = smtp_addr_parse_path(arg + 3, false, s->env.smtputf8, addr, sizeof addr, &params);
+    /* RFC 5321 4.5.1: "RCPT TO:<Postmaster>" without a domain must be
+     * accepted: it stands for postmaster at our first local domain. */
+    const char *pm = arg + 3;
+    while (*pm == ' ')
+        pm++;
+    if (rv != SMTP_ADDR_OK && strncasecmp(pm, "<postmaster>", 12) == 0 && (pm[12] == '\0' || pm[12] == ' ') &&
+        s->cfg->n_local_domains > 0) {
+        snprintf(addr, sizeof addr, "postmaster@%.240s", s->cfg->local_domains[0]);
+        params = pm + 12;
+        while (*params == ' ')
+            params++;
+        rv = SMTP_ADDR_OK;
+    }
     if (rv != SMTP_ADDR_OK) {
         if (rv == SMTP_ADDR_EROUTE || rv == SMTP_ADDR_ERELAYHACK)
             reply(s, "550 5.7.1 Relaying denied: %s", smtp_addr_strerror(rv));

@@ -118,6 +118,13 @@ static void test_relay_policy(void **state)
     harness_send(&h, "RCPT TO:<b+token@bounce.test>\r\nRCPT TO:<c@BOUNCE.TEST>\r\n");
     assert_int_equal(count(h.out, "250 2.1.5"), 2);
     harness_free(&h);
+    /* RCPT TO:<Postmaster> without a domain is ours (RFC 5321 4.5.1) */
+    harness_init(&h, "192.0.2.7", false);
+    harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<PostMaster> NOTIFY=NEVER\r\nDATA\r\nx\r\n.\r\n");
+    assert_int_equal(h.messages, 1);
+    assert_string_equal(h.last_rcpts, "postmaster@bounce.test,");
+    assert_string_equal(h.last_notify, "NEVER");
+    harness_free(&h);
     /* an IPv4 client seen through a dual-stack socket */
     harness_init(&h, "::ffff:10.9.8.7", false);
     harness_send(&h, "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@example.com>\r\n");
