@@ -147,7 +147,10 @@ enum smtp_server_err {
 };
 
 /* Starts listeners: mx_listen (MX/relay) and, when not NULL or empty,
- * submission_listen. Addresses are IP:port or [IPv6]:port. */
+ * submission_listen. Addresses are IP:port or [IPv6]:port. cfg is copied
+ * (local_domains strings, tls_ctx and users must outlive the server).
+ * On failure *out is untouched and the half-made server frees itself once
+ * its handles have closed (the loop must run). */
 int smtp_server_start(smtp_server **out, uv_loop_t *loop, const struct smtp_server_config *cfg,
                       const struct smtp_hooks *hooks, void *hook_data,
                       const char *mx_listen, const char *submission_listen,

@@ -83,6 +83,45 @@ static void test_split_at_every_byte(void **state)
     harness_free(&h);
 }
 
+static void test_split_in_three_with_late_completion(void **state)
+{
+    /* every pair of cut points; the node answers only after all the input
+     * arrived, so MAIL..QUIT after the dot wait in the buffer */
+    static const char two[] =
+        "EHLO c\r\nMAIL FROM:<a@example.org> BODY=8BITMIME\r\nRCPT TO:<b@bounce.test>\r\nDATA\r\n"
+        "..x\r\n.\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<d@bounce.test>\r\nDATA\r\ny\r\n.\r\nQUIT\r\n";
+    size_t len = strlen(two);
+    static char expect[sizeof h.out];
+    expect[0] = '\0';
+    for (size_t a = 0; a <= len; a++) {
+        for (size_t b = a; b <= len; b++) {
+            harness_init(&h, "192.0.2.7", false);
+            h.defer = true;
+            smtp_session_input(h.s, two, a);
+            smtp_session_input(h.s, two + a, b - a);
+            smtp_session_input(h.s, two + b, len - b);
+            assert_int_equal(h.messages, 1);
+            assert_false(h.closed);
+            smtp_accept *t = h.held;
+            h.held = NULL;
+            smtp_accept_done(t, "250 2.0.0 Ok: queued as A");
+            assert_int_equal(h.messages, 2);
+            t = h.held;
+            h.held = NULL;
+            smtp_accept_done(t, "250 2.0.0 Ok: queued as B");
+            assert_true(h.closed);
+            if (expect[0] == '\0')
+                snprintf(expect, sizeof expect, "%s", h.out);
+            else if (strcmp(h.out, expect) != 0)
+                fail_msg("cuts %zu,%zu: output differs:\n%s", a, b, h.out);
+            assert_true(h.last_body_len > 3 && strcmp(h.last_body + h.last_body_len - 3, "y\r\n") == 0);
+            harness_free(&h);
+        }
+    }
+    assert_non_null(strstr(expect, "queued as A\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 "));
+    assert_non_null(strstr(expect, "queued as B\r\n221 2.0.0"));
+}
+
 static void test_waits_for_the_node_with_pipelined_commands(void **state)
 {
     harness_init(&h, "10.1.2.3", false);
@@ -573,6 +612,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_transaction),
         cmocka_unit_test(test_split_at_every_byte),
+        cmocka_unit_test(test_split_in_three_with_late_completion),
         cmocka_unit_test(test_waits_for_the_node_with_pipelined_commands),
         cmocka_unit_test(test_relay_policy),
         cmocka_unit_test(test_open_relay_tricks_refused),
