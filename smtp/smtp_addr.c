@@ -98,9 +98,9 @@ int smtp_addr_parse_path(const char *arg, bool allow_null, bool utf8, char *out,
     if (p[0] == '"') {
         for (i = 1; i < n && p[i] != '"'; i++) {
             unsigned char c = (unsigned char)p[i];
-            if (c == '\\')
-                i++;
-            else if (c == '@' || c == '%' || c == '!')
+            if (c == '\\' && i + 1 < n) /* quoted-pair: judge the escaped octet */
+                c = (unsigned char)p[++i];
+            if (c == '@' || c == '%' || c == '!')
                 return SMTP_ADDR_ERELAYHACK;
             else if (c < 0x20 || c == 0x7f)
                 return SMTP_ADDR_ESYNTAX;

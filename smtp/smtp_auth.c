@@ -60,10 +60,10 @@ smtp_users *smtp_users_load(const char *path, char *err, size_t errlen)
         memset(&x, 0, sizeof x);
         unsigned char hash[48];
         if (nf != 5 || strcmp(fields[1], "pbkdf2-sha256") != 0 || strlen(fields[0]) >= sizeof x.name ||
-            (x.iterations = (unsigned)strtoul(fields[2], NULL, 10)) < 1000 ||
+            (x.iterations = (unsigned)strtoul(fields[2], NULL, 10)) < 1000 || x.iterations > 10000000 ||
             (x.salt_len = b64_decode(fields[3], x.salt, sizeof x.salt)) < 8 ||
             b64_decode(fields[4], hash, sizeof hash) != 32) {
-            snprintf(err, errlen, "%s: line %d: expected NAME:pbkdf2-sha256:ITERATIONS(>=1000):SALT_B64:HASH_B64", path, lineno);
+            snprintf(err, errlen, "%s: line %d: expected NAME:pbkdf2-sha256:ITERATIONS(1000..10000000):SALT_B64:HASH_B64", path, lineno);
             goto fail;
         }
         snprintf(x.name, sizeof x.name, "%s", fields[0]);

@@ -8,10 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "node/base/rc_log.h"
+#include "smtp/smtp_tls.h"
 
 struct conn;
 
@@ -29,6 +27,7 @@ struct smtp_server {
     struct listener mx, sub;
     bool has_sub, stopping;
     int open_handles; /* listeners still open while stopping */
+    unsigned n_work;  /* offloaded jobs in flight (they read cfg.users) */
     struct conn *conns;
     unsigned n_conns;
     void (*stop_cb)(void *);
@@ -38,13 +37,12 @@ struct smtp_server {
 
 struct conn {
     uv_tcp_t tcp;
-    SSL *ssl; /* after STARTTLS: memory BIOs between the socket and OpenSSL */
-    BIO *rbio, *wbio;
+    smtp_tls *tls; /* after STARTTLS */
     uv_timer_t timer;
     smtp_server *srv;
     smtp_session *session;
     char addr[64];
-    bool closing;
+    bool closing, refused;
     int handles;
     size_t write_queued;
     struct conn *prev, *next;
@@ -60,18 +58,23 @@ struct wreq {
 static const struct smtp_session_io conn_io;
 static int io_starttls(void *io);
 
-static unsigned conns_from(smtp_server *srv, const char *addr)
+/* Live connections, in total and from addr; connections already refused or
+ * closing do not count. */
+static void count_conns(smtp_server *srv, const char *addr, unsigned *total, unsigned *same)
 {
-    unsigned n = 0;
-    for (struct conn *c = srv->conns; c; c = c->next)
-        if (!c->closing && strcmp(c->addr, addr) == 0)
-            n++;
-    return n;
+    *total = *same = 0;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->closing || c->refused)
+            continue;
+        ++*total;
+        if (strcmp(c->addr, addr) == 0)
+            ++*same;
+    }
 }
 
 static void maybe_stopped(smtp_server *srv)
 {
-    if (!srv->stopping || srv->open_handles > 0 || srv->n_conns > 0)
+    if (!srv->stopping || srv->open_handles > 0 || srv->n_conns > 0 || srv->n_work > 0)
         return;
     void (*cb)(void *) = srv->stop_cb;
     void *data = srv->stop_data;
@@ -87,7 +90,7 @@ static void conn_handle_closed(uv_handle_t *h)
         return;
     smtp_server *srv = c->srv;
     smtp_session_free(c->session);
-    SSL_free(c->ssl); /* frees both BIOs */
+    smtp_tls_free(c->tls);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -131,23 +134,12 @@ static void write_cb(uv_write_t *req, int status)
 
 static void raw_write(struct conn *c, const char *buf, size_t len);
 
-/* Moves what OpenSSL produced to the socket. */
-static void tls_flush(struct conn *c)
+static void tls_error(struct conn *c, const char *where, int rv)
 {
-    char buf[16384];
-    int n;
-    while ((n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
-        raw_write(c, buf, (size_t)n);
-}
-
-static void tls_error(struct conn *c, const char *where)
-{
-    char msg[256];
-    unsigned long e = ERR_get_error();
-    ERR_error_string_n(e, msg, sizeof msg);
-    ERR_clear_error();
     char q[300];
-    rc_warn("smtp", "tls_failed client=%s where=%s error=%s", c->addr, where, rc_log_quote(q, sizeof q, msg, strlen(msg)));
+    const char *msg = smtp_tls_errmsg(c->tls);
+    rc_warn("smtp", "tls_failed client=%s where=%s error=%s reason=%s", c->addr, where, smtp_tls_strerror(rv),
+            rc_log_quote(q, sizeof q, msg, strlen(msg)));
     conn_close(c);
 }
 
@@ -156,12 +148,10 @@ static void io_write(void *io, const char *buf, size_t len)
     struct conn *c = io;
     if (c->closing)
         return;
-    if (c->ssl) {
-        if (SSL_write(c->ssl, buf, (int)len) <= 0) {
-            tls_error(c, "write");
-            return;
-        }
-        tls_flush(c);
+    if (c->tls) {
+        int rv = smtp_tls_write(c->tls, buf, len);
+        if (rv != SMTP_TLS_OK)
+            tls_error(c, "write", rv);
         return;
     }
     raw_write(c, buf, len);
@@ -172,7 +162,7 @@ static void raw_write(struct conn *c, const char *buf, size_t len)
     if (c->closing)
         return;
     /* A client that never reads our replies cannot make us buffer forever. */
-    if (c->write_queued + len > (1u << 20)) {
+    if (c->write_queued + len > c->srv->cfg.max_unread_output) {
         rc_warn("smtp", "client_not_reading client=%s action=close", c->addr);
         conn_close(c);
         return;
@@ -195,7 +185,10 @@ static void raw_write(struct conn *c, const char *buf, size_t len)
     c->write_queued += len;
 }
 
-static void tls_flush(struct conn *c);
+static void linger_expired(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
 
 static void io_close(void *io)
 {
@@ -203,10 +196,8 @@ static void io_close(void *io)
     if (c->closing)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (c->ssl && SSL_is_init_finished(c->ssl)) {
-        SSL_shutdown(c->ssl); /* close_notify */
-        tls_flush(c);
-    }
+    if (c->tls)
+        smtp_tls_shutdown(c->tls); /* close_notify */
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
         free(req);
@@ -214,6 +205,8 @@ static void io_close(void *io)
         return;
     }
     req->data = c;
+    /* a client that never reads cannot keep the shutdown pending forever */
+    uv_timer_start(&c->timer, linger_expired, c->srv->cfg.command_timeout_ms, 0);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -227,100 +220,56 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
-    if (c->srv->stopping && !c->closing && c->session && !smtp_session_busy(c->session)) {
-        free(buf->base);
-        smtp_session_timeout(c->session); /* between transactions: 421 and go */
-        return;
-    }
     if (nread < 0) {
         free(buf->base);
         if (!c->closing)
             conn_close(c);
         return;
     }
-    if (nread > 0 && !c->closing && c->ssl) {
-        BIO_write(c->rbio, buf->base, (int)nread);
-        if (!SSL_is_init_finished(c->ssl)) {
-            int rv = SSL_do_handshake(c->ssl);
-            tls_flush(c);
-            if (rv != 1) {
-                int e = SSL_get_error(c->ssl, rv);
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                    tls_error(c, "handshake");
-                free(buf->base);
-                return;
-            }
-            rc_info("smtp", "tls client=%s version=%s cipher=%s", c->addr, SSL_get_version(c->ssl),
-                    SSL_get_cipher(c->ssl));
-        }
-        char plain[16384];
-        int n;
-        while (!c->closing && (n = SSL_read(c->ssl, plain, sizeof plain)) > 0)
-            smtp_session_input(c->session, plain, (size_t)n);
-        if (!c->closing) {
-            int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_ZERO_RETURN)
-                conn_close(c);
-            else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-                tls_error(c, "read");
-            else
-                tls_flush(c);
-        }
-        free(buf->base);
-        return;
-    }
-    if (nread > 0 && !c->closing)
+    if (nread > 0 && !c->closing && c->tls) {
+        int rv = smtp_tls_feed(c->tls, buf->base, (size_t)nread);
+        if (rv == SMTP_TLS_CLOSED)
+            conn_close(c);
+        else if (rv != SMTP_TLS_OK && rv != SMTP_TLS_ESTOPPED && !c->closing)
+            tls_error(c, smtp_tls_ready(c->tls) ? "read" : "handshake", rv);
+    } else if (nread > 0 && !c->closing) {
         smtp_session_input(c->session, buf->base, (size_t)nread);
+    }
     free(buf->base);
 }
+
+static int tls_send(void *data, const char *buf, size_t len)
+{
+    struct conn *c = data;
+    raw_write(c, buf, len);
+    return c->closing ? -1 : 0;
+}
+
+static int tls_plain(void *data, const char *buf, size_t len)
+{
+    struct conn *c = data;
+    if (c->closing)
+        return 1;
+    smtp_session_input(c->session, buf, len);
+    return c->closing ? 1 : 0;
+}
+
+static void tls_ready(void *data)
+{
+    struct conn *c = data;
+    rc_info("smtp", "tls client=%s version=%s cipher=%s", c->addr, smtp_tls_version(c->tls), smtp_tls_cipher(c->tls));
+    smtp_session_tls_info(c->session, smtp_tls_version(c->tls), smtp_tls_cipher(c->tls), smtp_tls_cipher_bits(c->tls));
+}
+
+static const struct smtp_tls_io conn_tls_io = {.send = tls_send, .plain = tls_plain, .ready = tls_ready};
 
 static int io_starttls(void *io)
 {
     struct conn *c = io;
-    if (c->srv->cfg.tls_ctx == NULL || c->ssl)
+    if (c->srv->cfg.tls_ctx == NULL || c->tls)
         return -1;
-    c->ssl = SSL_new(c->srv->cfg.tls_ctx);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-        return -1;
-    }
-    SSL_set_bio(c->ssl, c->rbio, c->wbio);
-    SSL_set_accept_state(c->ssl);
-    return 0;
-}
-
-void *smtp_tls_server_ctx(const char *cert_chain, const char *key, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) {
-        snprintf(err, errlen, "SSL_CTX_new failed");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_chain) != 1) {
-        snprintf(err, errlen, "cannot load certificate chain %s", cert_chain);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        snprintf(err, errlen, "cannot load private key %s (or it does not match the certificate)", key);
-        goto fail;
-    }
-    return ctx;
-fail:
-    ERR_clear_error();
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-void smtp_tls_ctx_free(void *ctx)
-{
-    SSL_CTX_free(ctx);
+    c->tls = smtp_tls_new(c->srv->cfg.tls_ctx, SMTP_TLS_ROLE_SERVER, NULL, &conn_tls_io, c);
+    return c->tls ? 0 : -1;
 }
 
 static void io_pause(void *io, bool on)
@@ -343,12 +292,57 @@ static void timer_cb(uv_timer_t *t)
 static void io_timeout(void *io, unsigned ms)
 {
     struct conn *c = io;
-    if (!c->closing)
+    if (!c->closing && !(c->session && smtp_session_closing(c->session))) /* not over the linger timer */
         uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+struct work {
+    uv_work_t req;
+    smtp_server *srv;
+    void (*work)(void *);
+    void (*done)(void *);
+    void *arg;
+};
+
+static void work_run(uv_work_t *req)
+{
+    struct work *w = req->data;
+    w->work(w->arg);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    (void)status; /* UV_ECANCELED cannot happen: we never cancel */
+    struct work *w = req->data;
+    smtp_server *srv = w->srv;
+    w->done(w->arg);
+    free(w);
+    srv->n_work--;
+    maybe_stopped(srv);
+}
+
+static int io_offload(void *io, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    struct conn *c = io;
+    struct work *w = malloc(sizeof *w);
+    if (w == NULL)
+        return -1;
+    w->req.data = w;
+    w->srv = c->srv;
+    w->work = fn;
+    w->done = done;
+    w->arg = arg;
+    if (uv_queue_work(c->srv->loop, &w->req, work_run, work_after) != 0) {
+        free(w);
+        return -1;
+    }
+    c->srv->n_work++;
+    return 0;
 }
 
 static const struct smtp_session_io conn_io = {
     .write = io_write, .close = io_close, .pause = io_pause, .timeout = io_timeout, .starttls = io_starttls,
+    .offload = io_offload,
 };
 
 /* ------------------------------------------------------------ accept */
@@ -384,10 +378,13 @@ static void on_connection(uv_stream_t *server, int status)
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->addr, sizeof c->addr);
     }
-    /* this connection is counted in n_conns and in conns_from() */
-    if (srv->n_conns > srv->cfg.max_connections || conns_from(srv, c->addr) > srv->cfg.max_connections_per_ip) {
+    /* this connection is counted too */
+    unsigned total, same;
+    count_conns(srv, c->addr, &total, &same);
+    if (total > srv->cfg.max_connections || same > srv->cfg.max_connections_per_ip) {
         rc_warn("smtp", "connection_refused client=%s reason=%s", c->addr,
-                srv->n_conns > srv->cfg.max_connections ? "max_connections" : "max_connections_per_ip");
+                total > srv->cfg.max_connections ? "max_connections" : "max_connections_per_ip");
+        c->refused = true;
         static const char line[] = "421 4.7.0 Too many connections, try again later\r\n";
         io_write(c, line, sizeof line - 1);
         io_close(c);
@@ -502,8 +499,9 @@ void smtp_server_stop(smtp_server *srv, void (*cb)(void *), void *data)
         uv_close((uv_handle_t *)&srv->sub.tcp, listener_closed);
     /* Idle sessions are told to go; sessions in a transaction finish it. */
     for (struct conn *c = srv->conns; c; c = c->next)
-        if (!c->closing && c->session && !smtp_session_busy(c->session))
-            smtp_session_timeout(c->session);
+        if (!c->closing && c->session)
+            smtp_session_drain(c->session);
+    maybe_stopped(srv);
 }
 
 unsigned smtp_server_sessions(const smtp_server *srv)

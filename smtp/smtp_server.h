@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "smtp/smtp_auth.h"
+#include "smtp/smtp_tls.h"
 
 #define SMTP_MAX_LOCAL_DOMAINS 8
 #define SMTP_MAX_NETWORKS 32
@@ -39,7 +40,10 @@ struct smtp_server_config {
     unsigned max_connections_per_ip; /* default 100; more -> 421 4.7.0 */
     unsigned command_timeout_ms;   /* default 300000 (RFC 5321 4.5.3.2) */
     unsigned data_timeout_ms;      /* default 600000 */
-    size_t max_pipeline;           /* input buffered while a reply is pending; default 64 KiB */
+    size_t max_pipeline;           /* input buffered while a reply is pending; default 64 KiB;
+                                    * a client that floods past it while waiting gets 421 4.7.0 */
+    size_t max_unread_output;      /* replies queued to a client that does not read; default 1 MiB,
+                                    * beyond: the connection is closed */
     /* Domains that take mail from anyone (the cluster's bounce and feedback
      * domains); subdomains are not included. */
     const char *local_domains[SMTP_MAX_LOCAL_DOMAINS];
@@ -49,9 +53,7 @@ struct smtp_server_config {
     void *tls_ctx;                 /* SSL_CTX for STARTTLS; NULL: not offered */
     const struct smtp_users *users;/* AUTH PLAIN/LOGIN after STARTTLS; NULL: no AUTH */
 };
-/* An SSL_CTX for STARTTLS (TLS 1.2 or newer) from PEM files; NULL with err. */
-void *smtp_tls_server_ctx(const char *cert_chain, const char *key, char *err, size_t errlen);
-void smtp_tls_ctx_free(void *ctx);
+/* The SSL_CTX for tls_ctx comes from smtp_tls_server_ctx() (smtp_tls.h). */
 void smtp_server_config_defaults(struct smtp_server_config *c);
 /* Parses "10.0.0.0/8, ::1/128" into c->relay_networks; -1 with err. */
 int smtp_parse_networks(struct smtp_server_config *c, const char *list, char *err, size_t errlen);
@@ -106,6 +108,11 @@ struct smtp_session_io {
     void (*timeout)(void *io, unsigned ms); /* (re)arm the idle timer */
     /* Switch to TLS (server side) after the 220 just written; 0 or -1. */
     int (*starttls)(void *io);
+    /* Optional: run work(arg) off the event loop (a thread), then done(arg)
+     * on the loop, exactly once, even after the session was freed (the
+     * session detaches). 0, or -1 to run inline. Used for the PBKDF2 of
+     * AUTH; NULL: inline. */
+    int (*offload)(void *io, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 };
 
 smtp_session *smtp_session_new(const struct smtp_server_config *cfg, const struct smtp_hooks *hooks,
@@ -114,8 +121,18 @@ smtp_session *smtp_session_new(const struct smtp_server_config *cfg, const struc
 void smtp_session_start(smtp_session *s);              /* greeting or refusal */
 void smtp_session_input(smtp_session *s, const char *buf, size_t len);
 void smtp_session_timeout(smtp_session *s);            /* the idle timer fired */
+/* The transport finished the TLS handshake after STARTTLS: the version and
+ * cipher go into the Received: header ("using TLSv1.3 with cipher ..."). */
+void smtp_session_tls_info(smtp_session *s, const char *version, const char *cipher, int bits);
+/* Graceful shutdown: an idle session answers 421 4.3.2 and closes now; a
+ * session inside a transaction finishes it (the node's reply included),
+ * then any further MAIL gets 421 4.3.2 and the session closes. */
+void smtp_session_drain(smtp_session *s);
 void smtp_session_free(smtp_session *s);               /* detaches a pending token */
 bool smtp_session_closing(const smtp_session *s);
+/* Heap bytes this session holds (input buffer, message, envelope): for
+ * tests and for the node's memory accounting. */
+size_t smtp_session_memory(const smtp_session *s);
 bool smtp_session_busy(const smtp_session *s); /* inside a transaction */
 
 /* ---------------------------------------------------------------- server */
@@ -130,7 +147,10 @@ enum smtp_server_err {
 };
 
 /* Starts listeners: mx_listen (MX/relay) and, when not NULL or empty,
- * submission_listen. Addresses are IP:port or [IPv6]:port. */
+ * submission_listen. Addresses are IP:port or [IPv6]:port. cfg is copied
+ * (local_domains strings, tls_ctx and users must outlive the server).
+ * On failure *out is untouched and the half-made server frees itself once
+ * its handles have closed (the loop must run). */
 int smtp_server_start(smtp_server **out, uv_loop_t *loop, const struct smtp_server_config *cfg,
                       const struct smtp_hooks *hooks, void *hook_data,
                       const char *mx_listen, const char *submission_listen,

@@ -39,6 +39,16 @@ enum state {
     ST_DATA = 1 << 4,      /* reading the message */
     ST_WAIT = 1 << 5,      /* final reply pending */
     ST_CLOSED = 1 << 6,
+    ST_AUTHWAIT = 1 << 7,  /* the password hash runs off the loop */
+};
+#define ST_WAITING (ST_WAIT | ST_AUTHWAIT)
+
+/* A password check in flight (io.offload); outlives the session if need be. */
+struct auth_job {
+    smtp_session *s; /* NULL once the session is gone */
+    const smtp_users *users;
+    char user[256], password[512];
+    bool ok;
 };
 
 struct smtp_accept {
@@ -51,7 +61,8 @@ struct smtp_session {
     void *hook_data;
     const struct smtp_session_io *io;
     void *io_data;
-    bool submission, esmtp, paused, in_process, drop_input;
+    bool submission, esmtp, paused, in_process, drop_input, draining;
+    char tls_info[160]; /* "using TLSv1.3 with cipher X (256/256 bits)" */
     int auth_step; /* AUTH_NONE, or waiting for a continuation line */
     char auth_user[256];
     int state;
@@ -66,8 +77,14 @@ struct smtp_session {
     /* DATA */
     char *body;
     size_t body_len, body_cap;
+    size_t hdr_len; /* our Received: header at the front of body */
     bool too_big, bad_eol, long_line;
+    bool after_crlf; /* the previous data line ended with CRLF (or DATA just began) */
     smtp_accept *pending;
+    struct auth_job *auth_job;
+    /* replies of one batch of pipelined commands go out in one write */
+    char out[1536];
+    size_t out_len;
 };
 
 static const char *state_name(int st)
@@ -79,6 +96,7 @@ static const char *state_name(int st)
     case ST_RCPT: return "rcpt";
     case ST_DATA: return "data";
     case ST_WAIT: return "wait";
+    case ST_AUTHWAIT: return "authwait";
     default: return "closed";
     }
 }
@@ -87,6 +105,16 @@ static void enter(smtp_session *s, int st)
 {
     rc_debug("smtp", "state client=%s from=%s to=%s", s->env.client_addr, state_name(s->state), state_name(st));
     s->state = st;
+}
+
+/* Every public entry point ends with this (and STARTTLS before it switches). */
+static void flush_out(smtp_session *s)
+{
+    if (s->out_len == 0 || s->state == ST_CLOSED)
+        return;
+    size_t n = s->out_len;
+    s->out_len = 0;
+    s->io->write(s->io_data, s->out, n);
 }
 
 static void reply(smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -105,13 +133,21 @@ static void reply(smtp_session *s, const char *fmt, ...)
         n = sizeof buf - 3;
     buf[n++] = '\r';
     buf[n++] = '\n';
-    s->io->write(s->io_data, buf, (size_t)n);
+    if (s->out_len + (size_t)n > sizeof s->out)
+        flush_out(s);
+    if ((size_t)n > sizeof s->out) {
+        s->io->write(s->io_data, buf, (size_t)n);
+        return;
+    }
+    memcpy(s->out + s->out_len, buf, (size_t)n);
+    s->out_len += (size_t)n;
 }
 
 static void close_session(smtp_session *s)
 {
     if (s->state == ST_CLOSED)
         return;
+    flush_out(s);
     s->state = ST_CLOSED;
     s->io->close(s->io_data);
 }
@@ -140,7 +176,7 @@ static void reset_transaction(smtp_session *s)
     s->rcpt_cap = 0;
     free(s->body);
     s->body = NULL;
-    s->body_len = s->body_cap = 0;
+    s->body_len = s->body_cap = s->hdr_len = 0;
     s->too_big = s->bad_eol = s->long_line = false;
     s->id[0] = '\0';
 }
@@ -166,9 +202,15 @@ static bool bad_command(smtp_session *s)
 static bool in_network(const struct smtp_cidr *n, const char *addr)
 {
     uint8_t a[16];
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (n->family == AF_INET) {
-        if (inet_pton(AF_INET, addr, a) != 1)
-            return false;
+        if (inet_pton(AF_INET, addr, a) != 1) {
+            /* ::ffff:192.0.2.1 from a dual-stack listener is that IPv4 client */
+            uint8_t a6[16];
+            if (inet_pton(AF_INET6, addr, a6) != 1 || memcmp(a6, v4mapped, 12) != 0)
+                return false;
+            memcpy(a, a6 + 12, 4);
+        }
     } else if (inet_pton(AF_INET6, addr, a) != 1) {
         return false;
     }
@@ -283,6 +325,11 @@ static int parse_mail_params(smtp_session *s, const char *params)
 
 static void cmd_mail(smtp_session *s, const char *arg)
 {
+    if (s->draining) {
+        reply(s, "421 4.3.2 %s Service shutting down, try another MX", s->cfg->hostname);
+        close_session(s);
+        return;
+    }
     if (strncasecmp(arg, "FROM:", 5) != 0) {
         reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return;
@@ -302,6 +349,13 @@ static void cmd_mail(smtp_session *s, const char *arg)
         reset_transaction(s);
         return;
     }
+    for (const char *c = addr; utf8 && !s->env.smtputf8 && *c; c++)
+        if ((unsigned char)*c >= 0x80) { /* " SMTPUTF8" was inside a quoted local part */
+            reply(s, "553 5.6.7 Bad sender address: %s", smtp_addr_strerror(SMTP_ADDR_EUTF8));
+            reset_transaction(s);
+            bad_command(s);
+            return;
+        }
     if (s->submission && !may_relay(s)) {
         reply(s, "530 5.7.0 Authentication required");
         reset_transaction(s);
@@ -347,6 +401,19 @@ static void cmd_rcpt(smtp_session *s, const char *arg)
     char addr[260];
     const char *params = NULL;
     int rv = smtp_addr_parse_path(arg + 3, false, s->env.smtputf8, addr, sizeof addr, &params);
+    /* RFC 5321 4.5.1: "RCPT TO:<Postmaster>" without a domain must be
+     * accepted: it stands for postmaster at our first local domain. */
+    const char *pm = arg + 3;
+    while (*pm == ' ')
+        pm++;
+    if (rv != SMTP_ADDR_OK && strncasecmp(pm, "<postmaster>", 12) == 0 && (pm[12] == '\0' || pm[12] == ' ') &&
+        s->cfg->n_local_domains > 0) {
+        snprintf(addr, sizeof addr, "postmaster@%.240s", s->cfg->local_domains[0]);
+        params = pm + 12;
+        while (*params == ' ')
+            params++;
+        rv = SMTP_ADDR_OK;
+    }
     if (rv != SMTP_ADDR_OK) {
         if (rv == SMTP_ADDR_EROUTE || rv == SMTP_ADDR_ERELAYHACK)
             reply(s, "550 5.7.1 Relaying denied: %s", smtp_addr_strerror(rv));
@@ -420,7 +487,7 @@ static int body_append(smtp_session *s, const char *p, size_t n)
 {
     if (s->too_big)
         return 0;
-    if (s->body_len + n > s->cfg->max_message_size + 4096 /* Received: */) {
+    if (s->body_len - s->hdr_len + n > s->cfg->max_message_size) { /* the client's bytes only */
         s->too_big = true;
         free(s->body);
         s->body = NULL;
@@ -460,18 +527,28 @@ static void cmd_data(smtp_session *s, const char *arg)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     const char *with = s->esmtp ? (s->env.auth_user ? (s->env.tls ? "ESMTPSA" : "ESMTPA") : (s->env.tls ? "ESMTPS" : "ESMTP"))
                                 : "SMTP";
+    /* the HELO name as given when it looks like a domain or literal; other
+     * bytes become '?' so that the header stays one clean token */
     char helo_q[300];
-    rc_log_quote(helo_q, sizeof helo_q, s->env.helo ? s->env.helo : "", s->env.helo ? strlen(s->env.helo) : 0);
+    snprintf(helo_q, sizeof helo_q, "%s", s->env.helo && *s->env.helo ? s->env.helo : "unknown");
+    for (char *c = helo_q; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr(".-_[]:", *c))
+            *c = '?';
+    char tls[200] = "";
+    if (s->env.tls && s->tls_info[0])
+        snprintf(tls, sizeof tls, "\r\n\t(%s)", s->tls_info);
     int n;
     if (s->env.n_rcpts == 1)
-        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (Ricochet) with %s id %s\r\n\tfor <%s>; %s\r\n",
-                     helo_q, s->env.client_addr, s->cfg->hostname, with, s->id, s->env.rcpts[0].address, date);
+        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])%s\r\n\tby %s (Ricochet) with %s id %s\r\n\tfor <%s>; %s\r\n",
+                     helo_q, s->env.client_addr, tls, s->cfg->hostname, with, s->id, s->env.rcpts[0].address, date);
     else
-        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (Ricochet) with %s id %s;\r\n\t%s\r\n",
-                     helo_q, s->env.client_addr, s->cfg->hostname, with, s->id, date);
+        n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])%s\r\n\tby %s (Ricochet) with %s id %s;\r\n\t%s\r\n",
+                     helo_q, s->env.client_addr, tls, s->cfg->hostname, with, s->id, date);
     if (n < 0 || (size_t)n >= sizeof hdr)
         n = 0;
     body_append(s, hdr, (size_t)n);
+    s->hdr_len = s->body_len;
+    s->after_crlf = true;
     enter(s, ST_DATA);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -524,6 +601,7 @@ static void cmd_starttls(smtp_session *s, const char *arg)
     /* Anything pipelined after STARTTLS was sent in plain text: drop it
      * (the command-injection attack of CVE-2011-0411). */
     s->drop_input = true;
+    flush_out(s); /* the 220 goes out in clear text */
     if (s->io->starttls(s->io_data) != 0) {
         close_session(s);
         return;
@@ -551,10 +629,9 @@ static int b64_decode(const char *in, char *out, size_t outlen)
     return len;
 }
 
-static void auth_finish(smtp_session *s, const char *user, const char *password)
+static void auth_result(smtp_session *s, const char *user, bool ok)
 {
-    s->auth_step = AUTH_NONE;
-    if (smtp_users_check(s->cfg->users, user, password)) {
+    if (ok) {
         free(s->env.auth_user);
         s->env.auth_user = strdup(user);
         rc_info("smtp", "auth_ok client=%s user=%s", s->env.client_addr, user);
@@ -565,6 +642,57 @@ static void auth_finish(smtp_session *s, const char *user, const char *password)
     rc_warn("smtp", "auth_failed client=%s user=%s", s->env.client_addr, rc_log_quote(q, sizeof q, user, strlen(user)));
     reply(s, "535 5.7.8 Authentication credentials invalid");
     bad_command(s);
+}
+
+static void auth_work(void *arg)
+{
+    struct auth_job *j = arg;
+    j->ok = smtp_users_check(j->users, j->user, j->password);
+    OPENSSL_cleanse(j->password, sizeof j->password);
+}
+
+static void process(smtp_session *s);
+
+static void auth_done(void *arg)
+{
+    struct auth_job *j = arg;
+    smtp_session *s = j->s;
+    if (s != NULL) {
+        s->auth_job = NULL;
+        enter(s, ST_GREETED);
+        auth_result(s, j->user, j->ok);
+        if (s->state != ST_CLOSED) {
+            arm_timer(s);
+            process(s); /* commands that waited */
+        }
+        flush_out(s);
+    }
+    free(j);
+}
+
+/* PBKDF2 costs tens of milliseconds: it runs off the event loop when the
+ * transport can (io.offload), and the session waits in ST_AUTHWAIT. */
+static void auth_finish(smtp_session *s, const char *user, const char *password)
+{
+    s->auth_step = AUTH_NONE;
+    struct auth_job *j = s->io->offload ? calloc(1, sizeof *j) : NULL;
+    if (j == NULL) {
+        auth_result(s, user, smtp_users_check(s->cfg->users, user, password));
+        return;
+    }
+    j->s = s;
+    j->users = s->cfg->users;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    s->auth_job = j;
+    enter(s, ST_AUTHWAIT);
+    if (s->io->offload(s->io_data, auth_work, auth_done, j) != 0) {
+        s->auth_job = NULL;
+        enter(s, ST_GREETED);
+        OPENSSL_cleanse(j->password, sizeof j->password);
+        free(j);
+        auth_result(s, user, smtp_users_check(s->cfg->users, user, password));
+    }
 }
 
 static void auth_plain(smtp_session *s, const char *b64)
@@ -578,6 +706,13 @@ static void auth_plain(smtp_session *s, const char *b64)
         s->auth_step = AUTH_NONE;
         reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
         bad_command(s);
+        return;
+    }
+    if (buf[0] != '\0' && strcmp(buf, authcid + 1) != 0) {
+        /* an authorization identity other than oneself: never granted */
+        s->auth_step = AUTH_NONE;
+        auth_result(s, authcid + 1, false);
+        OPENSSL_cleanse(buf, sizeof buf);
         return;
     }
     auth_finish(s, authcid + 1, passwd + 1);
@@ -602,7 +737,7 @@ static void auth_line(smtp_session *s, const char *line)
             reply(s, "501 5.5.2 Malformed AUTH LOGIN response");
             return;
         }
-        memcpy(s->auth_user, buf, strlen(buf) + 1); /* length checked above */
+        memcpy(s->auth_user, buf, strlen(buf) + 1); /* shorter than auth_user: checked above */
         s->auth_step = AUTH_LOGIN_PASS;
         reply(s, "334 UGFzc3dvcmQ6");
         return;
@@ -747,6 +882,13 @@ static void finish_data(smtp_session *s)
         enter(s, ST_GREETED);
         return;
     }
+    if (s->hooks->on_message == NULL) {
+        free(tok);
+        reply(s, "451 4.3.0 Message storage not available");
+        reset_transaction(s);
+        enter(s, ST_GREETED);
+        return;
+    }
     tok->s = s;
     s->pending = tok;
     enter(s, ST_WAIT);
@@ -776,16 +918,19 @@ static size_t process_data(smtp_session *s, const char *buf, size_t len)
         off += n + 1;
         if (s->skip_line) {
             s->skip_line = false;
+            s->after_crlf = crlf;
             continue;
         }
-        if (!crlf)
+        bool bare = !crlf || memchr(line, '\r', content) != NULL;
+        if (bare)
             s->bad_eol = true;
-        if (memchr(line, '\r', content))
-            s->bad_eol = true;
-        if (crlf && content == 1 && line[0] == '.') {
+        /* Only CRLF "." CRLF ends the data: after a bare LF or CR, a "."
+         * line is content (no smuggled end of data, no smuggled commands). */
+        if (crlf && content == 1 && line[0] == '.' && s->after_crlf) {
             finish_data(s);
             return off;
         }
+        s->after_crlf = !bare;
         if (content + 2 > s->cfg->max_line)
             s->long_line = true;
         if (content > 0 && line[0] == '.') { /* dot-unstuffing */
@@ -807,7 +952,7 @@ static void process(smtp_session *s)
         return;
     s->in_process = true;
     size_t off = 0;
-    while (off < s->in_len && s->state != ST_CLOSED && s->state != ST_WAIT) {
+    while (off < s->in_len && s->state != ST_CLOSED && !(s->state & ST_WAITING)) {
         if (s->state == ST_DATA) {
             off += process_data(s, s->in + off, s->in_len - off);
             if (s->state == ST_DATA)
@@ -817,11 +962,12 @@ static void process(smtp_session *s)
         char *lf = memchr(s->in + off, '\n', s->in_len - off);
         if (lf == NULL) {
             if (s->in_len - off > s->cfg->max_line) {
-                reply(s, "500 5.5.2 Line too long");
-                s->skip_line = true;
-                off = s->in_len;
-                if (bad_command(s))
-                    break;
+                off = s->in_len; /* drop what we have of the overlong line */
+                if (!s->skip_line) { /* one reply per line, however it arrives */
+                    s->skip_line = true;
+                    reply(s, "500 5.5.2 Line too long");
+                    bad_command(s);
+                }
             }
             break;
         }
@@ -850,17 +996,26 @@ static void process(smtp_session *s)
             off = s->in_len;
         }
     }
-    /* keep the unconsumed tail */
+    /* keep the unconsumed tail; an idle session holds no input buffer */
     if (off > 0) {
         memmove(s->in, s->in + off, s->in_len - off);
         s->in_len -= off;
     }
-    bool want_pause = s->state == ST_WAIT || s->in_len > s->cfg->max_pipeline;
+    if (s->in_len == 0 && s->in_cap > 0) {
+        free(s->in);
+        s->in = NULL;
+        s->in_cap = 0;
+    }
+    bool want_pause = (s->state & ST_WAITING) || s->in_len > s->cfg->max_pipeline;
     if (want_pause != s->paused && s->io->pause && s->state != ST_CLOSED) {
         s->paused = want_pause;
         s->io->pause(s->io_data, want_pause);
     }
     s->in_process = false;
+    /* shutting down: a session back between transactions with nothing
+     * more to answer ends now */
+    if (s->draining && !smtp_session_busy(s) && s->state != ST_CLOSED && s->in_len == 0)
+        smtp_session_drain(s);
 }
 
 void smtp_session_input(smtp_session *s, const char *buf, size_t len)
@@ -873,7 +1028,7 @@ void smtp_session_input(smtp_session *s, const char *buf, size_t len)
         size_t room = limit - s->in_len;
         size_t take = len < room ? len : room;
         if (take == 0) {
-            if (s->state == ST_WAIT) {
+            if (s->state & ST_WAITING) {
                 /* the client keeps sending while we wait: it must not
                  * hold memory without bound */
                 reply(s, "421 4.7.0 %s Too much pipelined input, closing", s->cfg->hostname);
@@ -906,6 +1061,7 @@ void smtp_session_input(smtp_session *s, const char *buf, size_t len)
         len -= take;
         process(s);
     }
+    flush_out(s);
 }
 
 void smtp_accept_done(smtp_accept *tok, const char *reply_line)
@@ -922,6 +1078,7 @@ void smtp_accept_done(smtp_accept *tok, const char *reply_line)
     enter(s, ST_GREETED);
     arm_timer(s);
     process(s);
+    flush_out(s);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -953,17 +1110,43 @@ void smtp_session_start(smtp_session *s)
         return;
     }
     reply(s, "220 %s ESMTP Ricochet", s->cfg->hostname);
+    flush_out(s);
     arm_timer(s);
 }
 
 void smtp_session_timeout(smtp_session *s)
 {
-    if (s->state == ST_WAIT || s->state == ST_CLOSED)
+    if ((s->state & ST_WAITING) || s->state == ST_CLOSED)
         return; /* our own delay: the node answers within accept_timeout */
     rc_info("smtp", "session_ended client=%s state=%s reason=timeout_or_shutdown", s->env.client_addr,
             state_name(s->state));
     reply(s, "421 4.4.2 %s Closing connection (timeout or shutdown)", s->cfg->hostname);
     close_session(s);
+}
+
+void smtp_session_tls_info(smtp_session *s, const char *version, const char *cipher, int bits)
+{
+    snprintf(s->tls_info, sizeof s->tls_info, "using %.20s with cipher %.80s (%d/%d bits)", version ? version : "",
+             cipher ? cipher : "", bits, bits);
+}
+
+void smtp_session_drain(smtp_session *s)
+{
+    if (s->state == ST_CLOSED)
+        return;
+    s->draining = true;
+    if (!smtp_session_busy(s)) {
+        reply(s, "421 4.3.2 %s Service shutting down, try another MX", s->cfg->hostname);
+        close_session(s);
+    }
+}
+
+size_t smtp_session_memory(const smtp_session *s)
+{
+    size_t n = sizeof *s + s->in_cap + s->body_cap + s->env.n_rcpts * sizeof(struct smtp_rcpt);
+    for (size_t i = 0; i < s->env.n_rcpts; i++)
+        n += strlen(s->env.rcpts[i].address) + 1;
+    return n;
 }
 
 bool smtp_session_closing(const smtp_session *s)
@@ -973,7 +1156,7 @@ bool smtp_session_closing(const smtp_session *s)
 
 bool smtp_session_busy(const smtp_session *s)
 {
-    return (s->state & (ST_MAIL | ST_RCPT | ST_DATA | ST_WAIT)) != 0;
+    return (s->state & (ST_MAIL | ST_RCPT | ST_DATA | ST_WAITING)) != 0;
 }
 
 void smtp_session_free(smtp_session *s)
@@ -982,6 +1165,8 @@ void smtp_session_free(smtp_session *s)
         return;
     if (s->pending)
         s->pending->s = NULL;
+    if (s->auth_job)
+        s->auth_job->s = NULL;
     reset_transaction(s);
     free(s->env.helo);
     free(s->env.auth_user);
@@ -1002,6 +1187,7 @@ void smtp_server_config_defaults(struct smtp_server_config *c)
     c->command_timeout_ms = 300000;
     c->data_timeout_ms = 600000;
     c->max_pipeline = 64u << 10;
+    c->max_unread_output = 1u << 20;
 }
 
 int smtp_parse_networks(struct smtp_server_config *c, const char *list, char *err, size_t errlen)
