@@ -320,6 +320,7 @@ static void tcp_accept(uv_stream_t *ls, int status)
         uv_accept(ls, (uv_stream_t *)t);
         uv_close((uv_handle_t *)t, reject_closed);
         s->st.tcp_rejected++;
+        rc_debug("dns", "tcp_reject conns=%u max=%u", s->n_conns, s->cfg.tcp_max_clients);
         return;
     }
     tconn *c = calloc(1, sizeof *c);
@@ -346,6 +347,7 @@ static void tcp_accept(uv_stream_t *ls, int status)
         return;
     }
     uv_timer_start(&c->timer, conn_idle, s->cfg.tcp_idle_ms, 0);
+    rc_debug("dns", "tcp_accept conns=%u", s->n_conns);
 }
 
 /* ---- life cycle ---- */
