@@ -16,6 +16,8 @@
  * cursor never moves past qlen. */
 #include "dns/dns_server_internal.h"
 
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DNS_HDR 12
@@ -276,9 +278,76 @@ static size_t render(const struct query *q, const struct resp *r, const struct d
     return len;
 }
 
+/* ---- the answer cache (per server; see dns_server_internal.h) ---- */
+
+int dns__cache_init(struct dns__cache *c, size_t entries)
+{
+    c->n = entries;
+    c->ents = entries ? calloc(entries, sizeof *c->ents) : NULL;
+    return entries == 0 || c->ents != NULL ? 0 : -1;
+}
+
+void dns__cache_clear(struct dns__cache *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->ents[i].resp);
+        c->ents[i].resp = NULL;
+    }
+}
+
+void dns__cache_free(struct dns__cache *c)
+{
+    dns__cache_clear(c);
+    free(c->ents);
+    c->ents = NULL;
+    c->n = 0;
+}
+
+/* The key: the question name in lower case, type, class, the size limit,
+ * EDNS present, servfail mode. Everything else in a response is the same for
+ * equal keys but the id, RD/CD and the question's case, which are patched. */
+static size_t cache_key(uint8_t *key, const struct query *q, size_t limit, int servfail)
+{
+    for (size_t i = 0; i < q->qname_len; i++)
+        key[i] = (uint8_t)tolower(q->qname[i]);
+    size_t n = q->qname_len;
+    key[n++] = (uint8_t)(q->qtype >> 8);
+    key[n++] = (uint8_t)q->qtype;
+    key[n++] = (uint8_t)(q->qclass >> 8);
+    key[n++] = (uint8_t)q->qclass;
+    key[n++] = (uint8_t)(limit >> 8);
+    key[n++] = (uint8_t)limit;
+    key[n++] = (uint8_t)((q->edns ? 1 : 0) | (servfail ? 2 : 0) | (limit > 0xFFFF ? 4 : 0));
+    return n;
+}
+
+static uint32_t cache_hash(const uint8_t *key, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h;
+}
+
+static void cache_patch(uint8_t *out, const uint8_t *qbuf, const struct query *q)
+{
+    out[0] = qbuf[0];
+    out[1] = qbuf[1];
+    out[2] = (uint8_t)((out[2] & ~0x01) | (qbuf[2] & 0x01)); /* RD */
+    out[3] = (uint8_t)((out[3] & ~0x10) | (qbuf[3] & 0x10)); /* CD */
+    memcpy(out + DNS_HDR, q->qname, q->qname_len);        /* the name as asked */
+}
+
 int dns_server_answer(const dns_zone *zone, const struct dns_answer_opts *opts, const uint8_t *qbuf,
                       size_t qlen, uint8_t *out, size_t out_cap, size_t *out_len,
                       struct dns_answer_info *info)
+{
+    return dns__answer(zone, opts, qbuf, qlen, out, out_cap, out_len, info, NULL);
+}
+
+int dns__answer(const dns_zone *zone, const struct dns_answer_opts *opts, const uint8_t *qbuf,
+                size_t qlen, uint8_t *out, size_t out_cap, size_t *out_len,
+                struct dns_answer_info *info, struct dns__cache *cache)
 {
     struct dns_answer_opts o = opts ? *opts : (struct dns_answer_opts){ 0 };
     struct dns_answer_info dummy;
@@ -300,6 +369,32 @@ int dns_server_answer(const dns_zone *zone, const struct dns_answer_opts *opts, 
         return DNS_ANSWER_SEND;
     }
     info->qtype = q.qtype;
+
+    size_t limit = 65535;
+    if (!o.tcp) {
+        limit = 512;
+        if (q.edns && q.edns_size > 512)
+            limit = q.edns_size < o.edns_udp_size ? q.edns_size : o.edns_udp_size;
+    }
+    if (limit > out_cap)
+        limit = out_cap;
+    uint8_t key[LDNS_MAX_DOMAINLEN + 16];
+    size_t klen = 0;
+    uint32_t hash = 0;
+    struct dns__cache_ent *ce = NULL;
+    if (cache != NULL && cache->n > 0 && zone != NULL && !o.truncate && !(q.edns && q.edns_version != 0)) {
+        klen = cache_key(key, &q, limit, o.servfail);
+        hash = cache_hash(key, klen);
+        ce = &cache->ents[hash % cache->n];
+        if (ce->resp != NULL && ce->hash == hash && ce->klen == klen && memcmp(ce->key, key, klen) == 0 &&
+            ce->len <= out_cap) {
+            memcpy(out, ce->resp, ce->len);
+            cache_patch(out, qbuf, &q);
+            *info = ce->info;
+            *out_len = ce->len;
+            return DNS_ANSWER_SEND;
+        }
+    }
 
     struct resp r;
     r.rcode = 0;
@@ -332,14 +427,6 @@ int dns_server_answer(const dns_zone *zone, const struct dns_answer_opts *opts, 
         ldns_rdf_deep_free(qname);
     }
 
-    size_t limit = 65535;
-    if (!o.tcp) {
-        limit = 512;
-        if (q.edns && q.edns_size > 512)
-            limit = q.edns_size < o.edns_udp_size ? q.edns_size : o.edns_udp_size;
-    }
-    if (limit > out_cap)
-        limit = out_cap;
     size_t n = limit + 1;
     if (!o.truncate) {
         n = render(&q, &r, &o, R_FULL, out, out_cap);
@@ -354,5 +441,18 @@ int dns_server_answer(const dns_zone *zone, const struct dns_answer_opts *opts, 
         return DNS_ANSWER_DROP;
     info->rcode = r.rcode;
     *out_len = n;
+    if (ce != NULL && n <= DNS_CACHE_MAX_RESP) {
+        uint8_t *copy = malloc(n);
+        if (copy != NULL) {
+            free(ce->resp);
+            memcpy(copy, out, n);
+            ce->resp = copy;
+            ce->len = (uint16_t)n;
+            ce->hash = hash;
+            ce->klen = (uint16_t)klen;
+            memcpy(ce->key, key, klen);
+            ce->info = *info;
+        }
+    }
     return DNS_ANSWER_SEND;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #define MSG_MAX 65535
+#define UDP_BATCH 16 /* datagrams per recvmmsg(2) call */
 
 typedef struct tconn tconn;
 
@@ -33,6 +34,7 @@ struct dns_server {
     dns_zone *zone;
     int servfail;
     dns_rrl *rrl;
+    struct dns__cache cache;
     struct dns_server_stats st;
     tconn *conns;
     unsigned n_conns;
@@ -40,8 +42,8 @@ struct dns_server {
     void (*closed_cb)(void *);
     void *closed_arg;
     char addr[80];
-    uint8_t rbuf[MSG_MAX + 1];
     uint8_t obuf[MSG_MAX];
+    uint8_t rbuf[UDP_BATCH * 65536]; /* libuv cuts it into 64 KiB slots */
 };
 
 struct tconn {
@@ -100,7 +102,7 @@ static int answer(dns_server *s, const uint8_t *q, size_t qlen, int tcp, int tru
     };
     struct dns_answer_info info;
     s->st.queries++;
-    int act = dns_server_answer(s->zone, &o, q, qlen, s->obuf, sizeof s->obuf, out_len, &info);
+    int act = dns__answer(s->zone, &o, q, qlen, s->obuf, sizeof s->obuf, out_len, &info, &s->cache);
     if (act != DNS_ANSWER_SEND) {
         s->st.dropped++;
         return 0;
@@ -118,6 +120,7 @@ static void maybe_free(dns_server *s)
     void *arg = s->closed_arg;
     dns_zone_free(s->zone);
     dns_rrl_free(s->rrl);
+    dns__cache_free(&s->cache);
     free(s);
     if (cb != NULL)
         cb(arg);
@@ -137,9 +140,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
                      unsigned flags)
 {
     dns_server *s = h->data;
-    (void)buf;
     if (nread <= 0 || addr == NULL || s->closing || (flags & UV_UDP_PARTIAL))
-        return;
+        return; /* also the final UV_UDP_MMSG_FREE call: the buffer is ours */
     int truncate = 0;
     if (s->rrl != NULL) {
         int v = dns_rrl_check(s->rrl, addr, uv_now(s->loop));
@@ -155,7 +157,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
         }
     }
     size_t n = 0;
-    if (!answer(s, s->rbuf, (size_t)nread, 0, truncate, &n))
+    if (!answer(s, (const uint8_t *)buf->base, (size_t)nread, 0, truncate, &n))
         return;
     uv_buf_t out = uv_buf_init((char *)s->obuf, (unsigned)n);
     int rv = uv_udp_try_send(&s->udp, &out, 1, addr);
@@ -417,13 +419,20 @@ int dns_server_new(dns_server **out, uv_loop_t *loop, const struct dns_server_co
         s->cfg.tcp_max_queries = 1000;
     if (s->cfg.tcp_max_pending == 0)
         s->cfg.tcp_max_pending = 65536;
+    if (s->cfg.answer_cache_entries == 0)
+        s->cfg.answer_cache_entries = 1024;
+    if (dns__cache_init(&s->cache, s->cfg.answer_cache_disable ? 0 : s->cfg.answer_cache_entries) != 0) {
+        snprintf(errmsg, errmsg_size, "out of memory");
+        free(s);
+        return DNS_SERVER_ENOMEM;
+    }
     s->cfg.listen = NULL; /* not kept */
     if (!cfg->rrl_disable && dns_rrl_new(&s->rrl, &cfg->rrl) != DNS_SERVER_OK) {
         snprintf(errmsg, errmsg_size, "out of memory");
         rv = DNS_SERVER_ENOMEM;
         goto err_after_alloc;
     }
-    if ((rv = uv_udp_init(loop, &s->udp)) != 0) {
+    if ((rv = uv_udp_init_ex(loop, &s->udp, ss.ss_family | UV_UDP_RECVMMSG)) != 0) {
         snprintf(errmsg, errmsg_size, "udp init: %s", uv_strerror(rv));
         rv = DNS_SERVER_ELISTEN;
         goto err_after_rrl;
@@ -477,6 +486,7 @@ err_after_udp:
 err_after_rrl:
     dns_rrl_free(s->rrl);
 err_after_alloc:
+    dns__cache_free(&s->cache);
     free(s);
     return rv;
 }
@@ -485,6 +495,7 @@ void dns_server_set_zone(dns_server *s, dns_zone *zone)
 {
     dns_zone *old = s->zone;
     s->zone = zone;
+    dns__cache_clear(&s->cache); /* answers of the old zone go with it */
     dns_zone_free(old);
     if (zone != NULL)
         rc_info("dns", "zone_loaded apex=%s serial=%u", dns_zone_apex(zone), dns_zone_serial(zone));
@@ -492,6 +503,7 @@ void dns_server_set_zone(dns_server *s, dns_zone *zone)
 
 void dns_server_set_servfail(dns_server *s, int on)
 {
+    /* the cache key includes the mode: nothing to clear */
     if (!!on != s->servfail)
         rc_info("dns", "servfail_mode on=%d", !!on);
     s->servfail = !!on;

@@ -134,6 +134,9 @@ struct dns_server_config {
     unsigned tcp_max_queries;  /* queries per TCP connection, default 1000 */
     size_t tcp_max_pending;    /* unsent bytes per TCP connection before reading
                                   pauses, default 65536 */
+    size_t answer_cache_entries; /* rendered responses kept, default 1024
+                                  (cleared on every zone change) */
+    int answer_cache_disable;  /* 1: render every response */
     int rrl_disable;           /* 1: no rate limiting */
     struct dns_rrl_config rrl; /* see above */
 };

@@ -29,6 +29,28 @@ struct dns_zone {
     size_t n_nodes;
 };
 
+/* A direct-mapped cache of rendered responses, owned by one server and
+ * cleared whenever its zone changes. */
+#define DNS_CACHE_MAX_RESP 4096
+struct dns__cache_ent {
+    uint8_t *resp;              /* NULL: empty slot */
+    uint16_t len, klen;
+    uint32_t hash;
+    struct dns_answer_info info;
+    uint8_t key[LDNS_MAX_DOMAINLEN + 16];
+};
+struct dns__cache {
+    struct dns__cache_ent *ents;
+    size_t n;
+};
+int dns__cache_init(struct dns__cache *c, size_t entries);
+void dns__cache_clear(struct dns__cache *c);
+void dns__cache_free(struct dns__cache *c);
+/* dns_server_answer() with an optional cache (NULL: none). */
+int dns__answer(const dns_zone *zone, const struct dns_answer_opts *opts, const uint8_t *q, size_t qlen,
+                uint8_t *out, size_t out_cap, size_t *out_len, struct dns_answer_info *info,
+                struct dns__cache *cache);
+
 /* NULL when the name does not exist (no records, not an empty non-terminal). */
 const struct dns__node *dns__zone_find(const dns_zone *z, const ldns_rdf *name);
 const struct dns__rrset *dns__node_rrset(const struct dns__node *n, uint16_t type);

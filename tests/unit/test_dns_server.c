@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "dns/dns_server.h"
+#include "dns/dns_server_internal.h"
 
 #include <arpa/inet.h>
 #include <ldns/ldns.h>
@@ -650,6 +651,47 @@ static void test_answer_malformed(void **state)
     assert_int_equal(info.rcode, LDNS_RCODE_NOERROR);
 }
 
+/* The server's answer cache: a hit gives the same bytes as rendering the
+ * query afresh, whatever the case of the name, the id, RD and CD. */
+static void test_answer_cache_equivalent(void **state)
+{
+    struct fx *f = *state;
+    struct dns__cache c;
+    assert_int_equal(dns__cache_init(&c, 64), 0);
+    static const char *const names[] = { "relay.mx.test.", "RELAY.MX.TEST.", "rElAy.Mx.TeSt.", "nope.mx.test.",
+                                         "NoPe.MX.test.", "mx.test.", "MX.TEST.", "n1.MX.test.", "example.COM." };
+    static const ldns_rr_type types[] = { LDNS_RR_TYPE_MX, LDNS_RR_TYPE_A, LDNS_RR_TYPE_NS, LDNS_RR_TYPE_ANY };
+    static uint8_t plain[65535], cached[65535];
+    size_t hits = 0;
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            for (size_t t = 0; t < 4; t++)
+                for (int tcp = 0; tcp < 2; tcp++)
+                    for (uint16_t edns = 0; edns <= 1232; edns += 1232) {
+                        uint8_t q[512];
+                        size_t n = mkq(q, names[i], types[t], LDNS_RR_CLASS_IN, edns);
+                        q[0] = (uint8_t)(i * 7 + t);
+                        q[1] = (uint8_t)round;
+                        if (round == 1)
+                            q[3] |= 0x10; /* CD */
+                        struct dns_answer_opts o = { .tcp = tcp };
+                        size_t pl = 0, cl = 0;
+                        struct dns_answer_info pi, ci;
+                        assert_int_equal(dns_server_answer(f->z, &o, q, n, plain, sizeof plain, &pl, &pi), DNS_ANSWER_SEND);
+                        assert_int_equal(dns__answer(f->z, &o, q, n, cached, sizeof cached, &cl, &ci, &c), DNS_ANSWER_SEND);
+                        assert_int_equal(pl, cl);
+                        assert_memory_equal(plain, cached, pl);
+                        assert_int_equal(pi.rcode, ci.rcode);
+                        hits += round;
+                    }
+    assert_true(hits > 0);
+    size_t used = 0;
+    for (size_t i = 0; i < c.n; i++)
+        used += c.ents[i].resp != NULL;
+    assert_true(used > 0);
+    dns__cache_free(&c);
+}
+
 /* ---- RRL ---- */
 
 static struct sockaddr_storage v4(const char *ip)
@@ -718,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_answer_truncation),
         cmocka_unit_test_setup_teardown(test_answer_servfail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_answer_malformed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_answer_cache_equivalent, fx_setup, fx_teardown),
         cmocka_unit_test(test_rrl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
