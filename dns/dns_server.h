@@ -150,7 +150,8 @@ struct dns_server_stats {
 typedef struct dns_server dns_server;
 
 /* Binds UDP and TCP on cfg->listen and starts answering (SERVFAIL until a
- * zone is set). Returns an error now with a message in errmsg. */
+ * zone is set). Returns an error now with a message in errmsg; handles
+ * already opened are then closed and freed by the loop (keep running it). */
 int dns_server_new(dns_server **out, uv_loop_t *loop, const struct dns_server_config *cfg,
                    char *errmsg, size_t errmsg_size);
 /* Atomic swap: takes ownership of zone (NULL allowed), frees the previous
