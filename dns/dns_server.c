@@ -501,6 +501,18 @@ void dns_server_set_zone(dns_server *s, dns_zone *zone)
         rc_info("dns", "zone_loaded apex=%s serial=%u", dns_zone_apex(zone), dns_zone_serial(zone));
 }
 
+int dns_server_set_view(dns_server *s, const struct dns_view *v, char *errmsg, size_t errmsg_size)
+{
+    dns_zone *z = NULL;
+    int rv = dns_zone_build(&z, v, errmsg, errmsg_size);
+    if (rv != DNS_SERVER_OK) {
+        rc_warn("dns", "view_rejected serial=%u", v ? v->serial : 0);
+        return rv;
+    }
+    dns_server_set_zone(s, z);
+    return DNS_SERVER_OK;
+}
+
 void dns_server_set_servfail(dns_server *s, int on)
 {
     /* the cache key includes the mode: nothing to clear */

@@ -157,6 +157,8 @@ int dns_server_new(dns_server **out, uv_loop_t *loop, const struct dns_server_co
 /* Atomic swap: takes ownership of zone (NULL allowed), frees the previous
  * one; every later query sees the new zone, whole. Loop thread only. */
 void dns_server_set_zone(dns_server *s, dns_zone *zone);
+/* dns_zone_build() + dns_server_set_zone(); on error the current zone stays. */
+int dns_server_set_view(dns_server *s, const struct dns_view *v, char *errmsg, size_t errmsg_size);
 /* 1: SERVFAIL for every query inside the zone (outside stays REFUSED). */
 void dns_server_set_servfail(dns_server *s, int on);
 void dns_server_get_stats(const dns_server *s, struct dns_server_stats *st);

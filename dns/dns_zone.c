@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ZONE_DEFAULT_TTL 30
 #define ZONE_NAME_MAX (LDNS_MAX_DOMAINLEN + 2)
@@ -270,7 +271,10 @@ static int zb_records(struct zb *b)
             return zb_fail(b, DNS_SERVER_EVIEW, "node %s: no site", n->name ? n->name : "(null)");
         if ((rv = zb_name(b, "node", n->name, name, sizeof name)) != DNS_SERVER_OK)
             return rv;
-        if (ldns_dname_str_absolute(name) && strcmp(name, z->apex_str) == 0)
+        for (size_t k = 0; k < i; k++)
+            if (strcasecmp(v->nodes[k].name, n->name) == 0)
+                return zb_fail(b, DNS_SERVER_EVIEW, "node %s: listed twice", n->name);
+        if (strcmp(name, z->apex_str) == 0)
             return zb_fail(b, DNS_SERVER_EVIEW, "node %s: a node cannot be the apex", n->name);
         unsigned char buf[16];
         if (n->ipv4 == NULL && n->ipv6 == NULL)

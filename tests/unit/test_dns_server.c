@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define NODES(...) ((const struct dns_view_node[]){ __VA_ARGS__ })
 
@@ -202,6 +204,11 @@ static void test_zone_bad_views(void **state)
     expect_view_error(&v, "invalid name");
     v.nodes = NODES({ .name = "n1", .site = "a", .smtp = 1, .dns = 1 });
     expect_view_error(&v, "no address");
+    v.nodes = NODES({ .name = "n1", .site = "a", .ipv4 = "1.1.1.1", .dns = 1 },
+                    { .name = "N1", .site = "b", .ipv4 = "1.1.1.2", .dns = 1 });
+    v.n_nodes = 2;
+    expect_view_error(&v, "listed twice");
+    v.n_nodes = 1;
     v.nodes = NODES({ .name = "n1", .site = "a", .ipv4 = "1.1.1.1", .smtp = 1, .dns = 0 });
     expect_view_error(&v, "no DNS-serving node");
     v = base_view();
@@ -692,6 +699,105 @@ static void test_answer_cache_equivalent(void **state)
     dns__cache_free(&c);
 }
 
+/* ---- the server on a real loop ---- */
+
+static void closed(void *arg) { *(int *)arg = 1; }
+
+/* Sends q over UDP to addr and runs the loop until the answer arrives. */
+static size_t udp_roundtrip(uv_loop_t *loop, const char *ip, int port, const uint8_t *q, size_t n, uint8_t *out)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    assert_int_equal(sendto(fd, q, n, 0, (struct sockaddr *)&sa, sizeof sa), (ssize_t)n);
+    ssize_t got = -1;
+    for (int i = 0; i < 100000 && got < 0; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        got = recv(fd, out, 65535, 0);
+    }
+    close(fd);
+    assert_true(got > 0);
+    return (size_t)got;
+}
+
+static void test_server_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dns_server *srv = NULL;
+    char err[256];
+    struct dns_server_config cfg = { .listen = "127.0.0.39:12195", .rrl_disable = 1 };
+    assert_int_equal(dns_server_new(&srv, &loop, &cfg, err, sizeof err), DNS_SERVER_OK);
+    assert_string_equal(dns_server_address(srv), "127.0.0.39:12195");
+    /* a second server on the same address fails now, and cleans up */
+    dns_server *dup = NULL;
+    assert_int_equal(dns_server_new(&dup, &loop, &cfg, err, sizeof err), DNS_SERVER_ELISTEN);
+    assert_non_null(strstr(err, "127.0.0.39:12195"));
+    struct dns_server_config bad = { .listen = "nowhere" };
+    assert_int_equal(dns_server_new(&dup, &loop, &bad, err, sizeof err), DNS_SERVER_EINVAL);
+
+    uint8_t q[512], out[65535];
+    size_t n = mkq(q, "relay.mx.test.", LDNS_RR_TYPE_MX, LDNS_RR_CLASS_IN, 0);
+    size_t got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    assert_int_equal(out[3] & 0xF, LDNS_RCODE_SERVFAIL); /* no zone yet */
+
+    struct dns_view v = base_view();
+    assert_int_equal(dns_server_set_view(srv, &v, err, sizeof err), DNS_SERVER_OK);
+    got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    ldns_pkt *p = NULL;
+    assert_int_equal(ldns_wire2pkt(&p, out, got), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_ancount(p), 4);
+    ldns_pkt_free(p);
+
+    /* a bad view is refused and the zone stays */
+    struct dns_view badv = base_view();
+    badv.relay_name = "relay.elsewhere.";
+    assert_int_equal(dns_server_set_view(srv, &badv, err, sizeof err), DNS_SERVER_EVIEW);
+    got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    assert_int_equal(out[3] & 0xF, LDNS_RCODE_NOERROR);
+
+    /* a new view: leader on site b, n1 drained */
+    struct dns_view_node nodes[5];
+    memcpy(nodes, base_nodes, sizeof nodes);
+    nodes[0].drained = 1;
+    v.nodes = nodes;
+    v.leader_site = "b";
+    v.serial = 43;
+    assert_int_equal(dns_server_set_view(srv, &v, err, sizeof err), DNS_SERVER_OK);
+    got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    assert_int_equal(ldns_wire2pkt(&p, out, got), LDNS_STATUS_OK);
+    assert_int_equal(ldns_pkt_ancount(p), 3);
+    for (size_t i = 0; i < 3; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(p), i);
+        char *host = ldns_rdf2str(ldns_rr_rdf(rr, 1));
+        uint16_t pref = ldns_rdf2native_int16(ldns_rr_rdf(rr, 0));
+        assert_int_equal(pref, strcmp(host, "n2.mx.test.") == 0 ? 20 : 10);
+        free(host);
+    }
+    ldns_pkt_free(p);
+
+    dns_server_set_servfail(srv, 1);
+    got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    assert_int_equal(out[3] & 0xF, LDNS_RCODE_SERVFAIL);
+    dns_server_set_servfail(srv, 0);
+    got = udp_roundtrip(&loop, "127.0.0.39", 12195, q, n, out);
+    assert_int_equal(out[3] & 0xF, LDNS_RCODE_NOERROR);
+
+    struct dns_server_stats st;
+    dns_server_get_stats(srv, &st);
+    assert_int_equal(st.queries, 6);
+    assert_int_equal(st.servfail, 2);
+    assert_int_equal(st.noerror, 4);
+
+    int done = 0;
+    dns_server_close(srv, closed, &done);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(done, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ---- RRL ---- */
 
 static struct sockaddr_storage v4(const char *ip)
@@ -762,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answer_malformed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_answer_cache_equivalent, fx_setup, fx_teardown),
         cmocka_unit_test(test_rrl),
+        cmocka_unit_test(test_server_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
