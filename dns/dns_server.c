@@ -8,8 +8,9 @@
  * order (pipelining), queues one write per answer; an idle timer closes it.
  *
  * Failure modes: a UDP send that would block is dropped (counted); a TCP
- * message shorter than a header, a read error or EOF, the idle timeout or
- * tcp_max_queries answered closes the connection; too many unsent bytes
+ * message shorter than a header, a read error, the idle timeout closes the
+ * connection; EOF or tcp_max_queries answered close it once the queued
+ * answers are written; too many unsent bytes
  * pause reading until the writes drain; connections above tcp_max_clients
  * are accepted and closed at once. Every handle is freed in its close_cb;
  * the server is freed after the last one. */
@@ -294,7 +295,13 @@ static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     if (nread < 0) {
-        conn_close(c);
+        /* EOF after pipelined queries (a half-close): answer them first */
+        if (nread == UV_EOF && c->writes > 0) {
+            c->done = 1;
+            uv_read_stop(st);
+        } else {
+            conn_close(c);
+        }
         return;
     }
     if (nread == 0)
@@ -446,19 +453,21 @@ int dns_server_new(dns_server **out, uv_loop_t *loop, const struct dns_server_co
     }
     s->tcp.data = s;
     s->handles = 2;
+    /* UDP first; with port 0 TCP then takes the port the kernel gave UDP */
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
     if ((rv = uv_udp_bind(&s->udp, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rv = uv_udp_getsockname(&s->udp, (struct sockaddr *)&bound, &blen)) != 0 ||
         (rv = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv)) != 0 ||
-        (rv = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rv = uv_tcp_bind(&s->tcp, (struct sockaddr *)&bound, 0)) != 0 ||
         (rv = uv_listen((uv_stream_t *)&s->tcp, 128, tcp_accept)) != 0) {
         snprintf(errmsg, errmsg_size, "listen %s: %s", cfg->listen, uv_strerror(rv));
         rv = DNS_SERVER_ELISTEN;
         goto err_after_handles;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
     char ip[64] = "?";
     int port = 0;
-    if (uv_udp_getsockname(&s->udp, (struct sockaddr *)&bound, &blen) == 0) {
+    {
         if (bound.ss_family == AF_INET) {
             uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
             port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
