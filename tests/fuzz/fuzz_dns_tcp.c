@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define FAIL(why) do { fprintf(stderr, "fuzz_dns_tcp: %s (errno %d)\n", why, errno); abort(); } while (0)
+
 static uv_loop_t loop;
 static dns_server *srv;
 static int port;
@@ -35,7 +37,7 @@ static void setup(void)
     uv_loop_init(&loop);
     if (dns_server_new(&srv, &loop, &cfg, err, sizeof err) != DNS_SERVER_OK ||
         dns_server_set_view(srv, &v, err, sizeof err) != DNS_SERVER_OK)
-        abort();
+        FAIL(err);
     port = atoi(strrchr(dns_server_address(srv), ':') + 1);
 }
 
@@ -59,11 +61,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t in[1 << 20];
     if (srv == NULL)
         setup();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     inet_pton(AF_INET, "127.0.0.39", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        abort();
+    /* hundreds of thousands of connections leave client ports in TIME_WAIT,
+     * and libFuzzer's timer signal interrupts connect: both are the
+     * harness's problem, not the server's; retry for a while, then skip */
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 2000; tries++) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            FAIL("socket");
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+            /* EINTR: libFuzzer's timer signal */
+            if (errno != EADDRNOTAVAIL && errno != EAGAIN && errno != EINTR)
+                FAIL("connect");
+            close(fd);
+            fd = -1;
+            uv_run(&loop, UV_RUN_NOWAIT);
+            usleep(1000);
+        }
+    }
+    if (fd < 0) {
+        fprintf(stderr, "fuzz_dns_tcp: no client port free, input skipped\n");
+        return 0;
+    }
     size_t sent = 0, got = 0;
     int eof = 0;
     while (!eof) {
@@ -71,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ssize_t w = send(fd, data + sent, size - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w > 0)
                 sent += (size_t)w;
-            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 sent = size; /* the server closed on us: stop sending */
             if (sent == size)
                 shutdown(fd, SHUT_WR);
@@ -83,10 +104,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ssize_t r = recv(fd, in + got, sizeof in - got, MSG_DONTWAIT);
         if (r > 0)
             got += (size_t)r;
-        else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             eof = 1;
         if (got == sizeof in)
-            abort();
+            FAIL("more answer bytes than the buffer holds");
     }
     close(fd);
     uv_run(&loop, UV_RUN_NOWAIT); /* let the server free the connection */
@@ -94,19 +115,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0, answers = 0;
     while (off < got) {
         if (got - off < 2)
-            abort();
+            FAIL("an answer cut inside its length");
         size_t len = (size_t)in[off] << 8 | in[off + 1];
         if (got - off - 2 < len || len < 12)
-            abort();
+            FAIL("an answer shorter than its length or than a header");
         ldns_pkt *p = NULL;
         if (ldns_wire2pkt(&p, in + off + 2, len) != LDNS_STATUS_OK)
-            abort();
+            FAIL("an answer ldns cannot parse");
         ldns_pkt_free(p);
         off += 2 + len;
         answers++;
     }
     if (answers > complete_queries(data, size))
-        abort();
+        FAIL("more answers than queries");
     if (getenv("FUZZ_VERBOSE") != NULL)
         fprintf(stderr, "queries=%zu answers=%zu\n", complete_queries(data, size), answers);
     return 0;
