@@ -4,3 +4,4 @@
 add_executable(dns_testd ${CMAKE_CURRENT_LIST_DIR}/dns_testd.c)
 target_link_libraries(dns_testd PRIVATE ricochet_dns_server)
 ricochet_script_test(dns_server_clients COMMAND ${CMAKE_CURRENT_LIST_DIR}/dns_server_clients.sh LABEL peers)
+ricochet_script_test(dns_server_vs_nsd COMMAND ${CMAKE_CURRENT_LIST_DIR}/dns_server_vs_nsd.sh LABEL peers)
