@@ -515,7 +515,9 @@ int dns_server_set_view(dns_server *s, const struct dns_view *v, char *errmsg, s
     dns_zone *z = NULL;
     int rv = dns_zone_build(&z, v, errmsg, errmsg_size);
     if (rv != DNS_SERVER_OK) {
-        rc_warn("dns", "view_rejected serial=%u", v ? v->serial : 0);
+        char q[300];
+        rc_warn("dns", "view_rejected serial=%u reason=%s", v ? v->serial : 0,
+                rc_log_quote(q, sizeof q, errmsg ? errmsg : "", errmsg ? strnlen(errmsg, errmsg_size) : 0));
         return rv;
     }
     dns_server_set_zone(s, z);
