@@ -10,7 +10,8 @@
  * Failure modes: a UDP send that would block is dropped (counted); a TCP
  * message shorter than a header, a read error, the idle timeout closes the
  * connection; EOF or tcp_max_queries answered close it once the queued
- * answers are written; too many unsent bytes
+ * answers are written (FIN first, then the rest of the input is discarded
+ * until the client's EOF or the idle timeout); too many unsent bytes
  * pause reading until the writes drain; connections above tcp_max_clients
  * are accepted and closed at once. Every handle is freed in its close_cb;
  * the server is freed after the last one. */
@@ -52,8 +53,10 @@ struct tconn {
     tconn *prev, *next;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_shutdown_t sreq;
     int handles;
     int closing;
+    int draining;          /* FIN sent; unread input is discarded until EOF */
     int paused;
     int done;              /* tcp_max_queries reached: close after the writes */
     unsigned queries;
@@ -209,6 +212,32 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+static void conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+    tconn *c = req->data;
+    if (status < 0 && !c->closing)
+        conn_close(c);
+}
+
+/* Every answer is written: send FIN, then read and discard whatever the
+ * client still sends until its EOF (or the idle timeout), so that closing
+ * never meets unread input (which would reset the connection and could
+ * destroy answers the client has not read yet). */
+static void conn_finish(tconn *c)
+{
+    if (c->closing || c->draining)
+        return;
+    c->draining = 1;
+    c->in_len = 0;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, conn_shutdown_done) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, conn_idle, c->s->cfg.tcp_idle_ms, 0);
+}
+
 static void conn_write_done(uv_write_t *req, int status)
 {
     struct twrite *w = req->data;
@@ -223,7 +252,7 @@ static void conn_write_done(uv_write_t *req, int status)
         return;
     }
     if (c->done && c->writes == 0) {
-        conn_close(c);
+        conn_finish(c);
         return;
     }
     if (c->paused && c->pending <= c->s->cfg.tcp_max_pending / 2) {
@@ -281,7 +310,7 @@ static void conn_process(tconn *c)
     if (c->done) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         if (c->writes == 0)
-            conn_close(c);
+            conn_finish(c);
     } else if (c->pending > s->cfg.tcp_max_pending && !c->paused) {
         c->paused = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -294,6 +323,12 @@ static void conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (c->closing)
         return;
+    if (c->draining) {
+        c->in_len = 0; /* discarded */
+        if (nread < 0)
+            conn_close(c);
+        return;
+    }
     if (nread < 0) {
         /* EOF after pipelined queries (a half-close): answer them first */
         if (nread == UV_EOF && c->writes > 0) {

@@ -180,6 +180,14 @@ if mode == 'pipeline':
         m = read_msg(s)
         print('answer id=%d rcode=%d an=%d' % (struct.unpack('>H', m[:2])[0], m[3] & 15, struct.unpack('>H', m[6:8])[0]))
     s.close()
+elif mode == 'many':  # 3000 pipelined queries, answers left unread at first
+    s = socket.create_connection((host, port), timeout=30)
+    q = query(1, 'relay.mx.test', 15)
+    s.sendall((struct.pack('>H', len(q)) + q) * 3000)
+    n = 0
+    while read_msg(s) is not None:
+        n += 1
+    print('many answers=%d then closed' % n)
 elif mode == 'split':  # one query delivered byte by byte
     s = socket.create_connection((host, port), timeout=10)
     q = query(7, 'n2.mx.test', 1)
@@ -240,6 +248,10 @@ $PY "$DIR/dnsq.py" $IP $PORT pipeline > "$DIR/pipe" 2>&1
 check tcp_pipelined_in_order "$DIR/pipe" '^answer id=100 rcode=0 an=3$' '^answer id=101 rcode=0 an=1$' \
     '^answer id=102 rcode=0 an=1$' '^answer id=103 rcode=3 an=0$' '^answer id=104 rcode=5 an=0$'
 [ "$(head -1 "$DIR/pipe")" = "answer id=100 rcode=0 an=3" ] || bad "pipelined answers out of order" "$DIR/pipe"
+# more unread answers than tcp_max_pending (reading pauses, then resumes),
+# and tcp_max_queries (default 1000) ends the connection after its answers
+$PY "$DIR/dnsq.py" $IP $PORT many > "$DIR/many" 2>&1
+check tcp_backpressure_and_max_queries "$DIR/many" '^many answers=1000 then closed$'
 $PY "$DIR/dnsq.py" $IP $PORT split > "$DIR/split" 2>&1
 check tcp_byte_by_byte "$DIR/split" '^split id=7 rcode=0 an=1$'
 
