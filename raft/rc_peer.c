@@ -104,6 +104,7 @@ struct rc_peer_net {
     struct rc_peer_callbacks cb;
     void *data;
     uv_tcp_t listener;
+    struct sockaddr_in local; /* listen IP, port 0: source of our dials */
     struct peer *peers;
     struct conn *conns;
     unsigned n_pending;
@@ -690,7 +691,10 @@ static void dial(struct peer *p)
     snprintf(c->remote, sizeof c->remote, "%s", p->addr);
     p->conn = c;
     c->connect_req.data = c;
-    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->sa, connect_cb);
+    /* dial from our listen IP, so peers see a stable source address */
+    int rv = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&net->local, 0);
+    if (rv == 0)
+        rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->sa, connect_cb);
     if (rv != 0)
         conn_close_lvl(c, RC_LOG_WARN, uv_strerror(rv));
 }
@@ -745,6 +749,8 @@ int rc_peer_net_start(rc_peer_net **out, uv_loop_t *loop, const struct rc_peer_c
     if (net == NULL)
         return RC_PEER_ENOMEM;
     net->cfg = *cfg;
+    net->local = sa;
+    net->local.sin_port = 0;
     if ((rv = apply_defaults(&net->cfg)) != RC_PEER_OK)
         goto err_after_alloc;
     net->loop = loop;
