@@ -47,6 +47,7 @@ static const char mac_label[] = "ricochet-peer-v1";
 #define DEF_RECONNECT_MAX_MS 1000
 #define DEF_MAX_PENDING 64
 #define DEF_KEEPALIVE_S 10
+#define MAX_MAX_FRAME ((size_t)1 << 30) /* an encoded frame fits uv_buf_t's unsigned length */
 
 /* Connection states and the moves allowed between them (STYLE.md §10). */
 enum conn_state { CS_CONNECTING, CS_HELLO, CS_AUTH, CS_UP, CS_CLOSING, CS_NR };
@@ -728,7 +729,7 @@ static int apply_defaults(struct rc_peer_config *c)
     if (!c->reconnect_max_ms) c->reconnect_max_ms = DEF_RECONNECT_MAX_MS;
     if (!c->max_pending) c->max_pending = DEF_MAX_PENDING;
     if (!c->keepalive_s) c->keepalive_s = DEF_KEEPALIVE_S;
-    if (c->self_id == 0 || c->max_frame > RC_FRAME_MAX_LIMIT || c->pre_auth_max_frame > c->max_frame ||
+    if (c->self_id == 0 || c->max_frame > MAX_MAX_FRAME || c->pre_auth_max_frame > c->max_frame ||
         c->reconnect_min_ms > c->reconnect_max_ms)
         return RC_PEER_EINVAL;
     return RC_PEER_OK;

@@ -44,7 +44,7 @@ struct rc_peer_config {
     uint64_t self_id;              /* non-zero */
     const char *listen_addr;       /* IPv4 literal:port */
     const char *secret;            /* cluster secret, >= 16 bytes, never sent; copied */
-    size_t max_frame;              /* largest frame body after auth; default 32 MiB, max 4 GiB-1 */
+    size_t max_frame;              /* largest frame body after auth; default 32 MiB, at most 1 GiB */
     size_t pre_auth_max_frame;     /* largest frame before auth; default 1 KiB */
     unsigned handshake_timeout_ms; /* connect + Hello + HelloAuth; default 5000 */
     size_t max_queue_bytes;        /* per peer, encoded bytes not yet written; default 64 MiB */

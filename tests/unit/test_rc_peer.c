@@ -674,6 +674,9 @@ static void test_config_errors(void **state)
     cfg.max_frame = 512;
     cfg.pre_auth_max_frame = 1024;
     assert_int_equal(rc_peer_net_start(&net, &loop, &cfg, &cb, NULL), RC_PEER_EINVAL);
+    cfg.pre_auth_max_frame = 0;
+    cfg.max_frame = ((size_t)1 << 30) + 1;
+    assert_int_equal(rc_peer_net_start(&net, &loop, &cfg, &cb, NULL), RC_PEER_EINVAL);
     assert_null(net);
     /* the port is taken: ELISTEN, memory released by the loop */
     cfg.max_frame = cfg.pre_auth_max_frame = 0;
