@@ -86,11 +86,15 @@ def test_mx_follows_the_cluster():
         wait_mx(c, "initial MX set", want, everyone, CLIENTS)
         for i in everyone:
             assert all_nodes_answer(c, want, [i], CLIENTS, name=BOUNCE), f"bounce MX at node {i}"
-        out = subprocess.run(["dig", "-p", "5353", f"@{NET}.11", ZONE, "NS", "+norecurse"],
-                             capture_output=True, text=True, timeout=10).stdout
-        for i in everyone:
-            assert re.search(rf"^n{i}\.{re.escape(ZONE)}\.\s+\d+\s+IN\s+A\s+{re.escape(NET)}\.{10 + i}$", out, re.M), out
-        assert "flags: qr aa" in out, out
+        def ns_with_glue():
+            out = subprocess.run(["dig", "-p", "5353", f"@{NET}.11", ZONE, "NS", "+norecurse"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            ok = "flags: qr aa" in out and all(
+                re.search(rf"^{re.escape(ZONE)}\.\s+\d+\s+IN\s+NS\s+n{i}\.{re.escape(ZONE)}\.$", out, re.M) and
+                re.search(rf"^n{i}\.{re.escape(ZONE)}\.\s+\d+\s+IN\s+A\s+{re.escape(NET)}\.{10 + i}$", out, re.M)
+                for i in everyone)
+            return out if ok else None
+        c.wait("NS with glue for every node", ns_with_glue, timeout=30, interval=0.2)
         rcode, _ = query("kdig", c.nodes[1]["dns"], "example.com", "MX")
         assert rcode == "REFUSED", rcode
 
