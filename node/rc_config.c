@@ -101,7 +101,7 @@ static const struct cfg_item schema[] = {
     {"dns", "rrl_ipv4_prefix", T_UINT, 8, 32, "24", F(dns_rrl_ipv4_prefix), "IPv4 client prefix length that shares a bucket."},
     {"dns", "rrl_ipv6_prefix", T_UINT, 16, 128, "56", F(dns_rrl_ipv6_prefix), "IPv6 client prefix length that shares a bucket."},
 
-    {"health", "interval", T_DURATION, 50, 60000, "500ms", F(health_interval_ms), "How often the leader checks every node (raft contact and the SMTP probe)."},
+    {"health", "interval", T_DURATION, 50, 60000, "200ms", F(health_interval_ms), "How often the leader checks every node (raft contact and the SMTP probe)."},
     {"health", "fail_after", T_UINT, 1, 1000, "3", F(health_fail_after), "Consecutive failed checks before a node leaves the MX set."},
     {"health", "ok_after", T_UINT, 1, 1000, "2", F(health_ok_after), "Consecutive good checks before a node returns to the MX set."},
     {"health", "smtp_probe", T_BOOL, 0, 1, "true", F(health_smtp_probe), "The leader connects to each SMTP node's listener and expects a 220 greeting."},
