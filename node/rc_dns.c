@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns/dns_server.h"
+#include "node/rc_dns.h"
+
 #include "node/base/rc_log.h"
 #include "node/rc_node_internal.h"
 
@@ -38,7 +39,6 @@ struct rc_dns {
     char extra_buf[sizeof(((struct rc_config *)0)->dns_extra)];
     const char *extra[DNS_EXTRA_MAX];
     size_t n_extra;
-    char names[RC_CFG_MAX_MEMBERS][24];
 };
 
 static char *trim(char *s)
@@ -69,12 +69,9 @@ static int split_extra(struct rc_dns *d, const char *in, char *err, size_t errle
     return 0;
 }
 
-/* The view for the zone builder: fixed parts from the config, the rest from
- * the replicated view (NULL: no view yet, every node unhealthy). */
-static void view_from(struct rc_dns *d, const struct rc_view *rv, struct dns_view *v,
-                      struct dns_view_node *nodes)
+void rc_dns_view_from(const struct rc_config *c, const struct rc_view *rv, const char *const *extra,
+                      size_t n_extra, struct dns_view *v, struct rc_dns_view_storage *st)
 {
-    const struct rc_config *c = &d->n->cfg;
     memset(v, 0, sizeof *v);
     v->zone = c->dns_zone;
     v->relay_name = c->dns_relay_name;
@@ -84,34 +81,42 @@ static void view_from(struct rc_dns *d, const struct rc_view *rv, struct dns_vie
     v->leader_site = rv && rv->leader_site[0] ? rv->leader_site : NULL;
     v->mx_pref_leader = (uint16_t)c->dns_mx_pref_leader;
     v->mx_pref_other = (uint16_t)c->dns_mx_pref_other;
-    v->extra = d->extra;
-    v->n_extra = d->n_extra;
+    v->extra = extra;
+    v->n_extra = n_extra;
     for (size_t i = 0; i < c->n_members; i++) {
         const struct rc_cfg_member *m = &c->members[i];
-        struct dns_view_node *vn = &nodes[i];
+        struct dns_view_node *vn = &st->nodes[i];
         memset(vn, 0, sizeof *vn);
-        vn->name = d->names[i];
+        snprintf(st->names[i], sizeof st->names[i], "n%llu", (unsigned long long)m->id);
+        vn->name = st->names[i];
         vn->site = m->site;
         vn->ipv4 = m->address;
         /* The witness votes but does not keep leadership nor take mail:
          * it is a name server, never an MX. */
         vn->smtp = !m->witness;
         vn->dns = 1;
+        /* A member the leader has not judged yet counts as unhealthy. */
         for (size_t j = 0; rv && j < rv->n_nodes; j++)
             if (rv->nodes[j].id == m->id) {
                 vn->healthy = rv->nodes[j].healthy;
                 vn->drained = rv->nodes[j].drained;
             }
     }
-    v->nodes = nodes;
+    v->nodes = st->nodes;
     v->n_nodes = c->n_members;
+}
+
+static void view_from(struct rc_dns *d, const struct rc_view *rv, struct dns_view *v, struct rc_dns_view_storage *st)
+{
+    rc_dns_view_from(&d->n->cfg, rv, d->extra, d->n_extra, v, st);
 }
 
 static void publish(struct rc_dns *d, const struct rc_view *rv)
 {
     struct dns_view v;
-    struct dns_view_node nodes[RC_CFG_MAX_MEMBERS];
-    view_from(d, rv, &v, nodes);
+    struct rc_dns_view_storage st;
+    view_from(d, rv, &v, &st);
+    const struct dns_view_node *nodes = st.nodes;
     char err[256];
     int e = dns_server_set_view(d->srv, &v, err, sizeof err);
     if (e != DNS_SERVER_OK) {
@@ -157,18 +162,16 @@ int rc_dns_start(rc_node *n, char *err, size_t errlen)
         return -1;
     }
     d->n = n;
-    for (size_t i = 0; i < c->n_members; i++)
-        snprintf(d->names[i], sizeof d->names[i], "n%llu", (unsigned long long)c->members[i].id);
     if (split_extra(d, c->dns_extra, err, errlen) != 0)
         goto err_after_alloc;
 
     /* Check the settings now, with every node up and a leader site, so that a
      * bad zone, name or extra record stops the start instead of a later view. */
     struct dns_view v;
-    struct dns_view_node nodes[RC_CFG_MAX_MEMBERS];
-    view_from(d, NULL, &v, nodes);
+    struct rc_dns_view_storage st;
+    view_from(d, NULL, &v, &st);
     for (size_t i = 0; i < v.n_nodes; i++)
-        nodes[i].healthy = 1;
+        st.nodes[i].healthy = 1;
     v.leader_site = c->node_site;
     v.serial = 1;
     dns_zone *probe;
