@@ -32,6 +32,7 @@ struct rc_dns {
     dns_server *srv;
     uv_timer_t lease_timer;
     bool servfail;
+    uint64_t started_ms;
     int pending_closes;
     void (*stop_cb)(void *);
     void *stop_data;
@@ -147,8 +148,10 @@ static void lease_cb(uv_timer_t *t)
         return;
     d->servfail = lost;
     dns_server_set_servfail(d->srv, lost);
+    uint64_t up = rc_now_ms() - d->started_ms;
     if (lost)
-        rc_warn("dns", "lease_lost ms_since_contact=%llu action=servfail", (unsigned long long)st.ms_since_contact);
+        rc_warn("dns", "lease_lost ms_since_contact=%llu action=servfail",
+                (unsigned long long)(st.ms_since_contact < up ? st.ms_since_contact : up));
     else
         rc_info("dns", "lease_regained leader=%llu action=answer", (unsigned long long)st.leader);
 }
@@ -162,6 +165,7 @@ int rc_dns_start(rc_node *n, char *err, size_t errlen)
         return -1;
     }
     d->n = n;
+    d->started_ms = rc_now_ms();
     if (split_extra(d, c->dns_extra, err, errlen) != 0)
         goto err_after_alloc;
 
