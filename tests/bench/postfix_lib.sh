@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Private stock Postfix instances for benchmarks and tests (source this file).
 #
 #   pf_start DIR HOST:PORT [MAIN_CF_LINE]...   start one; returns once it greets on HOST:PORT
@@ -89,8 +90,7 @@ MAIN
     return 1
   fi
   # ready when smtpd (not only master's socket) answers with 220
-  local i
-  for i in $(seq 300); do
+  for _ in $(seq 300); do
     if timeout 5 python3 - "$host" "$port" <<'PY' 2>/dev/null; then return 0; fi
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4)
@@ -107,16 +107,16 @@ PY
 }
 
 pf_stop() {
-  local dir=$1 pidf="$1/queue/pid/master.pid" pid kids=() p i
+  local dir=$1 pidf="$1/queue/pid/master.pid" pid kids=() p
   [ -f "$pidf" ] || return 0
   pid=$(tr -d ' \n' < "$pidf")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { rm -f "$pidf"; return 0; }
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -f "$pidf"; return 0; fi
   # master's children, by PID, in case master dies before they do
   for p in /proc/[0-9]*; do
     [ "$(awk '{print $4}' "$p/stat" 2>/dev/null)" = "$pid" ] && kids+=("${p#/proc/}")
   done
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   for p in "${kids[@]+"${kids[@]}"}"; do
     case "$(readlink "/proc/$p/exe" 2>/dev/null)" in /usr/lib/postfix/*) kill -KILL "$p" 2>/dev/null || true ;; esac
