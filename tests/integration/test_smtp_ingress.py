@@ -137,7 +137,7 @@ def test_restored_node_fetches_bodies():
 
 def test_connection_limits_and_timeouts():
     import socket
-    sets = FAST + ["smtp.max_connections_per_ip=3", "smtp.command_timeout=1s"]
+    sets = FAST + ["smtp.max_connections_per_ip=3", "smtp.command_timeout=1s", "smtp.max_errors=2"]
     with Cluster("1", base=160, sets=sets) as c:
         c.wait_leader()
         host, port = c.nodes[1]["smtp"].split(":")
@@ -150,7 +150,18 @@ def test_connection_limits_and_timeouts():
         assert data.startswith("421 4.4.2"), data
         for s in socks:
             s.close()
-        log("per-client connection limit answered 421 4.7.0; idle session closed with 421 4.4.2")
+        # smtp.max_errors=2 (default 10): the second bad command ends the session
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"220 ")
+            s.sendall(b"BOGUS\r\n")
+            assert f.readline().startswith(b"502 ")
+            s.sendall(b"BOGUS\r\n")
+            lines = [f.readline() for _ in range(2)]
+            assert any(l.startswith(b"421 4.7.0") for l in lines), lines
+            assert f.readline() == b"", "session still open after max_errors"
+        log("per-client connection limit answered 421 4.7.0; idle session closed with 421 4.4.2; "
+            "smtp.max_errors=2 closed a session at its second bad command")
 
 
 def test_open_relay_suite():
