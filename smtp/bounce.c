@@ -206,11 +206,14 @@ static void bounce_classify_all(bounce_report *r)
             strcasecmp(x->action, "expanded") == 0) {
             x->reason = BOUNCE_R_DELIVERED;
         } else {
-            x->reason = bounce_classify_reply(code, st, diag, NULL);
+            enum bounce_smtp_cmd cmd = bounce__find_command(diag);
+            if (cmd == BOUNCE_CMD_UNKNOWN)
+                cmd = bounce__find_command(r->ctx[i]);
+            x->reason = bounce_classify_smtp(code, st, diag, cmd, NULL);
             if (x->reason == BOUNCE_R_DELIVERED)
                 x->reason = BOUNCE_R_ONHOLD;
             if ((x->reason == BOUNCE_R_ONHOLD || x->reason == BOUNCE_R_UNDEFINED) && r->ctx[i][0]) {
-                enum bounce_reason rc = bounce_classify_reply(code, st, r->ctx[i], NULL);
+                enum bounce_reason rc = bounce_classify_smtp(code, st, r->ctx[i], cmd, NULL);
                 if (rc != BOUNCE_R_UNDEFINED && rc != BOUNCE_R_DELIVERED)
                     x->reason = rc;
             }

@@ -90,6 +90,21 @@ int bounce_reason_hard(enum bounce_reason r, int smtp_code, const char *enhanced
 enum bounce_reason bounce_classify_reply(int code, const char *enhanced,
                                          const char *text, int *hard);
 
+/* The SMTP command a reply answered, when known (egress knows it; in a
+ * bounce it is read from "in reply to RCPT TO command", ">>> DATA", ...).
+ * It refines the reason as real MTAs mean it: a "user unknown" after DATA
+ * is a content filter (filtered), a refusal at MAIL FROM is about the
+ * sender (rejected), one at connect/HELO about the client (blocked). */
+enum bounce_smtp_cmd {
+    BOUNCE_CMD_UNKNOWN = 0,
+    BOUNCE_CMD_CONNECT,  /* greeting, HELO/EHLO */
+    BOUNCE_CMD_MAIL,
+    BOUNCE_CMD_RCPT,
+    BOUNCE_CMD_DATA,     /* DATA or end of data */
+};
+enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const char *text,
+                                        enum bounce_smtp_cmd cmd, int *hard);
+
 /* Limits; zero fields take the defaults. */
 struct bounce_limits {
     size_t max_size;        /* bytes of mail analysed at all; default 16 MiB */

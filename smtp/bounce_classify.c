@@ -252,6 +252,11 @@ static const struct bounce_phrases bounce_phrase_table[] = {
         "the account or domain may not exist", "unrouteable mail domain", "host not found", "hostname not found",
         "nxdomain", "no mx", "non-existent domain", "nonexistent domain", "invalid domain", "domain unknown",
         "domain * does not exist", "recipient domain", "unknown mail domain")},
+    {BOUNCE_R_BLOCKED, PH(
+        "blocked using", "blacklisted", "blocklisted", "black list", "blacklist", "blocklist", "block list",
+        "dnsbl", "spamhaus", "spamcop", "barracudacentral", "client host", "your ip", "ip address",
+        "sending ip", "dynamic ip", "dynamic/zombied", "helo command rejected", "refused to talk",
+        "not accepting connections", "connection refused", "rbl")},
     {BOUNCE_R_SPAMDETECTED, PH(
         "spam", "junk mail", "unsolicited", "bulk mail", "blocked by content filter", "content filter",
         "message content rejected", "content rejected", "rejected due to content", "suspicious",
@@ -263,9 +268,7 @@ static const struct bounce_phrases bounce_phrase_table[] = {
         "too many recipients", "too many errors", "maximum connection", "exceeds per-domain connection",
         "trop de connexions", "connection rate")},
     {BOUNCE_R_BLOCKED, PH(
-        "blocked using", "blacklisted", "blocklisted", "black list", "blacklist", "blocklist", "block list",
-        "dnsbl", "rbl", "spamhaus", "spamcop", "barracuda", "banned", "your ip", "ip address",
-        "client host", "helo", "ehlo", "access denied", "connection refused", "connection dropped",
+        "barracuda", "banned", "helo", "ehlo", "access denied", "connection dropped",
         "go away", "dynamic ip", "dynamic/zombied", "listed", "not accepting connections",
         "reject your mail", "rejected your mail", "refused to talk", "blocked", "denied", "poor ip",
         "service unavailable", "host network not allowed", "not allowed to connect", "mail server at",
@@ -374,7 +377,71 @@ static enum bounce_reason bounce_from_code(int code)
     }
 }
 
+enum bounce_smtp_cmd bounce__find_command(const char *text)
+{
+    static const struct { const char *p; enum bounce_smtp_cmd c; } cmds[] = {
+        {"in reply to end of data command", BOUNCE_CMD_DATA}, {"in reply to data command", BOUNCE_CMD_DATA},
+        {"after end of data", BOUNCE_CMD_DATA}, {"after data", BOUNCE_CMD_DATA}, {">>> data", BOUNCE_CMD_DATA},
+        {"in reply to mail from command", BOUNCE_CMD_MAIL}, {"after mail from", BOUNCE_CMD_MAIL},
+        {">>> mail from", BOUNCE_CMD_MAIL}, {"in reply to rcpt to command", BOUNCE_CMD_RCPT},
+        {"after rcpt to", BOUNCE_CMD_RCPT}, {">>> rcpt to", BOUNCE_CMD_RCPT},
+        {"after initial connection", BOUNCE_CMD_CONNECT}, {"in reply to helo command", BOUNCE_CMD_CONNECT},
+        {"in reply to ehlo command", BOUNCE_CMD_CONNECT}, {"after helo", BOUNCE_CMD_CONNECT},
+        {"after ehlo", BOUNCE_CMD_CONNECT}, {">>> helo", BOUNCE_CMD_CONNECT}, {">>> ehlo", BOUNCE_CMD_CONNECT},
+    };
+    /* The first command named as failed: "in reply to X command", "after X",
+     * or a transcript line ">>> X" answered by "<<< 4xx/5xx". */
+    const char *best = NULL;
+    enum bounce_smtp_cmd c = BOUNCE_CMD_UNKNOWN;
+    if (text == NULL)
+        return c;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        for (const char *p = bounce__stristr(text, cmds[i].p); p != NULL; p = bounce__stristr(p + 1, cmds[i].p)) {
+            if (cmds[i].p[0] == '>') {
+                const char *nl = strchr(p, '\n');
+                if (nl == NULL || strncmp(nl + 1, "<<< ", 4) != 0 || (nl[5] != '4' && nl[5] != '5'))
+                    continue;
+            }
+            if (best == NULL || p < best) {
+                best = p;
+                c = cmds[i].c;
+            }
+            break;
+        }
+    }
+    return c;
+}
+
+static enum bounce_reason bounce_refine(enum bounce_reason r, enum bounce_smtp_cmd cmd)
+{
+    switch (cmd) {
+    case BOUNCE_CMD_DATA:
+        if (r == BOUNCE_R_USERUNKNOWN)
+            return BOUNCE_R_FILTERED;
+        return r;
+    case BOUNCE_CMD_MAIL:
+        if (r == BOUNCE_R_USERUNKNOWN || r == BOUNCE_R_HOSTUNKNOWN || r == BOUNCE_R_FILTERED ||
+            r == BOUNCE_R_ONHOLD || r == BOUNCE_R_UNDEFINED || r == BOUNCE_R_SECURITYERROR ||
+            r == BOUNCE_R_SUSPEND || r == BOUNCE_R_SYSTEMERROR)
+            return BOUNCE_R_REJECTED;
+        return r;
+    case BOUNCE_CMD_CONNECT:
+        if (r == BOUNCE_R_USERUNKNOWN || r == BOUNCE_R_ONHOLD || r == BOUNCE_R_UNDEFINED ||
+            r == BOUNCE_R_REJECTED || r == BOUNCE_R_SECURITYERROR)
+            return BOUNCE_R_BLOCKED;
+        return r;
+    default:
+        return r;
+    }
+}
+
 enum bounce_reason bounce_classify_reply(int code, const char *enhanced, const char *text, int *hard)
+{
+    return bounce_classify_smtp(code, enhanced, text, BOUNCE_CMD_UNKNOWN, hard);
+}
+
+enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const char *text,
+                                        enum bounce_smtp_cmd cmd, int *hard)
 {
     char st[16] = "";
     char *norm = NULL;
@@ -416,6 +483,8 @@ enum bounce_reason bounce_classify_reply(int code, const char *enhanced, const c
         r = BOUNCE_R_ONHOLD;
 out:
     free(norm);
+    if (r != BOUNCE_R_DELIVERED)
+        r = bounce_refine(r, cmd);
     if (hard != NULL)
         *hard = bounce_reason_hard(r, code, st);
     return r;

@@ -66,6 +66,8 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r);
 
 /* bounce_classify.c */
 enum bounce_reason bounce__classify_text(const char *normalised_text);
+/* The SMTP command named last in a diagnostic or transcript. */
+enum bounce_smtp_cmd bounce__find_command(const char *text);
 
 /* bounce_mime.c */
 int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len);

@@ -307,7 +307,11 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
     /* Exim/Gmail put the address alone on a line, the reason comes after;
      * Exchange and others put the reason on the lines before ("... failed:"). */
     const char *start = ls;
-    for (int back = 0; back < 2 && start > t; back++) {
+    bool is_first = true;
+    for (size_t i = 0; i < nc; i++)
+        if (c[i].first < first && strcmp(c[i].addr, self) != 0)
+            is_first = false;
+    for (int back = 0; is_first && back < 2 && start > t; back++) {
         const char *s = start - 1;
         while (s > t && s[-1] != '\n')
             s--;
