@@ -44,7 +44,8 @@ static char *ctl_classify_read(const char *path, size_t max, size_t *len)
 }
 
 static void ctl_classify_print(const char *file, const char *rcpt, const char *reason, int hard, int code,
-                               const char *status, const char *kind, const char *ftype, int json)
+                               const char *status, const char *kind, const char *ftype,
+                               const struct bounce_rcpt *x, int json)
 {
     char hb[16] = "", sc[16] = "";
     if (hard >= 0)
@@ -64,6 +65,12 @@ static void ctl_classify_print(const char *file, const char *rcpt, const char *r
     json_object_set_new(o, "enhanced_status", json_string(status));
     json_object_set_new(o, "kind", json_string(kind));
     json_object_set_new(o, "feedback_type", json_string(ftype));
+    if (x != NULL) {
+        json_object_set_new(o, "original_recipient", json_string(x->original));
+        json_object_set_new(o, "action", json_string(x->action));
+        json_object_set_new(o, "remote_mta", json_string(x->remote_mta));
+        json_object_set_new(o, "diagnostic", json_string(x->diagnostic));
+    }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (s != NULL)
         puts(s);
@@ -117,10 +124,10 @@ int ctl_classify_main(int argc, char **argv)
         for (size_t k = 0; k < n; k++) {
             const struct bounce_rcpt *x = bounce_report_rcpt(r, k);
             ctl_classify_print(argv[i], x->recipient, bounce_reason_name(x->reason), x->hard, x->smtp_code,
-                               x->status, kind, bounce_report_feedback_type(r), json);
+                               x->status, kind, bounce_report_feedback_type(r), x, json);
         }
         if (n == 0)
-            ctl_classify_print(argv[i], "", "undefined", -1, 0, "", kind, "", json);
+            ctl_classify_print(argv[i], "", "undefined", -1, 0, "", kind, "", NULL, json);
         bounce_report_free(r);
     }
     fflush(stdout);

@@ -90,7 +90,7 @@ struct bounce_status_map {
 
 static const struct bounce_status_map bounce_status_table[] = {
     {"1.0", BOUNCE_R_USERUNKNOWN, 0},    {"1.1", BOUNCE_R_USERUNKNOWN, 0},
-    {"1.2", BOUNCE_R_HOSTUNKNOWN, 0},    {"1.3", BOUNCE_R_USERUNKNOWN, 0},
+    {"1.2", BOUNCE_R_HOSTUNKNOWN, 1},    {"1.3", BOUNCE_R_USERUNKNOWN, 0},
     {"1.4", BOUNCE_R_FILTERED, 0},       {"1.6", BOUNCE_R_HASMOVED, 1},
     {"1.7", BOUNCE_R_REJECTED, 0},       {"1.8", BOUNCE_R_REJECTED, 0},
     {"1.9", BOUNCE_R_SYSTEMERROR, 0},    {"1.10", BOUNCE_R_NOTACCEPT, 1},
@@ -241,7 +241,7 @@ static const struct bounce_phrases bounce_phrase_table[] = {
         "null sender is not allowed", "empty envelope senders not allowed", "unroutable sender address",
         "batv", "returned mail not accepted here", "mail from not owned by user", "your email address",
         "address is not verified", "sender address is not", "not allowed to post", "sender is in my black list",
-        "this server does not accept mail from", "fully qualified email address required",
+        "this server does not accept mail from", "permission to post", "groups.google.com", "fully qualified email address required",
         "emetteur invalide", "envelope blocked", "administrative prohibition", "sender unknown",
         "unknown sender", "sender mismatch", "sender not allowed", "rejected sender", "from address",
         "mail from", "sender")},
@@ -412,11 +412,12 @@ enum bounce_smtp_cmd bounce__find_command(const char *text)
     return c;
 }
 
-static enum bounce_reason bounce_refine(enum bounce_reason r, enum bounce_smtp_cmd cmd)
+static enum bounce_reason bounce_refine(enum bounce_reason r, enum bounce_smtp_cmd cmd, const char *st)
 {
     switch (cmd) {
     case BOUNCE_CMD_DATA:
-        if (r == BOUNCE_R_USERUNKNOWN)
+        /* a mailbox status (x.1.1) still means the mailbox, even at DATA */
+        if (r == BOUNCE_R_USERUNKNOWN && !(st[0] && strcmp(st + 1, ".1.1") == 0))
             return BOUNCE_R_FILTERED;
         return r;
     case BOUNCE_CMD_MAIL:
@@ -484,7 +485,7 @@ enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const ch
 out:
     free(norm);
     if (r != BOUNCE_R_DELIVERED)
-        r = bounce_refine(r, cmd);
+        r = bounce_refine(r, cmd, st);
     if (hard != NULL)
         *hard = bounce_reason_hard(r, code, st);
     return r;
