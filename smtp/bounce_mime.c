@@ -1,0 +1,343 @@
+/* MIME walk of a bounce with GMime 3: collects the text that the analyser
+ * reads (delivery-status and feedback-report fields, human-readable parts),
+ * the mail's own headers and the headers of the returned original message.
+ *
+ * All decoding (transfer encodings, RFC 2047, charsets) is GMime's. The walk
+ * is bounded by depth, number of parts and bytes kept per part; anything
+ * beyond is ignored, never an error. */
+#include <gmime/gmime.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/bounce_internal.h"
+
+static pthread_once_t bounce_gmime_once = PTHREAD_ONCE_INIT;
+
+static void bounce_gmime_init(void)
+{
+    g_mime_init();
+}
+
+int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value)
+{
+    if (name == NULL)
+        return BOUNCE_OK;
+    if (h->n >= h->max)
+        return BOUNCE_OK; /* bounded: the rest is dropped */
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        struct bounce_header *v = realloc(h->v, cap * sizeof *v);
+        if (v == NULL)
+            return BOUNCE_ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    char *n = bounce__strndup(name, strlen(name));
+    char *val = bounce__strndup(value ? value : "", value ? strlen(value) : 0);
+    if (n == NULL || val == NULL) {
+        free(n);
+        free(val);
+        return BOUNCE_ENOMEM;
+    }
+    h->v[h->n].name = n;
+    h->v[h->n].value = val;
+    h->n++;
+    return BOUNCE_OK;
+}
+
+const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcasecmp(h->v[i].name, name) == 0)
+            return h->v[i].value;
+    return NULL;
+}
+
+static void bounce_hdrs_free(struct bounce__hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free((char *)h->v[i].name);
+        free((char *)h->v[i].value);
+    }
+    free(h->v);
+    memset(h, 0, sizeof *h);
+}
+
+void bounce__doc_free(struct bounce__doc *d)
+{
+    bounce_hdrs_free(&d->top);
+    bounce_hdrs_free(&d->orig);
+    for (size_t i = 0; i < d->nparts; i++)
+        free(d->parts[i].text);
+    free(d->parts);
+    free(d->orig_body);
+    d->parts = NULL;
+    d->nparts = d->capparts = 0;
+    d->orig_body = NULL;
+}
+
+static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj)
+{
+    GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+    if (list == NULL)
+        return;
+    int n = g_mime_header_list_get_count(list);
+    for (int i = 0; i < n; i++) {
+        GMimeHeader *hd = g_mime_header_list_get_header_at(list, i);
+        if (hd == NULL)
+            continue;
+        if (bounce__hdrs_add(h, g_mime_header_get_name(hd), g_mime_header_get_value(hd)) != 0)
+            return;
+    }
+}
+
+/* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
+ * are converted to UTF-8 from their charset. */
+static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *outlen)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    if (w == NULL)
+        return NULL;
+    GMimeStream *mem = g_mime_stream_mem_new();
+    GMimeStream *filtered = g_mime_stream_filter_new(mem);
+    if (text) {
+        const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+        if (cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0 &&
+            g_ascii_strcasecmp(cs, "us-ascii") != 0) {
+            GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
+            if (f != NULL) {
+                g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
+                g_object_unref(f);
+            }
+        }
+    }
+    g_mime_data_wrapper_write_to_stream(w, filtered);
+    g_mime_stream_flush(filtered);
+    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    size_t n = ba ? ba->len : 0;
+    if (n > max)
+        n = max;
+    char *out = bounce__strndup(ba && n ? (const char *)ba->data : "", n);
+    g_object_unref(filtered);
+    g_object_unref(mem);
+    if (out != NULL) {
+        /* NUL bytes would cut the text short for the string scanners. */
+        for (size_t i = 0; i < n; i++)
+            if (out[i] == '\0')
+                out[i] = ' ';
+    }
+    *outlen = n;
+    return out;
+}
+
+static void bounce_strip_html(char *s)
+{
+    char *w = s;
+    bool tag = false;
+    for (char *r = s; *r; r++) {
+        if (*r == '<') {
+            tag = true;
+            if (bounce__starts_ci(r, "<br") || bounce__starts_ci(r, "<p") ||
+                bounce__starts_ci(r, "<div") || bounce__starts_ci(r, "<tr"))
+                *w++ = '\n';
+            continue;
+        }
+        if (tag) {
+            if (*r == '>')
+                tag = false;
+            continue;
+        }
+        if (*r == '&') {
+            static const struct { const char *ent; char c; } ents[] = {
+                {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&nbsp;", ' '}, {"&quot;", '"'}};
+            bool done = false;
+            for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
+                size_t l = strlen(ents[i].ent);
+                if (strncasecmp(r, ents[i].ent, l) == 0) {
+                    *w++ = ents[i].c;
+                    r += l - 1;
+                    done = true;
+                    break;
+                }
+            }
+            if (done)
+                continue;
+        }
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+static int bounce_add_part(struct bounce__doc *d, enum bounce__ptype t, char *text, size_t len)
+{
+    if (d->nparts == d->capparts) {
+        size_t cap = d->capparts ? d->capparts * 2 : 8;
+        struct bounce__part *p = realloc(d->parts, cap * sizeof *p);
+        if (p == NULL) {
+            free(text);
+            return BOUNCE_ENOMEM;
+        }
+        d->parts = p;
+        d->capparts = cap;
+    }
+    d->parts[d->nparts].type = t;
+    d->parts[d->nparts].text = text;
+    d->parts[d->nparts].len = len;
+    d->nparts++;
+    return BOUNCE_OK;
+}
+
+void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t len)
+{
+    pthread_once(&bounce_gmime_once, bounce_gmime_init);
+    /* A header block followed by an empty line is a (body-less) message. */
+    GMimeStream *s = g_mime_stream_mem_new();
+    g_mime_stream_write(s, text, len);
+    g_mime_stream_write(s, "\n\n", 2);
+    g_mime_stream_seek(s, 0, GMIME_STREAM_SEEK_SET);
+    GMimeParser *p = g_mime_parser_new_with_stream(s);
+    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+    if (m != NULL) {
+        bounce_copy_headers(h, GMIME_OBJECT(m));
+        g_object_unref(m);
+    }
+    g_object_unref(p);
+    g_object_unref(s);
+}
+
+struct bounce_walk {
+    struct bounce__doc *d;
+    unsigned parts;
+    int err;
+};
+
+static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth, bool inside_orig);
+
+static void bounce_walk_message(struct bounce_walk *wk, GMimeMessage *m, unsigned depth)
+{
+    struct bounce__doc *d = wk->d;
+    GMimeObject *body = g_mime_message_get_mime_part(m);
+    bool nested_report = false;
+    if (body != NULL) {
+        GMimeContentType *ct = g_mime_object_get_content_type(body);
+        nested_report = ct && g_mime_content_type_is_type(ct, "multipart", "report");
+    }
+    if (!d->have_orig) {
+        bounce_copy_headers(&d->orig, GMIME_OBJECT(m));
+        d->have_orig = true;
+        /* Keep the start of the returned body: some providers' complaint
+         * formats name the recipient only there. */
+        if (body != NULL && GMIME_IS_PART(body) && d->orig_body == NULL) {
+            size_t n = 0;
+            d->orig_body = bounce_leaf_bytes(GMIME_PART(body), GMIME_IS_TEXT_PART(body), 4096, &n);
+        }
+    }
+    /* A bounce of a bounce (forwarded report): walk it as well. */
+    if (nested_report && body != NULL)
+        bounce_walk(wk, body, depth + 1, false);
+}
+
+static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth, bool inside_orig)
+{
+    struct bounce__doc *d = wk->d;
+    const struct bounce_limits *lim = d->lim;
+    if (obj == NULL || wk->err != 0 || depth > lim->max_depth || wk->parts >= lim->max_parts)
+        return;
+    wk->parts++;
+    if (GMIME_IS_MULTIPART(obj)) {
+        int n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+        for (int i = 0; i < n && wk->parts < lim->max_parts; i++)
+            bounce_walk(wk, g_mime_multipart_get_part(GMIME_MULTIPART(obj), i), depth + 1, inside_orig);
+        return;
+    }
+    if (GMIME_IS_MESSAGE_PART(obj)) {
+        GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+        if (m != NULL)
+            bounce_walk_message(wk, m, depth + 1);
+        return;
+    }
+    if (!GMIME_IS_PART(obj) || inside_orig)
+        return;
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    const char *type = ct ? g_mime_content_type_get_media_type(ct) : "text";
+    const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : "plain";
+    if (type == NULL || sub == NULL)
+        return;
+    size_t len = 0;
+    char *text = NULL;
+    if (g_ascii_strcasecmp(type, "message") == 0 || g_ascii_strcasecmp(type, "text") == 0) {
+        bool is_text = g_ascii_strcasecmp(type, "text") == 0;
+        if (g_ascii_strcasecmp(sub, "rfc822-headers") == 0 || g_ascii_strcasecmp(sub, "rfc822") == 0 ||
+            g_ascii_strcasecmp(sub, "global-headers") == 0) {
+            /* text/rfc822-headers, or a message/rfc822 GMime kept as a leaf */
+            text = bounce_leaf_bytes(GMIME_PART(obj), false, lim->max_text, &len);
+            if (text != NULL && !d->have_orig) {
+                bounce__parse_header_block(&d->orig, text, len);
+                d->have_orig = d->orig.n > 0;
+            }
+            free(text);
+            return;
+        }
+        enum bounce__ptype pt;
+        if (g_ascii_strcasecmp(sub, "delivery-status") == 0 ||
+            g_ascii_strcasecmp(sub, "global-delivery-status") == 0)
+            pt = BOUNCE_P_DS;
+        else if (g_ascii_strcasecmp(sub, "feedback-report") == 0)
+            pt = BOUNCE_P_FR;
+        else if (is_text && g_ascii_strcasecmp(sub, "html") == 0)
+            pt = BOUNCE_P_HTML;
+        else if (is_text)
+            pt = BOUNCE_P_TEXT;
+        else
+            return;
+        text = bounce_leaf_bytes(GMIME_PART(obj), is_text, lim->max_text, &len);
+        if (text == NULL) {
+            wk->err = BOUNCE_ENOMEM;
+            return;
+        }
+        if (pt == BOUNCE_P_HTML) {
+            bounce_strip_html(text);
+            len = strlen(text);
+        }
+        if (bounce_add_part(d, pt, text, len) != 0)
+            wk->err = BOUNCE_ENOMEM;
+    }
+}
+
+int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
+{
+    pthread_once(&bounce_gmime_once, bounce_gmime_init);
+    int rv = BOUNCE_OK;
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer(data, len);
+    GMimeParser *p = g_mime_parser_new_with_stream(s);
+    g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
+    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+    if (m == NULL) {
+        rv = BOUNCE_EPARSE;
+        goto out;
+    }
+    bounce_copy_headers(&d->top, GMIME_OBJECT(m));
+    GMimeObject *body = g_mime_message_get_mime_part(m);
+    if (body != NULL) {
+        GMimeContentType *ct = g_mime_object_get_content_type(body);
+        if (ct != NULL) {
+            snprintf(d->content_type, sizeof d->content_type, "%s/%s",
+                     g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct) : "",
+                     g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "");
+            const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
+            if (rt != NULL)
+                snprintf(d->report_type, sizeof d->report_type, "%s", rt);
+            bounce__normalise(d->content_type);
+            bounce__normalise(d->report_type);
+        }
+    }
+    struct bounce_walk wk = {.d = d};
+    bounce_walk(&wk, body, 0, false);
+    rv = wk.err;
+    g_object_unref(m);
+out:
+    g_object_unref(p);
+    g_object_unref(s);
+    return rv;
+}
