@@ -54,6 +54,7 @@ void bounce_report_free(bounce_report *r)
         free(r->ctx[i]);
     }
     free(r->v);
+    free(r->rx);
     free(r->ctx);
     for (size_t i = 0; i < r->orig.n; i++) {
         free((char *)r->orig.v[i].name);
@@ -110,10 +111,16 @@ int bounce__report_add(bounce_report *r, const char *recipient, const char *orig
         if (c == NULL)
             return BOUNCE_ENOMEM;
         r->ctx = c;
+        struct bounce__rx *rx = realloc(r->rx, cap * sizeof *rx);
+        if (rx == NULL)
+            return BOUNCE_ENOMEM;
+        r->rx = rx;
         r->cap = cap;
     }
     struct bounce_rcpt *x = &r->v[r->n];
     memset(x, 0, sizeof *x);
+    memset(&r->rx[r->n], 0, sizeof r->rx[r->n]);
+    r->rx[r->n].hint = BOUNCE_R_NONE;
     x->recipient = bounce_dup(recipient);
     x->original = bounce_dup(original);
     x->action = bounce_dup(action);
@@ -183,50 +190,85 @@ static void bounce_set_limits(struct bounce_limits *l, const struct bounce_limit
     if (l->max_headers == 0) l->max_headers = BOUNCE_DEFAULT_MAX_HEADERS;
 }
 
-/* Classifies every recipient from its diagnostic, action and context. */
-static void bounce_classify_all(bounce_report *r)
+/* Host names from Received: headers: the last hop that is a real host name
+ * (the remote side of the failed delivery is usually not there, but the
+ * provider that wrote the bounce is). */
+static void bounce_received_host(const struct bounce__hdrs *h, bool last, char *out, size_t outlen)
 {
+    out[0] = '\0';
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, "Received") != 0)
+            continue;
+        const char *v = h->v[i].value;
+        const char *p = bounce__stristr(v, "from ");
+        if (p == NULL || p != v)
+            continue;
+        p += 5;
+        size_t n = strcspn(p, " \t;()[]");
+        if (n == 0 || n >= outlen || memchr(p, '.', n) == NULL)
+            continue;
+        memcpy(out, p, n);
+        out[n] = '\0';
+        bounce__lower(out);
+        if (!last)
+            return;
+    }
+}
+
+/* Classifies every recipient from its diagnostic, status, command, action,
+ * the MTA's own reading and the remote host. */
+static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
+{
+    char lhost[256];
+    bounce_received_host(&d->top, false, lhost, sizeof lhost);
     for (size_t i = 0; i < r->n; i++) {
         struct bounce_rcpt *x = &r->v[i];
+        struct bounce__rx *rx = &r->rx[i];
         if (x->reason == BOUNCE_R_FEEDBACK || x->reason == BOUNCE_R_VACATION) {
             x->hard = -1;
             continue;
         }
-        char st[16] = "";
-        const char *diag = x->diagnostic;
-        int code = bounce__find_code(diag, NULL);
-        if (!bounce__find_status(diag, st, sizeof st) || (strcmp(st + 1, ".0.0") == 0 && x->status[0] &&
-                                                          strcmp(x->status + 1, ".0.0") != 0))
-            snprintf(st, sizeof st, "%s", x->status);
-        if (st[0] == '\0' && r->ctx[i][0])
-            bounce__find_status(r->ctx[i], st, sizeof st);
-        if (code == 0 && r->ctx[i][0])
-            code = bounce__find_code(r->ctx[i], NULL);
-        if (strcasecmp(x->action, "delivered") == 0 || strcasecmp(x->action, "relayed") == 0 ||
-            strcasecmp(x->action, "expanded") == 0) {
+        const char *raw = x->diagnostic[0] ? x->diagnostic : "";
+        char *diag = bounce__diag_clean(raw, strlen(raw));
+        if (diag == NULL)
+            continue;
+        struct bounce__fact f;
+        memset(&f, 0, sizeof f);
+        char cs[16];
+        bounce__status_find(diag, cs, sizeof cs);
+        int cr = bounce__reply_find(diag, cs[0]);
+        bounce__status_prefer(f.status, sizeof f.status, x->status, cs, cr);
+        f.reply = rx->reply ? rx->reply : cr;
+        f.cmd = rx->cmd != BOUNCE_CMD_UNKNOWN ? rx->cmd : bounce__cmd_find(diag);
+        if (f.cmd == BOUNCE_CMD_UNKNOWN && r->ctx[i][0])
+            f.cmd = bounce__cmd_find(r->ctx[i]);
+        bounce__lower(diag);
+        f.diag = diag;
+        f.dtype = rx->dtype;
+        f.action = x->action;
+        char rhost[256];
+        snprintf(rhost, sizeof rhost, "%s", x->remote_mta);
+        bounce__lower(rhost);
+        f.rhost = rhost;
+        f.lhost = lhost;
+        const char *at = strrchr(x->recipient, '@');
+        f.dest = at ? at + 1 : "";
+        f.hint = rx->hint;
+        if (strcmp(x->action, "delivered") == 0 || strcmp(x->action, "relayed") == 0 ||
+            strcmp(x->action, "expanded") == 0)
             x->reason = BOUNCE_R_DELIVERED;
-        } else {
-            enum bounce_smtp_cmd cmd = bounce__find_command(diag);
-            if (cmd == BOUNCE_CMD_UNKNOWN)
-                cmd = bounce__find_command(r->ctx[i]);
-            x->reason = bounce_classify_smtp(code, st, diag, cmd, NULL);
-            if (x->reason == BOUNCE_R_DELIVERED)
-                x->reason = BOUNCE_R_ONHOLD;
-            if ((x->reason == BOUNCE_R_ONHOLD || x->reason == BOUNCE_R_UNDEFINED) && r->ctx[i][0]) {
-                enum bounce_reason rc = bounce_classify_smtp(code, st, r->ctx[i], cmd, NULL);
-                if (rc != BOUNCE_R_UNDEFINED && rc != BOUNCE_R_DELIVERED)
-                    x->reason = rc;
-            }
-        }
-        x->smtp_code = code;
-        if (st[0] && strcmp(x->status, st) != 0) {
-            char *s = bounce_dup(st);
+        else
+            x->reason = bounce__decide(&f);
+        x->smtp_code = f.reply;
+        if (f.status[0] && strcmp(x->status, f.status) != 0) {
+            char *s = bounce_dup(f.status);
             if (s != NULL) {
                 free((char *)x->status);
                 x->status = s;
             }
         }
-        x->hard = bounce_reason_hard(x->reason, code, st);
+        x->hard = bounce__hard(x->reason, f.status, diag);
+        free(diag);
     }
 }
 
@@ -294,7 +336,7 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
     }
     if ((rv = bounce_keep_orig(r, &d.orig)) != 0)
         goto err;
-    bounce_classify_all(r);
+    bounce_classify_all(r, &d);
     bounce__doc_free(&d);
     *out = r;
     return BOUNCE_OK;

@@ -97,10 +97,14 @@ enum bounce_reason bounce_classify_reply(int code, const char *enhanced,
  * sender (rejected), one at connect/HELO about the client (blocked). */
 enum bounce_smtp_cmd {
     BOUNCE_CMD_UNKNOWN = 0,
-    BOUNCE_CMD_CONNECT,  /* greeting, HELO/EHLO */
+    BOUNCE_CMD_CONNECT,  /* the greeting (no command yet) */
     BOUNCE_CMD_MAIL,
     BOUNCE_CMD_RCPT,
     BOUNCE_CMD_DATA,     /* DATA or end of data */
+    BOUNCE_CMD_HELO,     /* HELO or EHLO */
+    BOUNCE_CMD_STARTTLS,
+    BOUNCE_CMD_AUTH,
+    BOUNCE_CMD_OTHER,    /* QUIT, XFORWARD, ... */
 };
 enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const char *text,
                                         enum bounce_smtp_cmd cmd, int *hard);

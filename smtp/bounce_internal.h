@@ -38,10 +38,19 @@ struct bounce__doc {
     const struct bounce_limits *lim;
 };
 
+/* Per recipient, what the format reader learnt besides struct bounce_rcpt. */
+struct bounce__rx {
+    enum bounce_smtp_cmd cmd;     /* the command that failed, when the report says */
+    char dtype[16];               /* Diagnostic-Code type: "smtp", "x-unix", ... */
+    enum bounce_reason hint;      /* the MTA's own wording says this, or NONE */
+    int reply;                    /* reply code the report gives apart from the text, or 0 */
+};
+
 struct bounce_report {
     enum bounce_kind kind;
     char feedback_type[32];
     struct bounce_rcpt *v;
+    struct bounce__rx *rx;
     char **ctx;                   /* per recipient: human text around its address */
     size_t n, cap, max;
     struct bounce__hdrs orig;
@@ -64,10 +73,42 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r);
 /* Fills r->ctx[i] with the text near each recipient's address. */
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r);
 
-/* bounce_classify.c */
-enum bounce_reason bounce__classify_text(const char *normalised_text);
-/* The SMTP command named last in a diagnostic or transcript. */
-enum bounce_smtp_cmd bounce__find_command(const char *text);
+/* "No reason yet" inside the library (never reported). */
+#define BOUNCE_R_NONE ((enum bounce_reason)BOUNCE_R_COUNT)
+
+/* A NULL-terminated list of string literals. */
+#define PH(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Bytes of diagnostic text that the classifier reads at most. */
+#define BOUNCE_DIAG_MAX 8192
+
+/* What is known about one recipient when its reason is decided. Strings are
+ * never NULL; diag is lower-cased and squeezed (bounce__diag_clean). */
+struct bounce__fact {
+    const char *diag;
+    char status[16];            /* enhanced status "x.y.z" or "" */
+    int reply;                  /* SMTP reply code or 0 */
+    enum bounce_smtp_cmd cmd;
+    const char *dtype;          /* diagnostic type: "smtp", "x-unix", ... or "" */
+    const char *action;         /* failed, delayed, ... lower case, or "" */
+    const char *rhost;          /* remote host, lower case, or "" */
+    const char *lhost;          /* reporting host, lower case, or "" */
+    const char *dest;           /* recipient's domain, lower case, or "" */
+    enum bounce_reason hint;    /* what the reporting MTA's format says, or NONE */
+};
+
+/* bounce_reason.c: the decision */
+enum bounce_reason bounce__decide(const struct bounce__fact *f);
+/* Reason an enhanced status code names by itself, or NONE. */
+enum bounce_reason bounce__status_reason(const char *status);
+/* 1 hard, 0 soft, -1 not a bounce. */
+int bounce__hard(enum bounce_reason r, const char *status, const char *diag);
+bool bounce__phrase_in(const char *text, const char *phrase);
+bool bounce__phrase_any(const char *text, const char *const *list);
+
+/* bounce_rhost.c: remote providers' own error tables; NONE when the
+ * recipient's provider is not known or says nothing we know. */
+enum bounce_reason bounce__rhost(const struct bounce__fact *f);
 
 /* bounce_mime.c */
 int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len);
@@ -78,6 +119,16 @@ int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name);
 
 /* bounce_util.c: small string helpers */
+/* The enhanced status a free text gives (the most telling of several);
+ * out >= 16 bytes. */
+bool bounce__status_find(const char *text, char *out, size_t outlen);
+void bounce__status_prefer(char *out, size_t outlen, const char *field, const char *intext, int reply);
+/* First SMTP reply code of class cls ('2','4','5'; 0: any) in text, or 0. */
+int bounce__reply_find(const char *text, char cls);
+enum bounce_smtp_cmd bounce__cmd_find(const char *text);
+char *bounce__diag_clean(const char *raw, size_t len);
+void bounce__remove_all(char *s, const char *needle);
+void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);
 const char *bounce__memistr(const char *hay, size_t len, const char *needle);
