@@ -228,7 +228,7 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             x->hard = -1;
             continue;
         }
-        const char *raw = x->diagnostic[0] ? x->diagnostic : "";
+        const char *raw = x->diagnostic[0] ? x->diagnostic : r->ctx[i];
         char *diag = bounce__diag_clean(raw, strlen(raw));
         if (diag == NULL)
             continue;
@@ -268,6 +268,10 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             }
         }
         x->hard = bounce__hard(x->reason, f.status, diag);
+        if (getenv("RICOCHET_BOUNCE_DEBUG"))
+            fprintf(stderr, "DBG rcpt=%s kind=%d st=%s reply=%d cmd=%d dtype=%s action=%s rhost=%s lhost=%s hint=%s\n  diag=[%s]\n  ctx=[%.600s]\n",
+                    x->recipient, r->kind, f.status, f.reply, f.cmd, f.dtype, f.action, f.rhost, f.lhost,
+                    bounce_reason_name(f.hint), diag, r->ctx[i]);
         free(diag);
     }
 }
@@ -333,6 +337,16 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
     if (r->kind == BOUNCE_KIND_DSN || r->kind == BOUNCE_KIND_NDR) {
         if ((rv = bounce__dsn_context(&d, r)) != 0)
             goto err;
+    }
+    if (r->kind == BOUNCE_KIND_DSN || r->kind == BOUNCE_KIND_NDR) {
+        size_t tl = 0;
+        char *text = bounce__human_text(&d, &tl);
+        if (text == NULL) {
+            rv = BOUNCE_ENOMEM;
+            goto err;
+        }
+        bounce__lhost_read(&d, r, text);
+        free(text);
     }
     if ((rv = bounce_keep_orig(r, &d.orig)) != 0)
         goto err;

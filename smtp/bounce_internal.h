@@ -72,6 +72,9 @@ bool bounce__ndr_looks_like(const struct bounce__doc *d);
 int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r);
 /* Fills r->ctx[i] with the text near each recipient's address. */
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r);
+/* The human-readable text of the report, cut before the returned message;
+ * malloc'd, NULL when out of memory. */
+char *bounce__human_text(struct bounce__doc *d, size_t *len);
 
 /* "No reason yet" inside the library (never reported). */
 #define BOUNCE_R_NONE ((enum bounce_reason)BOUNCE_R_COUNT)
@@ -105,6 +108,11 @@ enum bounce_reason bounce__status_reason(const char *status);
 int bounce__hard(enum bounce_reason r, const char *status, const char *diag);
 bool bounce__phrase_in(const char *text, const char *phrase);
 bool bounce__phrase_any(const char *text, const char *const *list);
+bool bounce__phrase_any_ci(const char *text, const char *const *list);
+
+/* bounce_lhost.c: the reporting MTA's own wording -> hints and commands.
+ * text: the human-readable part of the report. */
+void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text);
 
 /* bounce_rhost.c: remote providers' own error tables; NONE when the
  * recipient's provider is not known or says nothing we know. */

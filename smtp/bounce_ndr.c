@@ -165,7 +165,7 @@ static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hd
 
 /* The human-readable text of the report, cut before the returned message;
  * malloc'd. Also fills the original headers from an inline block. */
-static char *bounce_report_text(struct bounce__doc *d, size_t *outlen)
+char *bounce__human_text(struct bounce__doc *d, size_t *outlen)
 {
     size_t cap = 0;
     for (size_t i = 0; i < d->nparts; i++)
@@ -388,7 +388,7 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
 int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
-    char *t = bounce_report_text(d, &tl);
+    char *t = bounce__human_text(d, &tl);
     if (t == NULL)
         return BOUNCE_ENOMEM;
     enum { MAXC = 32 };
@@ -446,7 +446,7 @@ out:
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
-    char *t = bounce_report_text(d, &tl);
+    char *t = bounce__human_text(d, &tl);
     if (t == NULL)
         return BOUNCE_ENOMEM;
     struct bounce_cand *c = calloc(r->n ? r->n : 1, sizeof *c);

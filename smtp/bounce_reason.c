@@ -567,6 +567,29 @@ bool bounce__phrase_any(const char *text, const char *const *list)
     return false;
 }
 
+/* As bounce__phrase_any, ignoring case (for texts not lower-cased yet). */
+bool bounce__phrase_any_ci(const char *text, const char *const *list)
+{
+    if (text == NULL || text[0] == '\0' || list == NULL)
+        return false;
+    for (; *list != NULL; list++) {
+        if (strchr(*list, '*') == NULL) {
+            if (bounce__stristr(text, *list))
+                return true;
+            continue;
+        }
+        char *low = bounce__strndup(text, strlen(text));
+        if (low == NULL)
+            return false;
+        bounce__lower(low);
+        bool m = bounce__phrase_in(low, *list);
+        free(low);
+        if (m)
+            return true;
+    }
+    return false;
+}
+
 /* ---- the decision ---------------------------------------------------------- */
 
 struct bounce_judge {
