@@ -229,7 +229,7 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             continue;
         }
         const char *raw = x->diagnostic[0] ? x->diagnostic : r->ctx[i];
-        char *diag = bounce__diag_clean(raw, strlen(raw));
+        char *diag = bounce__diag_clean(raw, strlen(raw), r->kind == BOUNCE_KIND_DSN);
         if (diag == NULL)
             continue;
         struct bounce__fact f;

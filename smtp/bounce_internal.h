@@ -134,7 +134,9 @@ void bounce__status_prefer(char *out, size_t outlen, const char *field, const ch
 /* First SMTP reply code of class cls ('2','4','5'; 0: any) in text, or 0. */
 int bounce__reply_find(const char *text, char cls);
 enum bounce_smtp_cmd bounce__cmd_find(const char *text);
-char *bounce__diag_clean(const char *raw, size_t len);
+/* A diagnostic as the classifier reads it (one line, reply prefixes folded,
+ * HTML dropped, blanks squeezed; cut_boundary: cut at " --"). malloc'd. */
+char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary);
 void bounce__remove_all(char *s, const char *needle);
 void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);

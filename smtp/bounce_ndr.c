@@ -297,51 +297,149 @@ static void bounce_pick_diag(const char *ctx, char *out, size_t outlen)
     }
 }
 
-/* Context of addr in t: from its first line, at most BOUNCE_CTX_MAX bytes,
- * stopping at the first line (after some text) naming another candidate. */
+static bool bounce_line_names_other(const char *l, size_t n, struct bounce_cand *c, size_t nc, const char *self)
+{
+    for (size_t i = 0; i < nc; i++)
+        if (strcmp(c[i].addr, self) != 0 && bounce__memistr(l, n, c[i].addr))
+            return true;
+    return false;
+}
+
+static bool bounce_line_blank(const char *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)l[i]))
+            return false;
+    return true;
+}
+
+/* The line [ls, le) gives a reason next to the address at [a, a+al): words
+ * after it ("550 <a@b>... User unknown", "<a@b>: host x said: ..."), or a
+ * reply code before it; not an introduction that ends with the address
+ * ("... delivering your mail to <a@b>."). */
+static bool bounce_line_says_more(const char *ls, const char *le, const char *a, size_t al)
+{
+    int words = 0;
+    for (const char *p = a + al; p < le;) {
+        while (p < le && !isalpha((unsigned char)*p))
+            p++;
+        const char *w = p;
+        while (p < le && !isspace((unsigned char)*p))
+            p++;
+        if (p - w >= 2)
+            words++;
+    }
+    if (words >= 2)
+        return true;
+    char before[64];
+    size_t n = (size_t)(a - ls) < sizeof before - 1 ? (size_t)(a - ls) : sizeof before - 1;
+    memcpy(before, ls, n);
+    before[n] = '\0';
+    return bounce__find_code(before, NULL) != 0 && words >= 1;
+}
+
+/* ">>> RCPT TO:<...>", "<<< 550 ...", "While talking to host:" */
+static bool bounce_is_transcript(const char *l, size_t n)
+{
+    while (n > 0 && (*l == ' ' || *l == '\t')) {
+        l++;
+        n--;
+    }
+    if (n >= 8 && strncmp(l, ">>> ", 4) == 0) {
+        static const char *const cmds[] = {"MAIL", "RCPT", "DATA", "HELO", "EHLO", "QUIT", "RSET", "STARTTLS", ".",
+                                           NULL};
+        for (const char *const *c = cmds; *c; c++)
+            if (strncasecmp(l + 4, *c, strlen(*c)) == 0)
+                return true;
+        return false;
+    }
+    return (n >= 4 && strncmp(l, "<<< ", 4) == 0) || (n >= 16 && strncasecmp(l, "while talking to", 16) == 0);
+}
+
+/* The block of text that belongs to the address at first:
+ *  - the address's line says why ("550 <a@b>... User unknown", Postfix's
+ *    "<a@b>: host ... said: ..."): that line, the SMTP transcript lines
+ *    just before it (">>> DATA", "<<< 550 ..."), and the indented lines
+ *    that continue it;
+ *  - the address stands alone (Exim, Gmail, ...): the lines after it up
+ *    to the next recipient, or when there is nothing after it, the
+ *    paragraph before it.
+ * At most BOUNCE_CTX_MAX bytes; never another recipient's line. */
 static char *bounce_context(const char *t, const char *first, struct bounce_cand *c, size_t nc,
                             const char *self)
 {
     const char *ls, *le;
     bounce_line_of(t, first, &ls, &le);
-    /* Exim/Gmail put the address alone on a line, the reason comes after;
-     * Exchange and others put the reason on the lines before ("... failed:"). */
-    const char *start = ls;
-    bool is_first = true;
-    for (size_t i = 0; i < nc; i++)
-        if (c[i].first < first && strcmp(c[i].addr, self) != 0)
-            is_first = false;
-    for (int back = 0; is_first && back < 2 && start > t; back++) {
-        const char *s = start - 1;
-        while (s > t && s[-1] != '\n')
-            s--;
-        bool other = false;
-        for (size_t i = 0; i < nc; i++)
-            if (strcmp(c[i].addr, self) != 0 && bounce__memistr(s, (size_t)(start - s), c[i].addr))
-                other = true;
-        if (other)
-            break;
-        start = s;
+    const char *start = ls, *end = le;
+    const char *tend = t + strlen(t);
+    /* an SMTP transcript goes on with the server's answers */
+    bool transcript = bounce_is_transcript(ls, (size_t)(le - ls));
+    if (transcript || bounce_line_says_more(ls, le, first, strlen(self))) {
+        /* transcript lines right above */
+        while (start > t) {
+            const char *s = start - 1;
+            while (s > t && s[-1] != '\n')
+                s--;
+            size_t n = (size_t)(start - 1 - s);
+            if (!bounce_is_transcript(s, n) || bounce_line_names_other(s, n, c, nc, self))
+                break;
+            start = s;
+        }
+        /* indented continuation lines below */
+        while (end < tend && *end == '\n') {
+            const char *l1 = end + 1;
+            const char *e1 = strchr(l1, '\n');
+            if (e1 == NULL)
+                e1 = tend;
+            size_t n = (size_t)(e1 - l1);
+            bool more = (l1[0] == ' ' || l1[0] == '\t') || bounce_is_transcript(l1, n) ||
+                        (transcript && bounce__find_code(l1, NULL) != 0);
+            if (n == 0 || bounce_line_blank(l1, n) || !more || bounce_line_names_other(l1, n, c, nc, self))
+                break;
+            end = e1;
+        }
+    } else {
+        bool content = false;
+        while (end < tend && *end == '\n') {
+            const char *l1 = end + 1;
+            const char *e1 = strchr(l1, '\n');
+            if (e1 == NULL)
+                e1 = tend;
+            size_t n = (size_t)(e1 - l1);
+            if (bounce_line_names_other(l1, n, c, nc, self) || bounce_is_separator(l1, n))
+                break;
+            if (!bounce_line_blank(l1, n))
+                content = true;
+            end = e1;
+            if ((size_t)(end - start) > BOUNCE_CTX_MAX)
+                break;
+        }
+        if (!content) {
+            /* the reason came before the address: its paragraph */
+            const char *s = ls;
+            bool seen = false;
+            while (s > t) {
+                const char *p = s - 1;
+                while (p > t && p[-1] != '\n')
+                    p--;
+                size_t n = (size_t)(s - 1 - p);
+                if (bounce_line_names_other(p, n, c, nc, self))
+                    break;
+                if (bounce_line_blank(p, n)) {
+                    if (seen)
+                        break;
+                } else {
+                    seen = true;
+                }
+                s = p;
+                if ((size_t)(ls - s) > BOUNCE_CTX_MAX)
+                    break;
+            }
+            start = s;
+        }
     }
-    const char *end = ls + strlen(ls);
     if ((size_t)(end - start) > BOUNCE_CTX_MAX)
         end = start + BOUNCE_CTX_MAX;
-    for (const char *p = le; p < end && *p;) {
-        const char *eol = strchr(p + 1, '\n');
-        const char *l1 = p + 1;
-        size_t l1n = eol ? (size_t)(eol - l1) : strlen(l1);
-        for (size_t i = 0; i < nc; i++) {
-            if (strcmp(c[i].addr, self) == 0)
-                continue;
-            if (bounce__memistr(l1, l1n, c[i].addr)) {
-                end = l1;
-                break;
-            }
-        }
-        if (eol == NULL || end == l1)
-            break;
-        p = eol;
-    }
     return bounce__strndup(start, (size_t)(end - start));
 }
 
@@ -406,7 +504,7 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
             if (a != NULL) {
                 const char *f = bounce__stristr(t, a);
                 c[nc].addr = a;
-                c[nc].first = f ? f : t;
+                c[nc].first = f; /* NULL: not in the text */
                 nc++;
             }
             p += n + (comma ? 1 : 0);
@@ -427,13 +525,13 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
         goto out;
     }
     for (size_t i = 0; i < nc && rv == 0; i++) {
-        char *ctx = bounce_context(t, c[i].first, c, nc, c[i].addr);
+        char *ctx = c[i].first ? bounce_context(t, c[i].first, c, nc, c[i].addr)
+                               : bounce__strndup(t, strlen(t) < BOUNCE_CTX_MAX ? strlen(t) : BOUNCE_CTX_MAX);
         if (ctx == NULL) {
             rv = BOUNCE_ENOMEM;
             break;
         }
-        bounce_pick_diag(ctx, diag, sizeof diag);
-        rv = bounce__report_add(r, c[i].addr, "", "failed", "", diag, "", ctx);
+        rv = bounce__report_add(r, c[i].addr, "", "failed", "", ctx, "", ctx);
         free(ctx);
     }
 out:

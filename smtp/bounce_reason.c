@@ -930,7 +930,7 @@ enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const ch
 {
     struct bounce__fact f;
     memset(&f, 0, sizeof f);
-    char *diag = bounce__diag_clean(text ? text : "", strlen(text ? text : ""));
+    char *diag = bounce__diag_clean(text ? text : "", strlen(text ? text : ""), false);
     if (diag != NULL)
         bounce__lower(diag);
     f.diag = diag ? diag : "";

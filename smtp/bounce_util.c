@@ -353,8 +353,8 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text)
 
 /* A diagnostic as the classifier reads it: one line, multi-line reply
  * prefixes ("550-5.7.1 ") folded away, an HTML block dropped, blanks
- * squeezed, cut at a MIME boundary marker (" --"). lower: lower-case it. */
-char *bounce__diag_clean(const char *raw, size_t len)
+ * squeezed; with cut_boundary, cut at a MIME boundary marker (" --"). */
+char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary)
 {
     if (len > BOUNCE_DIAG_MAX)
         len = BOUNCE_DIAG_MAX;
@@ -407,7 +407,7 @@ char *bounce__diag_clean(const char *raw, size_t len)
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
-    if (strstr(s, "-- ") == NULL) {
+    if (cut_boundary && strstr(s, "-- ") == NULL) {
         char *cut = strstr(s, " --");
         if (cut != NULL)
             *cut = '\0';
