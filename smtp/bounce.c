@@ -150,23 +150,42 @@ static int bounce_keep_orig(bounce_report *r, const struct bounce__hdrs *h)
     return BOUNCE_OK;
 }
 
+/* RFC 3834 automatic replies (vacation, out of office). Reports of mail
+ * systems (From: mailer-daemon, postmaster, root; X-Failed-Recipients) are
+ * not auto-replies even when they carry Auto-Submitted. */
 static bool bounce_is_autoreply(const struct bounce__doc *d)
 {
+    const char *from = bounce__hdrs_get(&d->top, "From");
+    const char *to = bounce__hdrs_get(&d->top, "To");
+    const char *subj = bounce__hdrs_get(&d->top, "Subject");
+    static const char *const daemons[] = {"root@", "postmaster", "mailer-daemon", NULL};
+    for (const char *const *p = daemons; from && *p; p++)
+        if (bounce__stristr(from, *p))
+            return false;
+    if (to != NULL && bounce__stristr(to, "root@"))
+        return false;
+    if (subj != NULL && (bounce__stristr(subj, "security information for") || bounce__stristr(subj, "mail failure -")))
+        return false;
+    if (bounce__hdrs_get(&d->top, "X-Failed-Recipients") != NULL)
+        return false;
     const char *as = bounce__hdrs_get(&d->top, "Auto-Submitted");
-    if (as != NULL && bounce__stristr(as, "auto-replied"))
+    if (as != NULL && (bounce__starts_ci(as, "auto-replied") || bounce__starts_ci(as, "auto-generated") ||
+                       bounce__starts_ci(as, "auto-notified")))
         return true;
     if (bounce__hdrs_get(&d->top, "X-Autoreply") || bounce__hdrs_get(&d->top, "X-Autorespond") ||
         bounce__hdrs_get(&d->top, "X-Vacation"))
         return true;
-    const char *prec = bounce__hdrs_get(&d->top, "Precedence");
-    if (prec != NULL && bounce__stristr(prec, "auto_reply"))
+    const char *apple = bounce__hdrs_get(&d->top, "X-Apple-Action");
+    if (apple != NULL && bounce__starts_ci(apple, "vacation"))
         return true;
-    const char *subj = bounce__hdrs_get(&d->top, "Subject");
+    const char *prec = bounce__hdrs_get(&d->top, "Precedence");
+    if (prec != NULL && bounce__starts_ci(prec, "auto_reply"))
+        return true;
     if (subj != NULL) {
-        static const char *const pfx[] = {"auto:", "automatic reply", "auto reply", "auto-reply", "autoreply",
-                                          "out of office", "out of the office", "vacation", "away from",
-                                          "abwesenheit", "réponse automatique", "reponse automatique",
-                                          "respuesta automática", "risposta automatica", NULL};
+        static const char *const pfx[] = {"auto:", "auto response:", "automatic reply:", "auto reply:", "auto-reply:",
+                                          "autoreply:", "out of office:", "out of the office:", "abwesenheitsnotiz:",
+                                          "réponse automatique:", "reponse automatique:", "respuesta automática:",
+                                          "risposta automatica:", NULL};
         while (*subj == ' ')
             subj++;
         for (const char *const *p = pfx; *p; p++)
@@ -320,7 +339,7 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
         if (rv != 0)
             goto err;
         r->kind = BOUNCE_KIND_DSN;
-    } else if (bounce_is_autoreply(&d) && !bounce__ndr_looks_like(&d)) {
+    } else if (bounce_is_autoreply(&d)) {
         r->kind = BOUNCE_KIND_AUTOREPLY;
         const char *from = bounce__hdrs_get(&d.top, "From");
         char *a = from ? bounce__clean_addr(from, strlen(from)) : NULL;

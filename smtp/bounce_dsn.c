@@ -232,9 +232,19 @@ int bounce__arf_parse(struct bounce__doc *d, bounce_report *r)
 }
 
 /* Complaint formats without message/feedback-report: Hotmail/Outlook JMRP
- * returns the message with X-HmXmrOriginalRecipient. */
+ * returns the message with X-HmXmrOriginalRecipient; iCloud's unsubscribe
+ * is a plain mail with X-Apple-Unsubscribe: true. */
 bool bounce__provider_complaint(struct bounce__doc *d, bounce_report *r)
 {
+    /* iCloud Mail's "unsubscribe" button: a mail from the recipient */
+    const char *au = bounce__hdrs_get(&d->top, "X-Apple-Unsubscribe");
+    const char *from = bounce__hdrs_get(&d->top, "From");
+    if (au != NULL && strcasecmp(au, "true") == 0 && from != NULL && strchr(from, '@') != NULL) {
+        if (bounce_add_feedback(r, from) != 0)
+            return false;
+        snprintf(r->feedback_type, sizeof r->feedback_type, "opt-out");
+        return true;
+    }
     const char *hm = bounce__hdrs_get(&d->orig, "X-HmXmrOriginalRecipient");
     if (hm == NULL)
         return false;
@@ -308,6 +318,21 @@ static bool bounce_ses(json_t *root, bounce_report *r)
     return false;
 }
 
+/* SNS delivers the JSON in a mail body folded at 990 columns with "!\n "
+ * and followed by "\n\n--\n" and an unsubscribe footer. */
+static char *bounce_sns_unfold(const char *t, size_t len)
+{
+    char *s = bounce__strndup(t, len);
+    if (s == NULL)
+        return NULL;
+    char *foot = strstr(s, "\n\n--\n");
+    if (foot != NULL)
+        *foot = '\0';
+    bounce__remove_all(s, "!\n ");
+    bounce__remove_all(s, "!\r\n ");
+    return s;
+}
+
 bool bounce__provider_json(struct bounce__doc *d, bounce_report *r)
 {
     for (size_t i = 0; i < d->nparts; i++) {
@@ -316,11 +341,14 @@ bool bounce__provider_json(struct bounce__doc *d, bounce_report *r)
         const char *t = d->parts[i].text;
         while (isspace((unsigned char)*t))
             t++;
-        if (*t != '{' || strstr(t, "\"notificationType\"") == NULL)
+        if (*t != '{' || strstr(t, "notificationType") == NULL)
             continue;
+        char *js = bounce_sns_unfold(t, d->parts[i].len - (size_t)(t - d->parts[i].text));
+        if (js == NULL)
+            return false;
         json_error_t err;
-        json_t *root = json_loadb(t, d->parts[i].len - (size_t)(t - d->parts[i].text),
-                                  JSON_DISABLE_EOF_CHECK, &err);
+        json_t *root = json_loadb(js, strlen(js), JSON_DISABLE_EOF_CHECK, &err);
+        free(js);
         if (root == NULL)
             continue;
         bool ok = false;
