@@ -339,6 +339,10 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
         if (rv != 0)
             goto err;
         r->kind = BOUNCE_KIND_DSN;
+    } else if (bounce__dsn_in_text(&d, r, &rv) || rv != 0) {
+        if (rv != 0)
+            goto err;
+        r->kind = BOUNCE_KIND_DSN;
     } else if (bounce_is_autoreply(&d)) {
         r->kind = BOUNCE_KIND_AUTOREPLY;
         const char *from = bounce__hdrs_get(&d.top, "From");

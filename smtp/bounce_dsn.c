@@ -150,23 +150,80 @@ static int bounce_dsn_field(void *arg, const char *name, const char *value)
     return 0;
 }
 
+static int bounce_dsn_fields(bounce_report *r, const char *text, size_t len)
+{
+    struct bounce_dsn_state *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return BOUNCE_ENOMEM;
+    s->r = r;
+    int rv = bounce_fields(text, len, bounce_dsn_field, s);
+    if (rv == 0)
+        rv = bounce_dsn_flush(s);
+    free(s);
+    return rv;
+}
+
 int bounce__dsn_parse(struct bounce__doc *d, bounce_report *r)
 {
     for (size_t i = 0; i < d->nparts; i++) {
         if (d->parts[i].type != BOUNCE_P_DS)
             continue;
-        struct bounce_dsn_state *s = calloc(1, sizeof *s);
-        if (s == NULL)
-            return BOUNCE_ENOMEM;
-        s->r = r;
-        int rv = bounce_fields(d->parts[i].text, d->parts[i].len, bounce_dsn_field, s);
-        if (rv == 0)
-            rv = bounce_dsn_flush(s);
-        free(s);
+        int rv = bounce_dsn_fields(r, d->parts[i].text, d->parts[i].len);
         if (rv != 0)
             return rv;
     }
     return BOUNCE_OK;
+}
+
+/* A line of text that begins with name (case-insensitive), at a line start. */
+static const char *bounce_line_with(const char *text, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = bounce__memistr(text, len, name); p != NULL;
+         p = bounce__memistr(p + 1, len - (size_t)(p + 1 - text), name)) {
+        if ((p == text || p[-1] == '\n') && (size_t)(text + len - p) > nl)
+            return p;
+    }
+    return NULL;
+}
+
+/* Delivery-status fields that ended up in a text part: a report forwarded
+ * as text, or MIME that did not parse (no Content-Type, a boundary that
+ * does not match). Read from the first per-message or per-recipient field
+ * to the returned message. */
+bool bounce__dsn_in_text(struct bounce__doc *d, bounce_report *r, int *rv)
+{
+    *rv = BOUNCE_OK;
+    for (size_t i = 0; i < d->nparts; i++) {
+        if (d->parts[i].type != BOUNCE_P_TEXT)
+            continue;
+        const char *t = d->parts[i].text;
+        size_t len = d->parts[i].len;
+        const char *fr = bounce_line_with(t, len, "Final-Recipient:");
+        if (fr == NULL || bounce_line_with(fr, len - (size_t)(fr - t), "Action:") == NULL)
+            continue;
+        const char *start = fr;
+        static const char *const firsts[] = {"Reporting-MTA:", "Original-Envelope-Id:", "Arrival-Date:",
+                                             "Original-Recipient:", NULL};
+        for (const char *const *f = firsts; *f; f++) {
+            const char *p = bounce_line_with(t, (size_t)(fr - t), *f);
+            if (p != NULL && p < start)
+                start = p;
+        }
+        const char *end = t + len;
+        static const char *const ends[] = {"Content-Type: message/rfc822", "Content-Type: text/rfc822-headers", NULL};
+        for (const char *const *e = ends; *e; e++) {
+            const char *p = bounce__memistr(start, (size_t)(end - start), *e);
+            if (p != NULL)
+                end = p;
+        }
+        size_t before = r->n;
+        if ((*rv = bounce_dsn_fields(r, start, (size_t)(end - start))) != 0)
+            return false;
+        if (r->n > before)
+            return true;
+    }
+    return false;
 }
 
 /* ---- ARF ------------------------------------------------------------------ */

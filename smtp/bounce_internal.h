@@ -63,6 +63,9 @@ int bounce__report_add(bounce_report *r, const char *recipient, const char *orig
 
 /* bounce_dsn.c: RFC 3464, RFC 5965 and providers' structured formats */
 int bounce__dsn_parse(struct bounce__doc *d, bounce_report *r);
+/* Delivery-status fields inside a text part; true if recipients were added
+ * (*rv: an error). */
+bool bounce__dsn_in_text(struct bounce__doc *d, bounce_report *r, int *rv);
 int bounce__arf_parse(struct bounce__doc *d, bounce_report *r);
 bool bounce__provider_complaint(struct bounce__doc *d, bounce_report *r);
 bool bounce__provider_json(struct bounce__doc *d, bounce_report *r);

@@ -335,6 +335,29 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
     struct bounce_walk wk = {.d = d};
     bounce_walk(&wk, body, 0, false);
     rv = wk.err;
+    size_t kept = 0;
+    for (size_t i = 0; i < d->nparts; i++)
+        kept += d->parts[i].len;
+    if (rv == 0 && kept == 0) {
+        /* Nothing readable came out of the MIME structure (a multipart whose
+         * boundary never occurs, a broken header): read the raw body as
+         * text, as a person would. */
+        gint64 off = g_mime_parser_get_headers_end(p);
+        if (off > 0 && (size_t)off < len) {
+            size_t n = len - (size_t)off;
+            if (n > d->lim->max_text)
+                n = d->lim->max_text;
+            char *raw = bounce__strndup(data + off, n);
+            if (raw == NULL)
+                rv = BOUNCE_ENOMEM;
+            else {
+                for (size_t i = 0; i < n; i++)
+                    if (raw[i] == '\0')
+                        raw[i] = ' ';
+                rv = bounce_add_part(d, BOUNCE_P_TEXT, raw, n);
+            }
+        }
+    }
     g_object_unref(m);
 out:
     g_object_unref(p);
