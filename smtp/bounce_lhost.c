@@ -65,13 +65,24 @@ static const char *bounce_rtext(const struct bounce_rdr *k, size_t i)
     return t[0] ? t : k->r->ctx[i];
 }
 
+/* First reason of the table whose phrase is in text (case and runs of
+ * blanks ignored). */
 static enum bounce_reason bounce_msgs_find(const char *text, const struct bounce_msg *m)
 {
-    for (; m->p != NULL; m++)
+    size_t n = strlen(text);
+    char *low = bounce__strndup(text, n < BOUNCE_DIAG_MAX ? n : BOUNCE_DIAG_MAX);
+    if (low == NULL)
+        return BOUNCE_R_NONE;
+    bounce__normalise(low);
+    enum bounce_reason r = BOUNCE_R_NONE;
+    for (; m->p != NULL && r == BOUNCE_R_NONE; m++)
         for (const char *const *p = m->p; *p; p++)
-            if (bounce__stristr(text, *p))
-                return m->r;
-    return BOUNCE_R_NONE;
+            if (strstr(low, *p)) {
+                r = m->r;
+                break;
+            }
+    free(low);
+    return r;
 }
 
 /* Sets the hint of every recipient whose text matches the table. */

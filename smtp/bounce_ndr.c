@@ -541,12 +541,72 @@ out:
     return rv;
 }
 
+/* s contains needle, both compared lower-cased with blanks squeezed. */
+static bool bounce_contains_squeezed(const char *s, const char *needle)
+{
+    char *a = bounce__strndup(s, strlen(s)), *b = bounce__strndup(needle, strlen(needle));
+    bool m = false;
+    if (a != NULL && b != NULL) {
+        bounce__normalise(a);
+        bounce__normalise(b);
+        m = strlen(b) >= 8 && strstr(a, b) != NULL;
+    }
+    free(a);
+    free(b);
+    return m;
+}
+
+/* The reporting MTA's text often says more than its Diagnostic-Code field
+ * ("... said: 550 Recipient address rejected. (in reply to RCPT TO
+ * command)"): when the field gives no specific status or no reply code and
+ * the text around the address repeats it, the text is the diagnostic. */
+static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
+{
+    char st[16];
+    bool st_vague = !bounce__status_find(x->diagnostic, st, sizeof st) || strstr(st, ".0.0") != NULL;
+    bool no_code = bounce__reply_find(x->diagnostic, 0) == 0;
+    if (!(st_vague || no_code) || ctx[0] == '\0' || strlen(ctx) >= BOUNCE_CTX_MAX || x->diagnostic[0] == '\0')
+        return;
+    /* only where the address's own line carries the reason (Postfix's
+     * "<a@b>: host x said: ..."), not a transcript of several commands */
+    const char *a = bounce__stristr(ctx, x->recipient);
+    if (a == NULL)
+        return;
+    const char *ls, *le;
+    bounce_line_of(ctx, a, &ls, &le);
+    if (!bounce_line_says_more(ls, le, a, strlen(x->recipient)) || !bounce_contains_squeezed(ctx, x->diagnostic))
+        return;
+    char *d = bounce__strndup(ctx, strlen(ctx));
+    if (d != NULL) {
+        free((char *)x->diagnostic);
+        x->diagnostic = d;
+    }
+}
+
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
     char *t = bounce__human_text(d, &tl);
     if (t == NULL)
         return BOUNCE_ENOMEM;
+    /* A Final-Recipient without a local part ("rfc822; @host"): the text
+     * names the real one when it names a single address. */
+    for (size_t i = 0; i < r->n; i++) {
+        const char *a = r->v[i].recipient;
+        if (a[0] != '@' && a[0] != '\0')
+            continue;
+        enum { MAXC = 8 };
+        struct bounce_cand cand[MAXC];
+        size_t nc = 0;
+        bounce_candidates(d, t, cand, MAXC, &nc);
+        if (nc == 1) {
+            free((char *)r->v[i].recipient);
+            r->v[i].recipient = cand[0].addr;
+            cand[0].addr = NULL;
+        }
+        for (size_t k = 0; k < nc; k++)
+            free(cand[k].addr);
+    }
     struct bounce_cand *c = calloc(r->n ? r->n : 1, sizeof *c);
     if (c == NULL) {
         free(t);
@@ -564,6 +624,8 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
             break;
         free(r->ctx[i]);
         r->ctx[i] = ctx;
+        if (f != NULL)
+            bounce_prefer_text(&r->v[i], ctx);
     }
     free(c);
     free(t);

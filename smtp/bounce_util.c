@@ -341,9 +341,7 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text)
         if (strchr(cmds[i].w, ' ') == NULL) {
             /* a word of its own: no letter or digit either side */
             unsigned char b = p > text ? (unsigned char)p[-1] : ' ', a = (unsigned char)p[wl];
-            if (isalnum(b) || (b >= '@' && b <= '_') || (b >= '`' && b <= 'z'))
-                continue;
-            if (isalnum(a) || (a >= '@' && a <= '_') || (a >= '`' && a <= 'z'))
+            if (isalnum(b) || b == '@' || isalnum(a) || a == '@')
                 continue;
         }
         last = cmds[i].c;
