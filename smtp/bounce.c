@@ -61,6 +61,7 @@ void bounce_report_free(bounce_report *r)
         free((char *)r->orig.v[i].value);
     }
     free(r->orig.v);
+    free(r->orig_block);
     free(r);
 }
 
@@ -73,15 +74,41 @@ const struct bounce_rcpt *bounce_report_rcpt(const bounce_report *r, size_t i)
     return i < r->n ? &r->v[i] : NULL;
 }
 
-size_t bounce_report_orig_header_count(const bounce_report *r) { return r->orig.n; }
+static int bounce_keep_orig(bounce_report *r, const struct bounce__hdrs *h);
+
+/* Headers given as text are parsed on the first question about them. */
+static void bounce_report_orig_ready(const bounce_report *cr)
+{
+    bounce_report *r = (bounce_report *)cr;
+    if (r->orig_block == NULL)
+        return;
+    struct bounce__hdrs h = {.max = r->orig.max * 2};
+    bounce__parse_header_block(&h, r->orig_block, strlen(r->orig_block));
+    bounce_keep_orig(r, &h);
+    for (size_t i = 0; i < h.n; i++) {
+        free((char *)h.v[i].name);
+        free((char *)h.v[i].value);
+    }
+    free(h.v);
+    free(r->orig_block);
+    r->orig_block = NULL;
+}
+
+size_t bounce_report_orig_header_count(const bounce_report *r)
+{
+    bounce_report_orig_ready(r);
+    return r->orig.n;
+}
 
 const struct bounce_header *bounce_report_orig_header(const bounce_report *r, size_t i)
 {
+    bounce_report_orig_ready(r);
     return i < r->orig.n ? &r->orig.v[i] : NULL;
 }
 
 const char *bounce_report_orig_get(const bounce_report *r, const char *name)
 {
+    bounce_report_orig_ready(r);
     return bounce__hdrs_get(&r->orig, name);
 }
 
@@ -363,16 +390,21 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
     }
     if (r->kind == BOUNCE_KIND_DSN || r->kind == BOUNCE_KIND_NDR) {
         size_t tl = 0;
-        char *text = bounce__human_text(&d, &tl);
+        const char *text = bounce__human_text(&d, &tl);
         if (text == NULL) {
             rv = BOUNCE_ENOMEM;
             goto err;
         }
         bounce__lhost_read(&d, r, text);
-        free(text);
     }
-    if ((rv = bounce_keep_orig(r, &d.orig)) != 0)
+    if (d.orig_block != NULL) {
+        if ((r->orig_block = bounce__strndup(d.orig_block, strlen(d.orig_block))) == NULL) {
+            rv = BOUNCE_ENOMEM;
+            goto err;
+        }
+    } else if ((rv = bounce_keep_orig(r, &d.orig)) != 0) {
         goto err;
+    }
     bounce_classify_all(r, &d);
     bounce__doc_free(&d);
     *out = r;

@@ -280,7 +280,7 @@ int bounce__arf_parse(struct bounce__doc *d, bounce_report *r)
     if (s.added == 0 && r->n == 0) {
         /* No Original-Rcpt-To: the returned message's To names the complainer,
          * when it names exactly one address. */
-        const char *to = bounce__hdrs_get(&d->orig, "To");
+        const char *to = bounce__hdrs_get(bounce__doc_orig(d), "To");
         if (to != NULL && strchr(to, ',') == NULL)
             return bounce_add_feedback(r, to);
         return bounce_add_feedback(r, NULL);
@@ -302,7 +302,7 @@ bool bounce__provider_complaint(struct bounce__doc *d, bounce_report *r)
         snprintf(r->feedback_type, sizeof r->feedback_type, "opt-out");
         return true;
     }
-    const char *hm = bounce__hdrs_get(&d->orig, "X-HmXmrOriginalRecipient");
+    const char *hm = bounce__hdrs_get(bounce__doc_orig(d), "X-HmXmrOriginalRecipient");
     if (hm == NULL)
         return false;
     if (bounce_add_feedback(r, hm) != 0)

@@ -28,11 +28,13 @@ struct bounce__hdrs {
 
 struct bounce__doc {
     struct bounce__hdrs top;      /* headers of the mail itself */
-    struct bounce__hdrs orig;     /* headers of the returned message */
-    bool have_orig;
-    char *orig_body;              /* start of the returned message's body text, bounded */
+    struct bounce__hdrs orig;     /* headers of the returned message (bounce__doc_orig) */
+    bool have_orig;               /* orig, or orig_block, holds them */
+    char *orig_block;             /* their text, parsed only when asked for */
     struct bounce__part *parts;
     size_t nparts, capparts;
+    char *human;                  /* cached bounce__human_text(), or NULL */
+    size_t human_len;
     char content_type[64];        /* of the mail, lower case "type/subtype" */
     char report_type[48];         /* report-type= parameter, lower case */
     const struct bounce_limits *lim;
@@ -53,7 +55,8 @@ struct bounce_report {
     struct bounce__rx *rx;
     char **ctx;                   /* per recipient: human text around its address */
     size_t n, cap, max;
-    struct bounce__hdrs orig;
+    struct bounce__hdrs orig;     /* kept headers of the returned message */
+    char *orig_block;             /* or their text, parsed when first asked for */
 };
 
 /* bounce.c */
@@ -76,14 +79,17 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r);
 /* Fills r->ctx[i] with the text near each recipient's address. */
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r);
 /* The human-readable text of the report, cut before the returned message;
- * malloc'd, NULL when out of memory. */
-char *bounce__human_text(struct bounce__doc *d, size_t *len);
+ * owned by d (computed once), NULL when out of memory. */
+const char *bounce__human_text(struct bounce__doc *d, size_t *len);
 
 /* "No reason yet" inside the library (never reported). */
 #define BOUNCE_R_NONE ((enum bounce_reason)BOUNCE_R_COUNT)
 
 /* A NULL-terminated list of string literals. */
 #define PH(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Bytes of the returned message read for its headers. */
+#define BOUNCE_ORIG_SCAN (64u << 10)
 
 /* Bytes of diagnostic text that the classifier reads at most. */
 #define BOUNCE_DIAG_MAX 8192
@@ -126,6 +132,12 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len);
 void bounce__doc_free(struct bounce__doc *d);
 /* Parses a block of header lines (text) with GMime into h. */
 void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t len);
+/* The returned message's headers come as text (text/rfc822-headers, or
+ * inline in the report): kept as text, parsed when first needed. */
+int bounce__doc_set_orig_block(struct bounce__doc *d, const char *text, size_t len);
+const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d);
+/* The header block text has a header name: whose value contains needle. */
+bool bounce__block_has(const char *block, const char *name, const char *needle);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name);
 

@@ -71,10 +71,49 @@ void bounce__doc_free(struct bounce__doc *d)
     for (size_t i = 0; i < d->nparts; i++)
         free(d->parts[i].text);
     free(d->parts);
-    free(d->orig_body);
+    free(d->orig_block);
+    d->orig_block = NULL;
+    free(d->human);
+    d->human = NULL;
     d->parts = NULL;
     d->nparts = d->capparts = 0;
-    d->orig_body = NULL;
+}
+
+/* Headers whose values may carry RFC 2047 encoded words that matter to
+ * us; the others (Received, DKIM-Signature, X-...) are only unfolded,
+ * which saves GMime's decoder on the bulk of every header block. */
+static bool bounce_hdr_decodes(const char *name)
+{
+    static const char *const names[] = {"subject", "from", "to", "cc", "reply-to", "sender", NULL};
+    for (const char *const *n = names; *n; n++)
+        if (g_ascii_strcasecmp(name, *n) == 0)
+            return true;
+    return false;
+}
+
+/* raw folded header value -> one line, leading blanks dropped; malloc'd */
+static char *bounce_unfold(const char *raw)
+{
+    while (*raw == ' ' || *raw == '\t')
+        raw++;
+    size_t n = strlen(raw);
+    char *out = malloc(n + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    for (const char *r = raw; *r; r++) {
+        if (*r == '\r' || *r == '\n') {
+            if (w > out && w[-1] != ' ')
+                *w++ = ' ';
+            while (r[1] == ' ' || r[1] == '\t')
+                r++;
+            continue;
+        }
+        *w++ = *r == '\t' ? ' ' : *r;
+    }
+    while (w > out && w[-1] == ' ')
+        w--;
+    *w = '\0';
+    return out;
 }
 
 static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj)
@@ -87,7 +126,19 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj)
         GMimeHeader *hd = g_mime_header_list_get_header_at(list, i);
         if (hd == NULL)
             continue;
-        if (bounce__hdrs_add(h, g_mime_header_get_name(hd), g_mime_header_get_value(hd)) != 0)
+        const char *name = g_mime_header_get_name(hd);
+        if (name == NULL)
+            continue;
+        if (bounce_hdr_decodes(name)) {
+            if (bounce__hdrs_add(h, name, g_mime_header_get_value(hd)) != 0)
+                return;
+            continue;
+        }
+        const char *raw = g_mime_header_get_raw_value(hd);
+        char *v = bounce_unfold(raw ? raw : "");
+        int rv = v ? bounce__hdrs_add(h, name, v) : BOUNCE_ENOMEM;
+        free(v);
+        if (rv != 0)
             return;
     }
 }
@@ -206,6 +257,44 @@ void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t
     g_object_unref(s);
 }
 
+int bounce__doc_set_orig_block(struct bounce__doc *d, const char *text, size_t len)
+{
+    if (d->have_orig || len == 0)
+        return BOUNCE_OK;
+    if ((d->orig_block = bounce__strndup(text, len)) == NULL)
+        return BOUNCE_ENOMEM;
+    d->have_orig = true;
+    return BOUNCE_OK;
+}
+
+const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d)
+{
+    if (d->orig_block != NULL) {
+        bounce__parse_header_block(&d->orig, d->orig_block, strlen(d->orig_block));
+        free(d->orig_block);
+        d->orig_block = NULL;
+    }
+    return &d->orig;
+}
+
+bool bounce__block_has(const char *block, const char *name, const char *needle)
+{
+    size_t nl = strlen(name);
+    for (const char *l = block; l != NULL && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncasecmp(l, name, nl) != 0 || l[nl] != ':')
+            continue;
+        /* the field with its continuation lines */
+        const char *e = l;
+        do {
+            e = strchr(e, '\n');
+        } while (e != NULL && (e[1] == ' ' || e[1] == '\t') && e++);
+        size_t n = e ? (size_t)(e - l) : strlen(l);
+        if (bounce__memistr(l + nl + 1, n - nl - 1, needle))
+            return true;
+    }
+    return false;
+}
+
 struct bounce_walk {
     struct bounce__doc *d;
     unsigned parts;
@@ -226,16 +315,34 @@ static void bounce_walk_message(struct bounce_walk *wk, GMimeMessage *m, unsigne
     if (!d->have_orig) {
         bounce_copy_headers(&d->orig, GMIME_OBJECT(m));
         d->have_orig = true;
-        /* Keep the start of the returned body: some providers' complaint
-         * formats name the recipient only there. */
-        if (body != NULL && GMIME_IS_PART(body) && d->orig_body == NULL) {
-            size_t n = 0;
-            d->orig_body = bounce_leaf_bytes(GMIME_PART(body), GMIME_IS_TEXT_PART(body), 4096, &n);
-        }
     }
     /* A bounce of a bounce (forwarded report): walk it as well. */
     if (nested_report && body != NULL)
         bounce_walk(wk, body, depth + 1, false);
+}
+
+/* Length of the header block at the start of text (up to its blank line). */
+static size_t bounce_header_len(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if (text[i] == '\n' && (text[i + 1] == '\n' || (text[i + 1] == '\r' && i + 2 < len && text[i + 2] == '\n')))
+            return i + 1;
+    return len;
+}
+
+/* A whole message given as text (a returned report): GMime parses it and
+ * its parts are walked like the outer ones. */
+static void bounce_walk_nested(struct bounce_walk *wk, const char *text, size_t len, unsigned depth)
+{
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer(text, len);
+    GMimeParser *p = g_mime_parser_new_with_stream(s);
+    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+    if (m != NULL) {
+        bounce_walk(wk, g_mime_message_get_mime_part(m), depth, false);
+        g_object_unref(m);
+    }
+    g_object_unref(p);
+    g_object_unref(s);
 }
 
 static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth, bool inside_orig)
@@ -270,12 +377,20 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
         bool is_text = g_ascii_strcasecmp(type, "text") == 0;
         if (g_ascii_strcasecmp(sub, "rfc822-headers") == 0 || g_ascii_strcasecmp(sub, "rfc822") == 0 ||
             g_ascii_strcasecmp(sub, "global-headers") == 0) {
-            /* text/rfc822-headers, or a message/rfc822 GMime kept as a leaf */
-            text = bounce_leaf_bytes(GMIME_PART(obj), false, lim->max_text, &len);
-            if (text != NULL && !d->have_orig) {
-                bounce__parse_header_block(&d->orig, text, len);
-                d->have_orig = d->orig.n > 0;
+            /* text/rfc822-headers, or the returned message that
+             * bounce__mime_parse() had GMime keep as a leaf */
+            if (d->have_orig)
+                return;
+            text = bounce_leaf_bytes(GMIME_PART(obj), false, BOUNCE_ORIG_SCAN, &len);
+            if (text == NULL) {
+                wk->err = BOUNCE_ENOMEM;
+                return;
             }
+            size_t hl = bounce_header_len(text, len);
+            if (bounce__doc_set_orig_block(d, text, hl) != 0)
+                wk->err = BOUNCE_ENOMEM;
+            else if (bounce__block_has(d->orig_block ? d->orig_block : "", "Content-Type", "multipart/report"))
+                bounce_walk_nested(wk, text, len, depth + 1); /* a bounce of a bounce */
             free(text);
             return;
         }
@@ -305,11 +420,54 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
     }
 }
 
+/* The returned original message is by far the largest part of most
+ * reports, and only its headers matter here. Labelled text/rfc822-headers
+ * instead of message/rfc822, GMime keeps it as one leaf (its boundaries
+ * still found by GMime) instead of building the whole message tree; the
+ * walk then reads just its header block. Only Content-Type lines of body
+ * parts are relabelled; returns a malloc'd copy, or NULL if there is none. */
+static char *bounce_opaque_returned(const char *data, size_t len, size_t *outlen)
+{
+    static const char from[] = "message/rfc822", to[] = "text/rfc822-headers";
+    const size_t fl = sizeof from - 1, tl = sizeof to - 1;
+    size_t body = bounce_header_len(data, len), count = 0;
+    for (const char *p = bounce__memistr(data + body, len - body, from); p != NULL;
+         p = bounce__memistr(p + fl, len - (size_t)(p + fl - data), from))
+        count++;
+    if (count == 0)
+        return NULL;
+    char *out = malloc(len + count * (tl - fl) + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    const char *r = data, *end = data + len;
+    for (const char *p = bounce__memistr(data + body, len - body, from); p != NULL;
+         p = bounce__memistr(p + fl, (size_t)(end - (p + fl)), from)) {
+        const char *ls = p;
+        while (ls > data && ls[-1] != '\n')
+            ls--;
+        if (!bounce__starts_ci(ls, "content-type:"))
+            continue;
+        memcpy(w, r, (size_t)(p - r));
+        w += p - r;
+        memcpy(w, to, tl);
+        w += tl;
+        r = p + fl;
+    }
+    memcpy(w, r, (size_t)(end - r));
+    w += end - r;
+    *w = '\0';
+    *outlen = (size_t)(w - out);
+    return out;
+}
+
 int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int rv = BOUNCE_OK;
-    GMimeStream *s = g_mime_stream_mem_new_with_buffer(data, len);
+    size_t olen = 0;
+    char *opaque = bounce_opaque_returned(data, len, &olen);
+    GMimeStream *s = opaque ? g_mime_stream_mem_new_with_buffer(opaque, olen) : g_mime_stream_mem_new_with_buffer(data, len);
+    free(opaque);
     GMimeParser *p = g_mime_parser_new_with_stream(s);
     g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
     GMimeMessage *m = g_mime_parser_construct_message(p, NULL);

@@ -165,7 +165,17 @@ static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hd
 
 /* The human-readable text of the report, cut before the returned message;
  * malloc'd. Also fills the original headers from an inline block. */
-char *bounce__human_text(struct bounce__doc *d, size_t *outlen)
+static char *bounce_human_text(struct bounce__doc *d, size_t *outlen);
+
+const char *bounce__human_text(struct bounce__doc *d, size_t *outlen)
+{
+    if (d->human == NULL)
+        d->human = bounce_human_text(d, &d->human_len);
+    *outlen = d->human_len;
+    return d->human;
+}
+
+static char *bounce_human_text(struct bounce__doc *d, size_t *outlen)
 {
     size_t cap = 0;
     for (size_t i = 0; i < d->nparts; i++)
@@ -187,10 +197,8 @@ char *bounce__human_text(struct bounce__doc *d, size_t *outlen)
         const char *hdr;
         size_t hdrlen;
         size_t cut = bounce_cut(p->text, p->len, &hdr, &hdrlen);
-        if (hdr != NULL && !d->have_orig) {
-            bounce__parse_header_block(&d->orig, hdr, hdrlen);
-            d->have_orig = d->orig.n > 0;
-        }
+        if (hdr != NULL && !d->have_orig)
+            bounce__doc_set_orig_block(d, hdr, hdrlen);
         if (cut > cap - n)
             cut = cap - n;
         memcpy(t + n, p->text, cut);
@@ -222,6 +230,11 @@ static bool bounce_excluded(const struct bounce__doc *d, const char *addr)
     }
     static const char *const ohdrs[] = {"From", "Return-Path", "Sender", "Reply-To", NULL};
     for (const char *const *h = ohdrs; *h; h++) {
+        if (d->orig_block != NULL) {
+            if (bounce__block_has(d->orig_block, *h, addr))
+                return true;
+            continue;
+        }
         const char *v = bounce__hdrs_get(&d->orig, *h);
         if (v != NULL && bounce__stristr(v, addr))
             return true;
@@ -486,7 +499,7 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
 int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
-    char *t = bounce__human_text(d, &tl);
+    const char *t = bounce__human_text(d, &tl);
     if (t == NULL)
         return BOUNCE_ENOMEM;
     enum { MAXC = 32 };
@@ -513,7 +526,7 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
     if (nc == 0)
         bounce_candidates(d, t, c, MAXC, &nc);
     if (nc == 0) {
-        const char *to = bounce__hdrs_get(&d->orig, "To");
+        const char *to = bounce__hdrs_get(bounce__doc_orig(d), "To");
         char *a = to ? bounce__clean_addr(to, strlen(to)) : NULL;
         if (a != NULL) {
             bounce_pick_diag(t, diag, sizeof diag);
@@ -537,7 +550,6 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
 out:
     for (size_t i = 0; i < nc; i++)
         free(c[i].addr);
-    free(t);
     return rv;
 }
 
@@ -586,7 +598,7 @@ static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
-    char *t = bounce__human_text(d, &tl);
+    const char *t = bounce__human_text(d, &tl);
     if (t == NULL)
         return BOUNCE_ENOMEM;
     /* A Final-Recipient without a local part ("rfc822; @host"): the text
@@ -608,10 +620,8 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
             free(cand[k].addr);
     }
     struct bounce_cand *c = calloc(r->n ? r->n : 1, sizeof *c);
-    if (c == NULL) {
-        free(t);
+    if (c == NULL)
         return BOUNCE_ENOMEM;
-    }
     for (size_t i = 0; i < r->n; i++)
         c[i].addr = (char *)r->v[i].recipient;
     for (size_t i = 0; i < r->n; i++) {
@@ -628,6 +638,5 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
             bounce_prefer_text(&r->v[i], ctx);
     }
     free(c);
-    free(t);
     return BOUNCE_OK;
 }
