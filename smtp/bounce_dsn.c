@@ -302,6 +302,8 @@ bool bounce__provider_complaint(struct bounce__doc *d, bounce_report *r)
         snprintf(r->feedback_type, sizeof r->feedback_type, "opt-out");
         return true;
     }
+    if (d->orig_block != NULL && !bounce__block_has(d->orig_block, "X-HmXmrOriginalRecipient", "@"))
+        return false; /* not worth parsing the block */
     const char *hm = bounce__hdrs_get(bounce__doc_orig(d), "X-HmXmrOriginalRecipient");
     if (hm == NULL)
         return false;

@@ -5,7 +5,10 @@
  * All decoding (transfer encodings, RFC 2047, charsets) is GMime's. The walk
  * is bounded by depth, number of parts and bytes kept per part; anything
  * beyond is ignored, never an error. */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
 #include <gmime/gmime.h>
+#include <iconv.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,32 +148,137 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj)
 
 /* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
  * are converted to UTF-8 from their charset. */
+/* Converters from a charset to UTF-8, kept for the life of the process:
+ * opening one costs more than analysing a whole report. A converter is
+ * taken out of the pool while in use (an iconv_t has state). */
+#define BOUNCE_ICONV_POOL 16
+static struct {
+    char name[40];
+    iconv_t cd;
+    bool busy;
+} bounce_iconv_pool[BOUNCE_ICONV_POOL];
+static pthread_mutex_t bounce_iconv_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static iconv_t bounce_iconv_take(const char *name, int *slot)
+{
+    *slot = -1;
+    pthread_mutex_lock(&bounce_iconv_lock);
+    int freeslot = -1;
+    for (int i = 0; i < BOUNCE_ICONV_POOL; i++) {
+        if (bounce_iconv_pool[i].name[0] == '\0') {
+            if (freeslot < 0)
+                freeslot = i;
+            continue;
+        }
+        if (!bounce_iconv_pool[i].busy && strcmp(bounce_iconv_pool[i].name, name) == 0) {
+            bounce_iconv_pool[i].busy = true;
+            *slot = i;
+            pthread_mutex_unlock(&bounce_iconv_lock);
+            iconv(bounce_iconv_pool[i].cd, NULL, NULL, NULL, NULL);
+            return bounce_iconv_pool[i].cd;
+        }
+    }
+    if (freeslot >= 0 && strlen(name) < sizeof bounce_iconv_pool[0].name) {
+        snprintf(bounce_iconv_pool[freeslot].name, sizeof bounce_iconv_pool[freeslot].name, "%s", name);
+        bounce_iconv_pool[freeslot].busy = true; /* reserved while opening */
+        pthread_mutex_unlock(&bounce_iconv_lock);
+        iconv_t cd = iconv_open("UTF-8", name);
+        pthread_mutex_lock(&bounce_iconv_lock);
+        if (cd == (iconv_t)-1) {
+            bounce_iconv_pool[freeslot].name[0] = '\0';
+            bounce_iconv_pool[freeslot].busy = false;
+        } else {
+            bounce_iconv_pool[freeslot].cd = cd;
+            *slot = freeslot;
+        }
+        pthread_mutex_unlock(&bounce_iconv_lock);
+        return cd;
+    }
+    pthread_mutex_unlock(&bounce_iconv_lock);
+    return iconv_open("UTF-8", name); /* pool full: a private one */
+}
+
+static void bounce_iconv_give(iconv_t cd, int slot)
+{
+    if (slot < 0) {
+        iconv_close(cd);
+        return;
+    }
+    pthread_mutex_lock(&bounce_iconv_lock);
+    bounce_iconv_pool[slot].busy = false;
+    pthread_mutex_unlock(&bounce_iconv_lock);
+}
+
+/* in[0..n) from charset cs to UTF-8, malloc'd; bytes that do not convert
+ * become '?'. NULL if the charset is unknown to iconv (caller keeps raw). */
+static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max, size_t *outlen)
+{
+    const char *name = g_mime_charset_iconv_name(cs);
+    int slot;
+    iconv_t cd = bounce_iconv_take(name ? name : cs, &slot);
+    if (cd == (iconv_t)-1)
+        return NULL;
+    size_t cap = n * 2 + 16, used = 0;
+    char *out = malloc(cap + 1);
+    char *ip = (char *)in;
+    size_t il = n;
+    while (out != NULL && il > 0 && used < max) {
+        char *op = out + used;
+        size_t ol = cap - used;
+        size_t r = iconv(cd, &ip, &il, &op, &ol);
+        used = (size_t)(op - out);
+        if (r != (size_t)-1)
+            break;
+        if (errno == E2BIG) {
+            char *no = realloc(out, cap * 2 + 1);
+            if (no == NULL) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = no;
+            cap *= 2;
+        } else if (errno == EILSEQ) {
+            if (used < cap)
+                out[used++] = '?';
+            ip++;
+            il--;
+        } else {
+            break; /* EINVAL: a sequence cut at the end */
+        }
+    }
+    bounce_iconv_give(cd, slot);
+    if (out == NULL)
+        return NULL;
+    if (used > max)
+        used = max;
+    out[used] = '\0';
+    *outlen = used;
+    return out;
+}
+
+/* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
+ * are converted to UTF-8 from their charset. GMime decodes the transfer
+ * encoding; iconv converts. */
 static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *outlen)
 {
     GMimeDataWrapper *w = g_mime_part_get_content(part);
     if (w == NULL)
         return NULL;
     GMimeStream *mem = g_mime_stream_mem_new();
-    GMimeStream *filtered = g_mime_stream_filter_new(mem);
-    if (text) {
-        const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-        if (cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0 &&
-            g_ascii_strcasecmp(cs, "us-ascii") != 0) {
-            GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
-            if (f != NULL) {
-                g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
-                g_object_unref(f);
-            }
-        }
-    }
-    g_mime_data_wrapper_write_to_stream(w, filtered);
-    g_mime_stream_flush(filtered);
+    g_mime_data_wrapper_write_to_stream(w, mem);
     GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    const char *data = ba && ba->len ? (const char *)ba->data : "";
     size_t n = ba ? ba->len : 0;
-    if (n > max)
-        n = max;
-    char *out = bounce__strndup(ba && n ? (const char *)ba->data : "", n);
-    g_object_unref(filtered);
+    char *out = NULL;
+    const char *cs = text ? g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset") : NULL;
+    if (cs != NULL && n > 0 && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0)
+        out = bounce_to_utf8(cs, data, n, max, &n);
+    if (out == NULL) {
+        if (n > max)
+            n = max;
+        out = bounce__strndup(data, n);
+    }
     g_object_unref(mem);
     if (out != NULL) {
         /* NUL bytes would cut the text short for the string scanners. */
@@ -426,27 +534,38 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
  * still found by GMime) instead of building the whole message tree; the
  * walk then reads just its header block. Only Content-Type lines of body
  * parts are relabelled; returns a malloc'd copy, or NULL if there is none. */
+/* Next "message/rfc822" (any case) in [p, end) on a Content-Type line. */
+static const char *bounce_next_rfc822(const char *data, const char *p, const char *end)
+{
+    static const char tail[] = "/rfc822";
+    for (const char *q = memmem(p, (size_t)(end - p), tail, 7); q != NULL;
+         q = memmem(q + 7, (size_t)(end - q - 7), tail, 7)) {
+        if (q - p < 7 || strncasecmp(q - 7, "message", 7) != 0)
+            continue;
+        const char *ls = q - 7;
+        while (ls > data && ls[-1] != '\n')
+            ls--;
+        if (bounce__starts_ci(ls, "content-type:"))
+            return q - 7;
+    }
+    return NULL;
+}
+
 static char *bounce_opaque_returned(const char *data, size_t len, size_t *outlen)
 {
-    static const char from[] = "message/rfc822", to[] = "text/rfc822-headers";
-    const size_t fl = sizeof from - 1, tl = sizeof to - 1;
-    size_t body = bounce_header_len(data, len), count = 0;
-    for (const char *p = bounce__memistr(data + body, len - body, from); p != NULL;
-         p = bounce__memistr(p + fl, len - (size_t)(p + fl - data), from))
+    static const char to[] = "text/rfc822-headers";
+    const size_t fl = 14, tl = sizeof to - 1;
+    const char *end = data + len, *body = data + bounce_header_len(data, len);
+    size_t count = 0;
+    for (const char *p = bounce_next_rfc822(data, body, end); p != NULL; p = bounce_next_rfc822(data, p + fl, end))
         count++;
     if (count == 0)
         return NULL;
     char *out = malloc(len + count * (tl - fl) + 1), *w = out;
     if (out == NULL)
         return NULL;
-    const char *r = data, *end = data + len;
-    for (const char *p = bounce__memistr(data + body, len - body, from); p != NULL;
-         p = bounce__memistr(p + fl, (size_t)(end - (p + fl)), from)) {
-        const char *ls = p;
-        while (ls > data && ls[-1] != '\n')
-            ls--;
-        if (!bounce__starts_ci(ls, "content-type:"))
-            continue;
+    const char *r = data;
+    for (const char *p = bounce_next_rfc822(data, body, end); p != NULL; p = bounce_next_rfc822(data, p + fl, end)) {
         memcpy(w, r, (size_t)(p - r));
         w += p - r;
         memcpy(w, to, tl);

@@ -27,6 +27,7 @@
  * All matching is on the lower-cased diagnostic with white space squeezed;
  * a phrase "a*b" means "a", then "b" later in the text. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,14 +597,51 @@ struct bounce_judge {
     const struct bounce__fact *f;
     enum bounce_reason st;          /* reason named by the enhanced status, or NONE */
     signed char inc[BOUNCE_R_COUNT]; /* phrase list matched: -1 not tried yet, 0, 1 */
+    uint64_t pairs[1024];           /* which byte pairs occur in the diagnostic */
 };
+
+#define BOUNCE_PAIR(a, b) (((unsigned)(unsigned char)(a) << 8) | (unsigned char)(b))
+
+static void bounce_pairs_init(struct bounce_judge *j)
+{
+    memset(j->pairs, 0, sizeof j->pairs);
+    const char *t = j->f->diag;
+    for (size_t i = 0; t[i] && t[i + 1]; i++) {
+        unsigned p = BOUNCE_PAIR(t[i], t[i + 1]);
+        j->pairs[p >> 6] |= 1ull << (p & 63);
+    }
+}
+
+static bool bounce_pair_in(const struct bounce_judge *j, char a, char b)
+{
+    unsigned p = BOUNCE_PAIR(a, b);
+    return (j->pairs[p >> 6] >> (p & 63)) & 1;
+}
+
+/* Most phrases cannot match: the first and the last pair of bytes of
+ * their first piece do not even occur in the text. */
+static bool bounce_phrase_maybe(const struct bounce_judge *j, const char *ph)
+{
+    size_t n = strcspn(ph, "*");
+    if (n < 2)
+        return true;
+    return bounce_pair_in(j, ph[0], ph[1]) && bounce_pair_in(j, ph[n - 2], ph[n - 1]);
+}
+
+static bool bounce_list_in(const struct bounce_judge *j, const char *const *list)
+{
+    for (; *list != NULL; list++)
+        if (bounce_phrase_maybe(j, *list) && bounce__phrase_in(j->f->diag, *list))
+            return true;
+    return false;
+}
 
 /* Phrase list of reason r matched the diagnostic (memoised per decision). */
 static bool bounce_inc(struct bounce_judge *j, enum bounce_reason r)
 {
     if (j->inc[r] < 0) {
-        bool m = bounce__phrase_any(j->f->diag, bounce_phrases[r]);
-        if (m && r == BOUNCE_R_REJECTED && bounce__phrase_any(j->f->diag, bounce_ph_rejected_isnot))
+        bool m = j->f->diag[0] && bounce_phrases[r] != NULL && bounce_list_in(j, bounce_phrases[r]);
+        if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, bounce_ph_rejected_isnot))
             m = false;
         j->inc[r] = m;
     }
@@ -859,6 +897,7 @@ enum bounce_reason bounce__decide(const struct bounce__fact *f)
         return f->hint;
     struct bounce_judge j = {.f = f, .st = bounce__status_reason(f->status)};
     memset(j.inc, -1, sizeof j.inc);
+    bounce_pairs_init(&j);
     enum bounce_reason r = bounce_local_agent(f);
     if (bounce_is_explicit(r))
         return r;

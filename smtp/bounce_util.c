@@ -17,6 +17,17 @@ char *bounce__strndup(const char *s, size_t n)
     return p;
 }
 
+static const unsigned char bounce_lower[256] = {
+#define L4(i) (i), (i) + 1, (i) + 2, (i) + 3
+#define L16(i) L4(i), L4((i) + 4), L4((i) + 8), L4((i) + 12)
+    L16(0), L16(16), L16(32), L16(48),
+    0x40, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 0x5b, 0x5c, 0x5d, 0x5e, 0x5f,
+    L16(96), L16(112), L16(128), L16(144), L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
+#undef L16
+#undef L4
+};
+
 const char *bounce__memistr(const char *hay, size_t len, const char *needle)
 {
     size_t nl = strlen(needle);
@@ -24,11 +35,15 @@ const char *bounce__memistr(const char *hay, size_t len, const char *needle)
         return hay;
     if (len < nl)
         return NULL;
-    int c0 = tolower((unsigned char)needle[0]);
+    const unsigned char *h = (const unsigned char *)hay, *n = (const unsigned char *)needle;
+    unsigned char c0 = bounce_lower[n[0]];
     for (size_t i = 0; i + nl <= len; i++) {
-        if (tolower((unsigned char)hay[i]) != c0)
+        if (bounce_lower[h[i]] != c0)
             continue;
-        if (strncasecmp(hay + i, needle, nl) == 0)
+        size_t k = 1;
+        while (k < nl && bounce_lower[h[i + k]] == bounce_lower[n[k]])
+            k++;
+        if (k == nl)
             return hay + i;
     }
     return NULL;
