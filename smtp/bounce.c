@@ -196,8 +196,8 @@ static bool bounce_is_autoreply(const struct bounce__doc *d)
     if (bounce__hdrs_get(&d->top, "X-Failed-Recipients") != NULL)
         return false;
     const char *as = bounce__hdrs_get(&d->top, "Auto-Submitted");
-    if (as != NULL && (bounce__starts_ci(as, "auto-replied") || bounce__starts_ci(as, "auto-generated") ||
-                       bounce__starts_ci(as, "auto-notified")))
+    /* auto-generated alone (RFC 3834: automatic, but no reply) is not one */
+    if (as != NULL && (bounce__starts_ci(as, "auto-replied") || bounce__starts_ci(as, "auto-notified")))
         return true;
     if (bounce__hdrs_get(&d->top, "X-Autoreply") || bounce__hdrs_get(&d->top, "X-Autorespond") ||
         bounce__hdrs_get(&d->top, "X-Vacation"))

@@ -757,7 +757,7 @@ static bool bounce_probe(struct bounce_judge *j, enum bounce_reason r)
         return c == BOUNCE_CMD_STARTTLS || f->reply == 523 || f->reply == 524 || f->reply == 538 ||
                bounce_inc(j, r);
     case BOUNCE_R_SYNTAXERROR:
-        return (f->reply > 400 && f->reply < 408) || (f->reply > 500 && f->reply < 508);
+        return (f->reply >= 400 && f->reply < 408) || (f->reply >= 500 && f->reply < 508);
     case BOUNCE_R_ONHOLD:
         return j->st == r;
     default:
@@ -985,6 +985,8 @@ enum bounce_reason bounce_classify_smtp(int code, const char *enhanced, const ch
     f.reply = code;
     f.action = code >= 400 && code < 500 ? "delayed" : "failed";
     enum bounce_reason r = bounce__decide(&f);
+    if (r == BOUNCE_R_UNDEFINED && (code >= 400 || f.status[0] == '4' || f.status[0] == '5'))
+        r = BOUNCE_R_ONHOLD; /* a refusal that says nothing more */
     if (hard != NULL)
         *hard = bounce__hard(r, f.status, f.diag);
     free(diag);
