@@ -65,6 +65,16 @@ struct rc_config {
     /* [dns] */
     char dns_listen[64], dns_zone[RC_CFG_STR], dns_relay_name[RC_CFG_STR], dns_bounce_name[RC_CFG_STR];
     uint64_t dns_ttl, dns_lease_ms;
+    char dns_extra[1024];
+    uint64_t dns_mx_pref_leader, dns_mx_pref_other;
+    uint64_t dns_edns_udp_size, dns_answer_cache;
+    uint64_t dns_tcp_max_clients, dns_tcp_idle_ms, dns_tcp_max_queries, dns_tcp_max_pending;
+    bool dns_rrl;
+    uint64_t dns_rrl_rate, dns_rrl_burst, dns_rrl_slip, dns_rrl_ipv4_prefix, dns_rrl_ipv6_prefix;
+
+    /* [health] */
+    uint64_t health_interval_ms, health_fail_after, health_ok_after, health_probe_timeout_ms;
+    bool health_smtp_probe;
 
     /* [bounce] */
     char bounce_domain[RC_CFG_STR], bounce_secret[RC_CFG_STR + 8], feedback_address[RC_CFG_STR];

@@ -15,9 +15,7 @@
 #include "node/http_api.h"
 #include "raft/rc_forward.h"
 
-#define HEALTH_INTERVAL_MS 500
-#define HEALTH_FAIL_AFTER 3 /* consecutive misses before a node is unhealthy */
-#define HEALTH_OK_AFTER 2   /* consecutive hits before it is healthy again */
+/* health.interval, health.fail_after, health.ok_after: see rc_config.c */
 
 /* ------------------------------------------------------------ FSM hooks */
 
@@ -145,7 +143,7 @@ bool rc_node_has_body(rc_node *n, const char *id)
 
 static void on_view(void *data, const struct rc_view *v)
 {
-    (void)data;
+    rc_dns_on_view(data, v);
     rc_info("node", "view_changed serial=%llu leader=%llu leader_site=%s",
             (unsigned long long)v->serial, (unsigned long long)v->leader, v->leader_site);
 }
@@ -158,6 +156,7 @@ struct health_state {
 };
 static struct health_state health[RC_CFG_MAX_MEMBERS];
 static bool health_inflight;
+static uint64_t health_term; /* term of the leadership the counters belong to */
 
 static void health_done(void *data, int status)
 {
@@ -167,9 +166,9 @@ static void health_done(void *data, int status)
         rc_warn("node", "health_update_failed error=\"%s\"", rc_strerror(status));
 }
 
-/* The leader decides which nodes are healthy (raft contact; the SMTP probe
- * is added with the DNS view) and writes changes to the log, so that every
- * node publishes the same view. */
+/* The leader decides which nodes are healthy (raft contact and, for SMTP
+ * nodes, the SMTP probe of rc_health_probe.c) and writes changes to the log,
+ * so that every node publishes the same view. */
 static void health_cb(uv_timer_t *t)
 {
     rc_node *n = t->data;
@@ -180,6 +179,12 @@ static void health_cb(uv_timer_t *t)
     rc_raft_get_status(n->raft, &st);
     if (st.state != 3 /* RAFT_LEADER */ || !st.leader_ready || health_inflight)
         return;
+    if (st.term != health_term) { /* new leadership: earlier counters are stale */
+        health_term = st.term;
+        memset(health, 0, sizeof health);
+        rc_health_probe_reset(n);
+    }
+    rc_health_probe_tick(n); /* results are read on the next tick */
     const struct rc_view *view = rc_fsm_view(rc_raft_fsm(n->raft));
 
     Ricochet__NodeHealthChange changes[RC_CFG_MAX_MEMBERS], *pchanges[RC_CFG_MAX_MEMBERS];
@@ -191,6 +196,8 @@ static void health_cb(uv_timer_t *t)
         int contact = rc_raft_peer_contact(n->raft, m->id);
         if (contact < 0)
             continue;
+        if (contact && rc_health_probe_result(n, i) == 0)
+            contact = 0;
         if (contact) {
             h->hits++;
             h->misses = 0;
@@ -205,9 +212,9 @@ static void health_cb(uv_timer_t *t)
                 healthy = view->nodes[j].healthy;
             }
         bool want = healthy;
-        if (healthy && h->misses >= HEALTH_FAIL_AFTER)
+        if (healthy && h->misses >= n->cfg.health_fail_after)
             want = false;
-        else if (!healthy && h->hits >= HEALTH_OK_AFTER)
+        else if (!healthy && h->hits >= n->cfg.health_ok_after)
             want = true;
         if (known && want == healthy)
             continue;
@@ -361,15 +368,28 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         goto err_after_raft;
     if (rc_api_start(n, err, errlen) != 0)
         goto err_after_fwd;
-    if (rc_smtp_start(n, err, errlen) != 0) {
-        /* the API is up: close it through the normal stop path */
+    if (rc_dns_start(n, err, errlen) != 0)
+        goto err_after_api;
+    if (rc_smtp_start(n, err, errlen) != 0 || rc_health_probe_new(n) != 0) {
+        /* the API and DNS are up: close them through the normal stop path */
+        if (n->smtp) {
+            bool closed = false;
+            rc_smtp_stop(n, set_flag_cb, &closed);
+            while (!closed)
+                uv_run(loop, UV_RUN_ONCE);
+            rc_smtp_free(n);
+        }
         n->smtp = NULL;
+        bool closed = false;
+        rc_dns_stop(n, set_flag_cb, &closed);
+        while (!closed)
+            uv_run(loop, UV_RUN_ONCE);
         goto err_after_api;
     }
 
     uv_timer_init(loop, &n->health_timer);
     n->health_timer.data = n;
-    uv_timer_start(&n->health_timer, health_cb, HEALTH_INTERVAL_MS, HEALTH_INTERVAL_MS);
+    uv_timer_start(&n->health_timer, health_cb, n->cfg.health_interval_ms, n->cfg.health_interval_ms);
     *out = n;
     return 0;
 
@@ -409,6 +429,7 @@ void rc_node_print_listeners(const rc_node *n)
     printf("  smtp  %s (MX/relay)\n", c->smtp_listen);
     if (c->submission_listen[0])
         printf("  smtp  %s (submission)\n", c->submission_listen);
+    printf("  dns   %s (zone %s)\n", c->dns_listen, c->dns_zone);
     printf("  http  %s\n", c->http_listen);
     fflush(stdout);
 }
@@ -459,9 +480,11 @@ static void after_smtp_stopped(void *data)
 {
     rc_node *n = data;
     n->smtp = NULL;
-    n->pending_closes = 3;
+    n->pending_closes = 5;
     uv_timer_stop(&n->health_timer);
     uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
+    rc_health_probe_stop(n, after_front_closed, n);
+    rc_dns_stop(n, after_front_closed, n);
     rc_api_stop(n, after_front_closed, n);
     rc_forward_stop(n->fwd, after_front_closed, n);
 }

@@ -15,6 +15,9 @@ struct http_api;
 struct smtp_server;
 struct rc_peer_net;
 struct rc_forwarder_state;
+struct rc_dns;
+struct rc_health_probe;
+struct rc_view;
 
 struct rc_node {
     uv_loop_t *loop;
@@ -40,6 +43,8 @@ struct rc_node {
     size_t n_missing, cap_missing;
     unsigned body_fetches_inflight;
     bool body_scan_needed;
+    struct rc_dns *dns;                /* rc_dns.c */
+    struct rc_health_probe *hprobe;    /* rc_health_probe.c */
 };
 
 /* True when the node holds the body of message id (delivery waits for it). */
@@ -50,5 +55,17 @@ int rc_smtp_start(rc_node *n, char *err, size_t errlen);
 void rc_smtp_stop(rc_node *n, void (*cb)(void *), void *data);
 void rc_smtp_free(rc_node *n);
 void rc_api_stop(rc_node *n, void (*cb)(void *), void *data);
+
+/* rc_dns.c: the responder fed from the cluster view (docs/DNS.md). */
+int rc_dns_start(rc_node *n, char *err, size_t errlen);
+void rc_dns_on_view(rc_node *n, const struct rc_view *v);
+void rc_dns_stop(rc_node *n, void (*cb)(void *), void *data);
+
+/* rc_health_probe.c: the leader's SMTP probe of every SMTP node. */
+int rc_health_probe_new(rc_node *n);
+void rc_health_probe_tick(rc_node *n);                 /* starts the probes not in flight */
+int rc_health_probe_result(rc_node *n, size_t member); /* -1 unknown, 0 down, 1 up */
+void rc_health_probe_reset(rc_node *n);                /* forget results (new leadership) */
+void rc_health_probe_stop(rc_node *n, void (*cb)(void *), void *data);
 
 #endif

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Benchmark of the authoritative responder: dnsperf against NSD serving an
-# equivalent static zone (the zone dns_testd computes, dumped) and against
-# dns_testd serving the view, in one run, same query mix (MX, A, NS, SOA,
-# NXDOMAIN). Prints queries/s, p99 latency (from dnsperf -v per-query
-# latencies), the server's CPU time and queries per CPU second (dnsperf shares
-# the 2 cores with the server) and the ratio. Figures only, nothing asserted.
+# Benchmark of the authoritative responder, in one run, same query mix (MX,
+# A, NS, SOA, NXDOMAIN), dnsperf against:
+#   nsd       NSD serving the zone dns_testd computes from a 5-node view, dumped
+#   ricochet  dns_testd (the dns/ library alone) serving that view
+#   nsd1      NSD serving the zone of a one-node Ricochet cluster, dumped
+#   ricochetd a real one-node ricochetd (raft, SMTP, HTTP running) serving it
+# Prints queries/s, p99 latency (from dnsperf -v per-query latencies), the
+# server's CPU time and queries per CPU second (dnsperf shares the 2 cores
+# with the server) and the ratios. Figures only, nothing asserted.
 #   tests/bench/dns.sh [SECONDS]   (default 10 per server)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${RICOCHET_BUILD:-$here/build}
 SECS=${1:-10}
-IP=127.0.0.38
+IP=127.0.2.38
+IP_D=127.0.2.41   # ricochetd (raft, peer, smtp, http ports on this address)
 PORT_R=12180
 PORT_N=12181
+PORT_N1=12182
+PORT_D=12183
 DIR=$(mktemp -d /tmp/dns-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -29,26 +35,42 @@ bounce bounce
 ttl 30
 serial 1
 leader_site a
-node n1 site=a ipv4=127.0.0.31 ipv6=fd00::31
-node n2 site=a ipv4=127.0.0.32
-node n3 site=b ipv4=127.0.0.33
-node n4 site=b ipv4=127.0.0.34
-node w1 site=c ipv4=127.0.0.35 smtp=0
+node n1 site=a ipv4=127.0.2.31 ipv6=fd00::31
+node n2 site=a ipv4=127.0.2.32
+node n3 site=b ipv4=127.0.2.33
+node n4 site=b ipv4=127.0.2.34
+node w1 site=c ipv4=127.0.2.35 smtp=0
 extra @ TXT "v=spf1 ip4:127.0.0.0/8 -all"
 VIEW
 "$BUILD/tests/dns_testd" --view "$DIR/view" --dump > "$DIR/mx.bench.zone"
-cat > "$DIR/nsd.conf" <<CONF
+# The zone ricochetd publishes for a one-node cluster (node 1 is "n1").
+cat > "$DIR/view1" <<VIEW
+zone mx.bench
+relay relay
+bounce bounce
+ttl 30
+serial 2
+leader_site a
+node n1 site=a ipv4=$IP_D
+extra @ TXT "v=spf1 ip4:127.0.0.0/8 -all"
+VIEW
+mkdir -p "$DIR/z1"
+"$BUILD/tests/dns_testd" --view "$DIR/view1" --dump > "$DIR/z1/mx.bench.zone"
+
+start_nsd() { # start_nsd PORT ZONEDIR
+    mkdir -p "$DIR/nsd-$1"
+    cat > "$DIR/nsd-$1/nsd.conf" <<CONF
 server:
-  ip-address: $IP@$PORT_N
+  ip-address: $IP@$1
   do-ip6: no
   username: ""
   chroot: ""
-  zonesdir: "$DIR"
+  zonesdir: "$2"
   database: ""
-  pidfile: "$DIR/nsd.pid"
-  xfrdfile: "$DIR/xfrd.state"
-  zonelistfile: "$DIR/zone.list"
-  logfile: "$DIR/nsd.log"
+  pidfile: "$DIR/nsd-$1/nsd.pid"
+  xfrdfile: "$DIR/nsd-$1/xfrd.state"
+  zonelistfile: "$DIR/nsd-$1/zone.list"
+  logfile: "$DIR/nsd-$1/nsd.log"
   server-count: 1
   minimal-responses: yes
   refuse-any: yes
@@ -61,17 +83,53 @@ zone:
   name: mx.bench
   zonefile: mx.bench.zone
 CONF
-/usr/sbin/nsd -d -c "$DIR/nsd.conf" > "$DIR/nsd.out" 2>&1 &
-PIDS+=($!)
+    /usr/sbin/nsd -d -c "$DIR/nsd-$1/nsd.conf" > "$DIR/nsd-$1/out" 2>&1 &
+    PIDS+=($!)
+}
+start_nsd $PORT_N "$DIR"
 PID_nsd=$!
+start_nsd $PORT_N1 "$DIR/z1"
+PID_nsd1=$!
+
+# A one-node ricochetd with DNS on $IP_D:$PORT_D (RRL off, as NSD's).
+mkdir -p "$DIR/rd/data"
+cat > "$DIR/rd/ricochet.conf" <<CONF
+[node]
+id = 1
+data_dir = $DIR/rd/data
+log_level = warn
+[cluster]
+secret = bench-secret-0123456789
+raft_port = 12190
+peer_port = 12191
+smtp_port = 12192
+submission_port = 0
+http_port = 12193
+[raft]
+election_timeout = 300ms
+min_free_disk = 16M
+[dns]
+listen = $IP_D:$PORT_D
+zone = mx.bench
+rrl = false
+extra = @ TXT "v=spf1 ip4:127.0.0.0/8 -all"
+[member.1]
+site = a
+address = $IP_D
+CONF
+"$BUILD/ricochetd" -c "$DIR/rd/ricochet.conf" > "$DIR/rd/out" 2>&1 &
+PIDS+=($!)
+PID_ricochetd=$!
 "$BUILD/tests/dns_testd" --listen $IP:$PORT_R --view "$DIR/view" --no-rrl > "$DIR/testd.out" 2>&1 &
 PIDS+=($!)
 PID_ricochet=$!
-for port in $PORT_N $PORT_R; do
-    for i in $(seq 1 100); do
-        dig +short +time=1 +tries=1 -p $port @$IP mx.bench SOA 2>/dev/null | grep -q hostmaster && break
+for ep in $IP:$PORT_N $IP:$PORT_R $IP:$PORT_N1 $IP_D:$PORT_D; do
+    ok=0
+    for i in $(seq 1 150); do
+        if dig +short +time=1 +tries=1 -p "${ep##*:}" "@${ep%:*}" relay.mx.bench MX 2>/dev/null | grep -q n1; then ok=1; break; fi
         sleep 0.1
     done
+    [ $ok = 1 ] || { echo "dns.sh: $ep does not answer" >&2; cat "$DIR/rd/out" >&2; exit 1; }
 done
 printf '%s\n' "relay.mx.bench MX" "n1.mx.bench A" "mx.bench NS" "mx.bench SOA" "nope.mx.bench A" > "$DIR/queries"
 
@@ -84,12 +142,12 @@ cpu_ticks() { # user+system ticks of a process and its descendants (NSD forks ma
     done
     echo $t
 }
-run() { # run NAME PORT
+run() { # run NAME PORT [IP]
     local pid
     eval "pid=\$PID_$1"
     local c0
     c0=$(cpu_ticks $pid)
-    dnsperf -s $IP -p $2 -d "$DIR/queries" -l "$SECS" -c 4 -q 64 -v > "$DIR/$1.perf" 2>&1
+    dnsperf -s "${3:-$IP}" -p $2 -d "$DIR/queries" -l "$SECS" -c 4 -q 64 -v > "$DIR/$1.perf" 2>&1
     local qps p99
     qps=$(awk '/Queries per second:/ {print $4}' "$DIR/$1.perf")
     p99=$(awk '$1 == ">" {print $NF}' "$DIR/$1.perf" | sort -g | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", a[i]*1000}')
@@ -106,4 +164,7 @@ run() { # run NAME PORT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%MZ), ${SECS}s per server"
 run nsd $PORT_N
 run ricochet $PORT_R
-awk -v r="$QPS_ricochet" -v n="$QPS_nsd" 'BEGIN {printf "ratio ricochet/nsd=%.2f\n", r / n}'
+run nsd1 $PORT_N1
+run ricochetd $PORT_D $IP_D
+awk -v r="$QPS_ricochet" -v n="$QPS_nsd" 'BEGIN {printf "ratio ricochet/nsd=%.2f (dns_testd, 5-node view)\n", r / n}'
+awk -v r="$QPS_ricochetd" -v n="$QPS_nsd1" 'BEGIN {printf "ratio ricochetd/nsd=%.2f (ricochetd, one-node cluster zone)\n", r / n}'

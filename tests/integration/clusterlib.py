@@ -21,9 +21,10 @@ def log(msg):
 
 
 class Cluster:
-    def __init__(self, layout, base, sets=()):
+    def __init__(self, layout, base, sets=(), net=None):
         self.layout = layout
         self.base = base
+        self.net = net
         self.sets = list(sets)
         self.dir = tempfile.mkdtemp(prefix=f"ricochet-it-{base}-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
         self.nodes = {}
@@ -41,6 +42,8 @@ class Cluster:
 
     def __enter__(self):
         args = ["up", "--layout", self.layout, "--base", str(self.base)]
+        if self.net:
+            args += ["--net", self.net]
         for s in self.sets:
             args += ["--set", s]
         out = self.run_cluster(*args)
