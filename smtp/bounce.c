@@ -67,6 +67,7 @@ void bounce_report_free(bounce_report *r)
 
 enum bounce_kind bounce_report_kind(const bounce_report *r) { return r->kind; }
 const char *bounce_report_feedback_type(const bounce_report *r) { return r->feedback_type; }
+const char *bounce_report_feedback_mail_from(const bounce_report *r) { return r->feedback_mail_from; }
 size_t bounce_report_rcpt_count(const bounce_report *r) { return r->n; }
 
 const struct bounce_rcpt *bounce_report_rcpt(const bounce_report *r, size_t i)

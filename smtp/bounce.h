@@ -165,6 +165,9 @@ void bounce_report_free(bounce_report *r);
 enum bounce_kind bounce_report_kind(const bounce_report *r);
 /* ARF Feedback-Type (abuse, fraud, opt-out, virus, other, ...), or "". */
 const char *bounce_report_feedback_type(const bounce_report *r);
+/* ARF Original-Mail-From (the complained message's envelope sender, i.e.
+ * our VERP return path), or "". */
+const char *bounce_report_feedback_mail_from(const bounce_report *r);
 size_t bounce_report_rcpt_count(const bounce_report *r);
 const struct bounce_rcpt *bounce_report_rcpt(const bounce_report *r, size_t i);
 /* Headers of the returned original message (Message-ID, From, To,

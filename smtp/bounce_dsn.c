@@ -243,6 +243,12 @@ static int bounce_arf_field(void *arg, const char *name, const char *value)
             snprintf(s->r->feedback_type, sizeof s->r->feedback_type, "%s", value);
             bounce__normalise(s->r->feedback_type);
         }
+    } else if (strcasecmp(name, "Original-Mail-From") == 0) {
+        if (s->r->feedback_mail_from[0] == '\0') {
+            char *a = bounce__clean_addr(value, strlen(value));
+            snprintf(s->r->feedback_mail_from, sizeof s->r->feedback_mail_from, "%s", a ? a : "");
+            free(a);
+        }
     } else if (strcasecmp(name, "Original-Rcpt-To") == 0 || strcasecmp(name, "Removal-Recipient") == 0) {
         char *a = bounce__clean_addr(value, strlen(value));
         if (a != NULL) {

@@ -51,6 +51,7 @@ struct bounce__rx {
 struct bounce_report {
     enum bounce_kind kind;
     char feedback_type[32];
+    char feedback_mail_from[256]; /* ARF Original-Mail-From, or "" */
     struct bounce_rcpt *v;
     struct bounce__rx *rx;
     char **ctx;                   /* per recipient: human text around its address */
