@@ -1,14 +1,268 @@
-/* TEMPORARY PLACEHOLDER (branch http-ctl): the real `classify` comes from
- * the bounce-analysis branch, which owns node/ctl_classify.c. The lead
- * drops this file at merge. */
+/* `ricochetctl classify [--json] [-j N] FILE...`: offline bounce analysis
+ * (DESIGN §7). One line per recipient: file, recipient, reason, hardbounce
+ * (1, 0, or empty when the mail is not a bounce), smtp_code,
+ * enhanced_status; tab-separated, or one JSON object per line with --json
+ * (plus kind, feedback_type, original_recipient, action, remote_mta and
+ * diagnostic). A mail that yields no recipient prints one line with an
+ * empty recipient. Lines come in the order of the files.
+ *
+ * Files are analysed by -j worker threads (default: the online CPUs, at
+ * most 8), in batches whose output is printed in file order.
+ * Exit status: 0, 1 if some file could not be read or analysed, 2 on usage. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "node/ctl_classify.h"
+#include "smtp/bounce.h"
+
+#define CTL_CLASSIFY_BATCH 256
+#define CTL_CLASSIFY_MAX_JOBS 8
+
+/* Whole file, at most max + 1 bytes (one more than allowed is enough to be
+ * refused by bounce_analyse). NULL with errno set on failure. */
+static char *ctl_classify_read(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    size_t want = st.st_size > 0 ? (size_t)st.st_size : 65536;
+    if (want > max + 1)
+        want = max + 1;
+    char *buf = malloc(want + 1);
+    size_t n = 0;
+    while (buf != NULL && n < want) {
+        ssize_t got = read(fd, buf + n, want - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        if (n == want && st.st_size <= 0 && want <= max) { /* a pipe or a special file: grow */
+            size_t nw = want * 2 > max + 1 ? max + 1 : want * 2;
+            char *nb = realloc(buf, nw + 1);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            want = nw;
+        }
+    }
+    int e = errno;
+    close(fd);
+    if (buf == NULL)
+        errno = e ? e : ENOMEM;
+    *len = n;
+    return buf;
+}
+
+/* A growing output buffer of one file's lines. */
+struct ctl_out {
+    char *s;
+    size_t n, cap;
+    int failed;
+};
+
+static void ctl_out_add(struct ctl_out *o, const char *s)
+{
+    size_t l = strlen(s);
+    if (o->n + l + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap < o->n + l + 1)
+            cap *= 2;
+        char *ns = realloc(o->s, cap);
+        if (ns == NULL) {
+            o->failed = 1;
+            return;
+        }
+        o->s = ns;
+        o->cap = cap;
+    }
+    memcpy(o->s + o->n, s, l + 1);
+    o->n += l;
+}
+
+static void ctl_classify_line(struct ctl_out *o, const char *file, const char *rcpt, const char *reason, int hard,
+                              int code, const char *status, const char *kind, const char *ftype,
+                              const struct bounce_rcpt *x, int json)
+{
+    char hb[16] = "", sc[16] = "";
+    if (hard >= 0)
+        snprintf(hb, sizeof hb, "%d", hard);
+    if (code > 0)
+        snprintf(sc, sizeof sc, "%d", code);
+    if (!json) {
+        const char *f[6] = {file, rcpt, reason, hb, sc, status};
+        for (int i = 0; i < 6; i++) {
+            if (i > 0)
+                ctl_out_add(o, "\t");
+            ctl_out_add(o, f[i]);
+        }
+        ctl_out_add(o, "\n");
+        return;
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "file", json_string(file));
+    json_object_set_new(j, "recipient", json_string(rcpt));
+    json_object_set_new(j, "reason", json_string(reason));
+    json_object_set_new(j, "hardbounce", hard >= 0 ? json_integer(hard) : json_null());
+    json_object_set_new(j, "smtp_code", code > 0 ? json_integer(code) : json_null());
+    json_object_set_new(j, "enhanced_status", json_string(status));
+    json_object_set_new(j, "kind", json_string(kind));
+    json_object_set_new(j, "feedback_type", json_string(ftype));
+    if (x != NULL) {
+        json_object_set_new(j, "original_recipient", json_string(x->original));
+        json_object_set_new(j, "action", json_string(x->action));
+        json_object_set_new(j, "remote_mta", json_string(x->remote_mta));
+        json_object_set_new(j, "diagnostic", json_string(x->diagnostic));
+    }
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s != NULL) {
+        ctl_out_add(o, s);
+        ctl_out_add(o, "\n");
+    } else {
+        o->failed = 1;
+    }
+    free(s);
+    json_decref(j);
+}
+
+/* Analyses one file into o; error text (if any) goes to o as well, marked
+ * failed, and is printed on stderr by the caller. */
+static void ctl_classify_file(const char *path, int json, struct ctl_out *o, struct ctl_out *err)
+{
+    size_t len = 0;
+    char *data = ctl_classify_read(path, BOUNCE_DEFAULT_MAX_SIZE, &len);
+    char msg[512];
+    if (data == NULL) {
+        snprintf(msg, sizeof msg, "classify: %s: %s\n", path, strerror(errno ? errno : EIO));
+        ctl_out_add(err, msg);
+        err->failed = 1;
+        return;
+    }
+    bounce_report *r = NULL;
+    char e[256] = "";
+    int rv = bounce_analyse(data, len, NULL, &r, e, sizeof e);
+    free(data);
+    if (rv != BOUNCE_OK) {
+        snprintf(msg, sizeof msg, "classify: %s: %s\n", path, e[0] ? e : bounce_strerror(rv));
+        ctl_out_add(err, msg);
+        err->failed = 1;
+        return;
+    }
+    const char *kind = bounce_kind_name(bounce_report_kind(r));
+    size_t n = bounce_report_rcpt_count(r);
+    for (size_t k = 0; k < n; k++) {
+        const struct bounce_rcpt *x = bounce_report_rcpt(r, k);
+        ctl_classify_line(o, path, x->recipient, bounce_reason_name(x->reason), x->hard, x->smtp_code, x->status,
+                          kind, bounce_report_feedback_type(r), x, json);
+    }
+    if (n == 0)
+        ctl_classify_line(o, path, "", "undefined", -1, 0, "", kind, "", NULL, json);
+    bounce_report_free(r);
+}
+
+struct ctl_batch {
+    char **files;
+    size_t n;
+    int json;
+    struct ctl_out *out, *err;
+    atomic_size_t next;
+};
+
+static void *ctl_classify_worker(void *arg)
+{
+    struct ctl_batch *b = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n)
+            return NULL;
+        ctl_classify_file(b->files[i], b->json, &b->out[i], &b->err[i]);
+    }
+}
+
+static int ctl_classify_jobs(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > CTL_CLASSIFY_MAX_JOBS ? CTL_CLASSIFY_MAX_JOBS : (int)n;
+}
+
+static const char ctl_classify_usage[] = "usage: classify [--json] [-j N] FILE...\n";
 
 int ctl_classify_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("classify: not built in this branch\n", stderr);
-    return 2;
+    int json = 0, first = 1, rc = 0, jobs = ctl_classify_jobs();
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (strcmp(argv[first], "--json") == 0) {
+            json = 1;
+        } else if ((strcmp(argv[first], "-j") == 0 || strcmp(argv[first], "--jobs") == 0) && first + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++first], &end, 10);
+            if (*end != '\0' || v < 1 || v > CTL_CLASSIFY_MAX_JOBS) {
+                fprintf(stderr, "classify: -j takes 1..%d\n", CTL_CLASSIFY_MAX_JOBS);
+                return 2;
+            }
+            jobs = (int)v;
+        } else if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+            fputs(ctl_classify_usage, stdout);
+            puts("prints file, recipient, reason, hardbounce, smtp_code, enhanced_status per recipient");
+            return 0;
+        } else if (strcmp(argv[first], "--") == 0) {
+            first++;
+            break;
+        } else {
+            fprintf(stderr, "classify: unknown option %s\n%s", argv[first], ctl_classify_usage);
+            return 2;
+        }
+    }
+    if (first >= argc) {
+        fputs(ctl_classify_usage, stderr);
+        return 2;
+    }
+    struct ctl_out out[CTL_CLASSIFY_BATCH], err[CTL_CLASSIFY_BATCH];
+    for (int at = first; at < argc; at += CTL_CLASSIFY_BATCH) {
+        size_t n = (size_t)(argc - at) < CTL_CLASSIFY_BATCH ? (size_t)(argc - at) : CTL_CLASSIFY_BATCH;
+        memset(out, 0, sizeof out);
+        memset(err, 0, sizeof err);
+        struct ctl_batch b = {.files = argv + at, .n = n, .json = json, .out = out, .err = err};
+        atomic_init(&b.next, 0);
+        pthread_t th[CTL_CLASSIFY_MAX_JOBS];
+        int started = 0;
+        for (int k = 1; k < jobs && (size_t)k < n; k++)
+            if (pthread_create(&th[started], NULL, ctl_classify_worker, &b) == 0)
+                started++;
+        ctl_classify_worker(&b);
+        for (int k = 0; k < started; k++)
+            pthread_join(th[k], NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (out[i].n)
+                fwrite(out[i].s, 1, out[i].n, stdout);
+            if (err[i].n)
+                fwrite(err[i].s, 1, err[i].n, stderr);
+            if (err[i].failed || out[i].failed)
+                rc = 1;
+            free(out[i].s);
+            free(err[i].s);
+        }
+    }
+    fflush(stdout);
+    return rc;
 }

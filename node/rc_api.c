@@ -10,6 +10,7 @@
 
 #include "node/base/rc_log.h"
 #include "node/http_api.h"
+#include "node/rc_bounce.h"
 #include "node/rc_node_internal.h"
 #include "proto/ricochet.pb-c.h"
 #include "raft/rc_forward.h"
@@ -586,6 +587,7 @@ int rc_api_start(rc_node *n, char *err, size_t errlen)
     http_api_route(n->http, "GET", "/v1/messages/", get_message, n);
     http_api_route(n->http, "GET", "/v1/suppressions", suppressions, n);
     http_api_route(n->http, "GET", "/metrics", get_metrics, n);
+    rc_api_bounces_routes(n);
     if (n->cfg.http_admin) {
         http_api_route(n->http, "POST", "/v1/suppressions", suppressions, n);
         http_api_route(n->http, "DELETE", "/v1/suppressions/", suppressions, n);

@@ -114,6 +114,8 @@ static const struct cfg_item schema[] = {
     {"bounce", "secret", T_STR, 0, 0, "", F(bounce_secret), "HMAC key of VERP tokens (default: derived from cluster.secret)."},
     {"bounce", "feedback_address", T_STR, 0, 0, "", F(feedback_address), "Address that receives ARF feedback reports."},
     {"bounce", "soft_bounce_limit", T_UINT, 1, 1000, "5", F(soft_bounce_limit), "Consecutive soft bounces that suppress an address."},
+    {"bounce", "notes_kept", T_UINT, 1, 100000, "100", F(bounce_notes_kept), "Incoming bounces that changed nothing (forged, unmapped, unrecognized, ignored) kept in the replicated state for GET /v1/bounces; they are counted regardless."},
+    {"bounce", "max_size", T_SIZE, 1024, 1u << 30, "1M", F(bounce_max_size), "Largest bounce or complaint analysed; bigger ones are kept as unrecognized notes."},
 
     {"http", "listen", T_ADDR, 0, 0, "", F(http_listen), "HTTP API HOST:PORT (default: member address and http_port)."},
     {"http", "max_body", T_SIZE, 1024, 1u << 30, "1M", F(http_max_body), "Largest request body."},

@@ -80,6 +80,7 @@ struct rc_config {
     /* [bounce] */
     char bounce_domain[RC_CFG_STR], bounce_secret[RC_CFG_STR + 8], feedback_address[RC_CFG_STR];
     uint64_t soft_bounce_limit;
+    uint64_t bounce_notes_kept, bounce_max_size;
 
     /* [http] */
     char http_listen[64];

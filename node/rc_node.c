@@ -333,6 +333,7 @@ static int raft_config_from(const struct rc_config *c, struct rc_raft_config *rc
     rc->auto_recovery = c->auto_recovery;
     rc->fsm.dedup_capacity = c->dedup_capacity;
     rc->fsm.soft_bounce_limit = (unsigned)c->soft_bounce_limit;
+    rc->fsm.bounce_notes_kept = (size_t)c->bounce_notes_kept;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "node/base/rc_log.h"
+#include "node/rc_bounce.h"
 #include "node/rc_node_internal.h"
 #include "proto/ricochet.pb-c.h"
 #include "smtp/smtp_server.h"
@@ -102,6 +103,18 @@ static void on_message(void *data, smtp_accept *tok, const char *id, const struc
                        const uint8_t *body, size_t len)
 {
     rc_node *n = data;
+    /* mail to the bounce domain or the feedback address is a report about
+     * our own messages, not a message to relay (node/rc_bounce.c) */
+    int intake = rc_bounce_envelope(n, env);
+    if (intake > 0) {
+        rc_bounce_intake(n, tok, id, env, body, len);
+        return;
+    }
+    if (intake < 0) {
+        smtp_accept_done(tok, "554 5.5.0 Reports (bounce domain, feedback address) and other recipients in one "
+                              "transaction; send them apart");
+        return;
+    }
     struct pending_accept *p = calloc(1, sizeof *p);
     if (p == NULL) {
         smtp_accept_done(tok, "451 4.3.0 Insufficient system resources");

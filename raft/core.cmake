@@ -1,5 +1,5 @@
 # The replicated state machine: entry framing, the FSM, the libraft glue.
-add_library(ricochet_fsm STATIC rc_entry.c rc_map.c rc_fsm.c)
+add_library(ricochet_fsm STATIC rc_entry.c rc_map.c rc_fsm.c rc_notes.c)
 target_link_libraries(ricochet_fsm PUBLIC ricochet_proto ricochet_base PkgConfig::RAFT PkgConfig::OPENSSL)
 add_library(ricochet_raft STATIC rc_transport.c rc_raft.c)
 target_link_libraries(ricochet_raft PUBLIC ricochet_fsm PkgConfig::LIBUV)

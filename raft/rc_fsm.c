@@ -1,5 +1,6 @@
 /* The replicated message-state store. See rc_fsm.h for the rules. */
 #include "raft/rc_fsm.h"
+#include "raft/rc_notes.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -27,6 +28,7 @@ struct rc_fsm {
     size_t dedup_head, dedup_len;
     uint64_t applied, skipped, unknown;
     uint8_t digest[32];
+    rc_notes *notes;      /* bounce notes (rc_notes.h) */
 };
 
 /* ------------------------------------------------------------- statuses */
@@ -493,6 +495,12 @@ static void apply_record(rc_fsm *f, const Ricochet__Record *rec)
     case RICOCHET__RECORD__KIND_STATUS: apply_status(f, rec->status); break;
     case RICOCHET__RECORD__KIND_SUPPRESSION: apply_suppression(f, rec->suppression); break;
     case RICOCHET__RECORD__KIND_VIEW: apply_view(f, rec->view); break;
+    case RICOCHET__RECORD__KIND_BOUNCE_NOTE:
+        if (rec->bounce_note == NULL || rc_notes_add(f->notes, rec->bounce_note) != 0) {
+            rc_error("fsm", "bounce_note_failed reason=%s", rec->bounce_note ? "out_of_memory" : "empty");
+            abort(); /* as for every apply that cannot keep the state consistent */
+        }
+        break;
     case RICOCHET__RECORD__KIND_PROBE:
     case RICOCHET__RECORD__KIND_NOOP: break;
     default:
@@ -732,6 +740,9 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
     }
     s.n_recent_request_ids = f->dedup_len;
 
+    uint64_t note_counts[RC_NOTE_KINDS];
+    if (rc_notes_to_snapshot(f->notes, &s, note_counts) != 0)
+        goto out;
     size_t size = ricochet__snapshot__get_packed_size(&s);
     uint8_t *buf = malloc(size ? size : 1);
     if (buf == NULL)
@@ -740,6 +751,7 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
     *out = buf;
     rv = 0;
 out:
+    free(s.bounce_notes);
     arena_free(&a);
     return rv;
 }
@@ -875,6 +887,8 @@ int rc_fsm_restore(rc_fsm *f, const uint8_t *payload, size_t len)
     }
     f->applied = s->applied_records;
     f->unknown = s->unknown_records;
+    if (rc_notes_from_snapshot(f->notes, s) != 0)
+        rc_error("fsm", "snapshot_bounce_notes_lost reason=out_of_memory");
     if (s->state_digest.len == sizeof f->digest)
         memcpy(f->digest, s->state_digest.data, sizeof f->digest);
     ricochet__snapshot__free_unpacked(s, NULL);
@@ -982,7 +996,9 @@ int rc_fsm_new(rc_fsm **out, const struct rc_fsm_config *cfg,
     f->suppressions = rc_map_new();
     f->dedup = rc_map_new();
     f->dedup_ring = calloc(f->cfg.dedup_capacity, sizeof *f->dedup_ring);
-    if (!f->messages || !f->suppressions || !f->dedup || !f->dedup_ring) {
+    f->cfg.bounce_notes_kept = cfg && cfg->bounce_notes_kept ? cfg->bounce_notes_kept : 100;
+    f->notes = rc_notes_new(f->cfg.bounce_notes_kept);
+    if (!f->messages || !f->suppressions || !f->dedup || !f->dedup_ring || !f->notes) {
         rc_fsm_free(f);
         return -1;
     }
@@ -1013,6 +1029,7 @@ void rc_fsm_free(rc_fsm *f)
     }
     free(f->dedup_ring);
     rc_map_free(f->dedup);
+    rc_notes_free(f->notes);
     free(f);
 }
 
@@ -1046,4 +1063,9 @@ const struct rc_suppression *rc_fsm_suppression_next(const rc_fsm *f, size_t *po
             return s;
     }
     return NULL;
+}
+
+const rc_notes *rc_fsm_notes(const rc_fsm *f)
+{
+    return f->notes;
 }

@@ -119,6 +119,7 @@ struct rc_fsm_hooks {
 struct rc_fsm_config {
     size_t dedup_capacity;      /* request ids remembered; default 100000 */
     unsigned soft_bounce_limit; /* consecutive soft bounces that suppress; default 5 */
+    size_t bounce_notes_kept;   /* bounce notes kept (raft/rc_notes.h); default 100 */
 };
 
 int rc_fsm_new(rc_fsm **out, const struct rc_fsm_config *cfg,
@@ -147,6 +148,9 @@ size_t rc_fsm_message_count(const rc_fsm *f);
 const struct rc_msg *rc_fsm_message_next(const rc_fsm *f, size_t *pos);
 
 const struct rc_suppression *rc_fsm_suppression(const rc_fsm *f, const char *address);
+/* Incoming bounces that changed nothing (raft/rc_notes.h). */
+struct rc_notes;
+const struct rc_notes *rc_fsm_notes(const rc_fsm *f);
 const struct rc_suppression *rc_fsm_suppression_next(const rc_fsm *f, size_t *pos);
 
 const struct rc_view *rc_fsm_view(const rc_fsm *f);

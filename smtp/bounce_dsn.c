@@ -1,0 +1,435 @@
+/* Structured reports: RFC 3464 message/delivery-status, RFC 5965
+ * message/feedback-report, and the structured formats of providers
+ * (Amazon SES/SNS JSON notifications, Hotmail/Outlook JMRP complaints).
+ *
+ * The fields of delivery-status and feedback-report parts are RFC 822-style
+ * header lines (folded lines unfolded here), in blocks separated by blank
+ * lines: the per-message block first, then one block per recipient. Broken
+ * reports that put several recipients in one block are split at each new
+ * Final-Recipient. */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/bounce_internal.h"
+
+typedef int (*bounce_field_cb)(void *arg, const char *name, const char *value); /* name NULL: blank line */
+
+#define BOUNCE_FIELD_MAX 2048
+
+static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void *arg)
+{
+    char name[64], value[BOUNCE_FIELD_MAX];
+    size_t vl = 0;
+    bool have = false;
+    const char *p = text, *end = text + len;
+    int rv = 0;
+    while (p < end && rv == 0) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        size_t ll = (size_t)(eol - p);
+        if (ll > 0 && p[ll - 1] == '\r')
+            ll--;
+        bool blank = true;
+        for (size_t i = 0; i < ll; i++)
+            if (!isspace((unsigned char)p[i]))
+                blank = false;
+        if (!blank && (p[0] == ' ' || p[0] == '\t')) {
+            if (have) { /* continuation */
+                for (size_t i = 0; i < ll && vl + 1 < sizeof value; i++)
+                    value[vl++] = p[i] == '\t' ? ' ' : p[i];
+            }
+        } else {
+            if (have) {
+                value[vl] = '\0';
+                rv = cb(arg, name, value);
+                have = false;
+            }
+            if (blank) {
+                if (rv == 0)
+                    rv = cb(arg, NULL, NULL);
+            } else {
+                const char *colon = memchr(p, ':', ll);
+                if (colon != NULL && (size_t)(colon - p) < sizeof name && colon > p) {
+                    size_t nl = (size_t)(colon - p);
+                    memcpy(name, p, nl);
+                    while (nl > 0 && isspace((unsigned char)name[nl - 1]))
+                        nl--;
+                    name[nl] = '\0';
+                    const char *v = colon + 1;
+                    while (v < p + ll && isspace((unsigned char)*v))
+                        v++;
+                    vl = 0;
+                    for (; v < p + ll && vl + 1 < sizeof value; v++)
+                        value[vl++] = *v == '\t' ? ' ' : *v;
+                    have = true;
+                }
+            }
+        }
+        p = eol + 1;
+    }
+    if (have && rv == 0) {
+        value[vl] = '\0';
+        rv = cb(arg, name, value);
+    }
+    return rv;
+}
+
+struct bounce_dsn_state {
+    bounce_report *r;
+    char fr[512], orcpt[512], action[32], status[32], diag[BOUNCE_FIELD_MAX], rmta[256];
+};
+
+/* "rfc822; a@b" -> "a@b"; "dns; host" -> "host"; "smtp; 550 ..." -> "550 ..." */
+static const char *bounce_strip_type(const char *v)
+{
+    const char *semi = strchr(v, ';');
+    if (semi == NULL)
+        return v;
+    for (const char *p = v; p < semi; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != ' ')
+            return v;
+    semi++;
+    while (*semi == ' ')
+        semi++;
+    return semi;
+}
+
+static int bounce_dsn_flush(struct bounce_dsn_state *s)
+{
+    int rv = 0;
+    if (s->fr[0] || s->orcpt[0]) {
+        char *fr = s->fr[0] ? bounce__clean_addr(s->fr, strlen(s->fr)) : NULL;
+        char *orc = s->orcpt[0] ? bounce__clean_addr(s->orcpt, strlen(s->orcpt)) : NULL;
+        const char *rcpt = fr ? fr : orc ? orc : s->fr[0] ? bounce_strip_type(s->fr) : "";
+        rv = bounce__report_add(s->r, rcpt, orc ? orc : "", s->action, s->status, s->diag, s->rmta, "");
+        free(fr);
+        free(orc);
+    }
+    s->fr[0] = s->orcpt[0] = s->action[0] = s->status[0] = s->diag[0] = s->rmta[0] = '\0';
+    return rv;
+}
+
+static void bounce_set(char *dst, size_t n, const char *v)
+{
+    snprintf(dst, n, "%s", v);
+}
+
+static int bounce_dsn_field(void *arg, const char *name, const char *value)
+{
+    struct bounce_dsn_state *s = arg;
+    if (name == NULL)
+        return bounce_dsn_flush(s);
+    if (strcasecmp(name, "Final-Recipient") == 0) {
+        int rv = s->fr[0] ? bounce_dsn_flush(s) : 0;
+        bounce_set(s->fr, sizeof s->fr, value);
+        return rv;
+    }
+    if (strcasecmp(name, "Original-Recipient") == 0) {
+        int rv = s->orcpt[0] ? bounce_dsn_flush(s) : 0;
+        bounce_set(s->orcpt, sizeof s->orcpt, value);
+        return rv;
+    }
+    if (strcasecmp(name, "Action") == 0) {
+        bounce_set(s->action, sizeof s->action, value);
+        bounce__normalise(s->action);
+        char *sp = strchr(s->action, ' ');
+        if (sp != NULL)
+            *sp = '\0';
+    } else if (strcasecmp(name, "Status") == 0) {
+        char st[16];
+        if (bounce__find_status(value, st, sizeof st))
+            bounce_set(s->status, sizeof s->status, st);
+    } else if (strcasecmp(name, "Diagnostic-Code") == 0) {
+        bounce_set(s->diag, sizeof s->diag, bounce_strip_type(value));
+    } else if (strcasecmp(name, "Remote-MTA") == 0) {
+        bounce_set(s->rmta, sizeof s->rmta, bounce_strip_type(value));
+    }
+    return 0;
+}
+
+static int bounce_dsn_fields(bounce_report *r, const char *text, size_t len)
+{
+    struct bounce_dsn_state *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return BOUNCE_ENOMEM;
+    s->r = r;
+    int rv = bounce_fields(text, len, bounce_dsn_field, s);
+    if (rv == 0)
+        rv = bounce_dsn_flush(s);
+    free(s);
+    return rv;
+}
+
+int bounce__dsn_parse(struct bounce__doc *d, bounce_report *r)
+{
+    for (size_t i = 0; i < d->nparts; i++) {
+        if (d->parts[i].type != BOUNCE_P_DS)
+            continue;
+        int rv = bounce_dsn_fields(r, d->parts[i].text, d->parts[i].len);
+        if (rv != 0)
+            return rv;
+    }
+    return BOUNCE_OK;
+}
+
+/* A line of text that begins with name (case-insensitive), at a line start. */
+static const char *bounce_line_with(const char *text, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = bounce__memistr(text, len, name); p != NULL;
+         p = bounce__memistr(p + 1, len - (size_t)(p + 1 - text), name)) {
+        if ((p == text || p[-1] == '\n') && (size_t)(text + len - p) > nl)
+            return p;
+    }
+    return NULL;
+}
+
+/* Delivery-status fields that ended up in a text part: a report forwarded
+ * as text, or MIME that did not parse (no Content-Type, a boundary that
+ * does not match). Read from the first per-message or per-recipient field
+ * to the returned message. */
+bool bounce__dsn_in_text(struct bounce__doc *d, bounce_report *r, int *rv)
+{
+    *rv = BOUNCE_OK;
+    for (size_t i = 0; i < d->nparts; i++) {
+        if (d->parts[i].type != BOUNCE_P_TEXT)
+            continue;
+        const char *t = d->parts[i].text;
+        size_t len = d->parts[i].len;
+        const char *fr = bounce_line_with(t, len, "Final-Recipient:");
+        if (fr == NULL || bounce_line_with(fr, len - (size_t)(fr - t), "Action:") == NULL)
+            continue;
+        const char *start = fr;
+        static const char *const firsts[] = {"Reporting-MTA:", "Original-Envelope-Id:", "Arrival-Date:",
+                                             "Original-Recipient:", NULL};
+        for (const char *const *f = firsts; *f; f++) {
+            const char *p = bounce_line_with(t, (size_t)(fr - t), *f);
+            if (p != NULL && p < start)
+                start = p;
+        }
+        const char *end = t + len;
+        static const char *const ends[] = {"Content-Type: message/rfc822", "Content-Type: text/rfc822-headers", NULL};
+        for (const char *const *e = ends; *e; e++) {
+            const char *p = bounce__memistr(start, (size_t)(end - start), *e);
+            if (p != NULL)
+                end = p;
+        }
+        size_t before = r->n;
+        if ((*rv = bounce_dsn_fields(r, start, (size_t)(end - start))) != 0)
+            return false;
+        if (r->n > before)
+            return true;
+    }
+    return false;
+}
+
+/* ---- ARF ------------------------------------------------------------------ */
+
+struct bounce_arf_state {
+    bounce_report *r;
+    int added;
+};
+
+static int bounce_arf_field(void *arg, const char *name, const char *value)
+{
+    struct bounce_arf_state *s = arg;
+    if (name == NULL)
+        return 0;
+    if (strcasecmp(name, "Feedback-Type") == 0) {
+        if (s->r->feedback_type[0] == '\0') {
+            snprintf(s->r->feedback_type, sizeof s->r->feedback_type, "%s", value);
+            bounce__normalise(s->r->feedback_type);
+        }
+    } else if (strcasecmp(name, "Original-Mail-From") == 0) {
+        if (s->r->feedback_mail_from[0] == '\0') {
+            char *a = bounce__clean_addr(value, strlen(value));
+            snprintf(s->r->feedback_mail_from, sizeof s->r->feedback_mail_from, "%s", a ? a : "");
+            free(a);
+        }
+    } else if (strcasecmp(name, "Original-Rcpt-To") == 0 || strcasecmp(name, "Removal-Recipient") == 0) {
+        char *a = bounce__clean_addr(value, strlen(value));
+        if (a != NULL) {
+            int rv = bounce__report_add(s->r, a, "", "", "", "", "", "");
+            free(a);
+            if (rv != 0)
+                return rv;
+            s->r->v[s->r->n - 1].reason = BOUNCE_R_FEEDBACK;
+            s->added++;
+        }
+    }
+    return 0;
+}
+
+static int bounce_add_feedback(bounce_report *r, const char *addr)
+{
+    char *a = addr ? bounce__clean_addr(addr, strlen(addr)) : NULL;
+    int rv = bounce__report_add(r, a ? a : "", "", "", "", "", "", "");
+    free(a);
+    if (rv == 0 && r->n > 0)
+        r->v[r->n - 1].reason = BOUNCE_R_FEEDBACK;
+    return rv;
+}
+
+int bounce__arf_parse(struct bounce__doc *d, bounce_report *r)
+{
+    struct bounce_arf_state s = {.r = r};
+    for (size_t i = 0; i < d->nparts; i++) {
+        if (d->parts[i].type != BOUNCE_P_FR)
+            continue;
+        int rv = bounce_fields(d->parts[i].text, d->parts[i].len, bounce_arf_field, &s);
+        if (rv != 0)
+            return rv;
+    }
+    if (s.added == 0 && r->n == 0) {
+        /* No Original-Rcpt-To: the returned message's To names the complainer,
+         * when it names exactly one address. */
+        const char *to = bounce__hdrs_get(bounce__doc_orig(d), "To");
+        if (to != NULL && strchr(to, ',') == NULL)
+            return bounce_add_feedback(r, to);
+        return bounce_add_feedback(r, NULL);
+    }
+    return BOUNCE_OK;
+}
+
+/* Complaint formats without message/feedback-report: Hotmail/Outlook JMRP
+ * returns the message with X-HmXmrOriginalRecipient; iCloud's unsubscribe
+ * is a plain mail with X-Apple-Unsubscribe: true. */
+bool bounce__provider_complaint(struct bounce__doc *d, bounce_report *r)
+{
+    /* iCloud Mail's "unsubscribe" button: a mail from the recipient */
+    const char *au = bounce__hdrs_get(&d->top, "X-Apple-Unsubscribe");
+    const char *from = bounce__hdrs_get(&d->top, "From");
+    if (au != NULL && strcasecmp(au, "true") == 0 && from != NULL && strchr(from, '@') != NULL) {
+        if (bounce_add_feedback(r, from) != 0)
+            return false;
+        snprintf(r->feedback_type, sizeof r->feedback_type, "opt-out");
+        return true;
+    }
+    if (d->orig_block != NULL && !bounce__block_has(d->orig_block, "X-HmXmrOriginalRecipient", "@"))
+        return false; /* not worth parsing the block */
+    const char *hm = bounce__hdrs_get(bounce__doc_orig(d), "X-HmXmrOriginalRecipient");
+    if (hm == NULL)
+        return false;
+    if (bounce_add_feedback(r, hm) != 0)
+        return false;
+    snprintf(r->feedback_type, sizeof r->feedback_type, "abuse");
+    return true;
+}
+
+/* ---- Amazon SES notifications (JSON, possibly inside an SNS envelope) ----- */
+
+static const char *bounce_jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static bool bounce_ses(json_t *root, bounce_report *r)
+{
+    const char *type = bounce_jstr(root, "notificationType");
+    if (type[0] == '\0')
+        type = bounce_jstr(root, "eventType");
+    if (strcasecmp(type, "Bounce") == 0) {
+        json_t *b = json_object_get(root, "bounce");
+        json_t *list = json_object_get(b, "bouncedRecipients");
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            if (bounce__report_add(r, bounce_jstr(e, "emailAddress"), "", bounce_jstr(e, "action"),
+                                   bounce_jstr(e, "status"), bounce_strip_type(bounce_jstr(e, "diagnosticCode")),
+                                   bounce_jstr(b, "reportingMTA"), bounce_jstr(b, "bounceSubType")) != 0)
+                break;
+        }
+        r->kind = BOUNCE_KIND_DSN;
+        return r->n > 0;
+    }
+    if (strcasecmp(type, "Complaint") == 0) {
+        json_t *c = json_object_get(root, "complaint");
+        json_t *list = json_object_get(c, "complainedRecipients");
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            if (bounce_add_feedback(r, bounce_jstr(e, "emailAddress")) != 0)
+                break;
+        }
+        if (r->n == 0)
+            bounce_add_feedback(r, NULL);
+        const char *ft = bounce_jstr(c, "complaintFeedbackType");
+        snprintf(r->feedback_type, sizeof r->feedback_type, "%s", ft[0] ? ft : "abuse");
+        r->kind = BOUNCE_KIND_ARF;
+        return true;
+    }
+    if (strcasecmp(type, "Delivery") == 0) {
+        json_t *dl = json_object_get(root, "delivery");
+        json_t *list = json_object_get(dl, "recipients");
+        const char *resp = bounce_jstr(dl, "smtpResponse");
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) {
+            if (!json_is_string(e))
+                continue;
+            char st[16] = "";
+            bounce__find_status(resp, st, sizeof st);
+            if (bounce__report_add(r, json_string_value(e), "", "delivered", st, resp,
+                                   bounce_jstr(dl, "reportingMTA"), "") != 0)
+                break;
+        }
+        r->kind = BOUNCE_KIND_DSN;
+        return r->n > 0;
+    }
+    return false;
+}
+
+/* SNS delivers the JSON in a mail body folded at 990 columns with "!\n "
+ * and followed by "\n\n--\n" and an unsubscribe footer. */
+static char *bounce_sns_unfold(const char *t, size_t len)
+{
+    char *s = bounce__strndup(t, len);
+    if (s == NULL)
+        return NULL;
+    char *foot = strstr(s, "\n\n--\n");
+    if (foot != NULL)
+        *foot = '\0';
+    bounce__remove_all(s, "!\n ");
+    bounce__remove_all(s, "!\r\n ");
+    return s;
+}
+
+bool bounce__provider_json(struct bounce__doc *d, bounce_report *r)
+{
+    for (size_t i = 0; i < d->nparts; i++) {
+        if (d->parts[i].type != BOUNCE_P_TEXT)
+            continue;
+        const char *t = d->parts[i].text;
+        while (isspace((unsigned char)*t))
+            t++;
+        if (*t != '{' || strstr(t, "notificationType") == NULL)
+            continue;
+        char *js = bounce_sns_unfold(t, d->parts[i].len - (size_t)(t - d->parts[i].text));
+        if (js == NULL)
+            return false;
+        json_error_t err;
+        json_t *root = json_loadb(js, strlen(js), JSON_DISABLE_EOF_CHECK, &err);
+        free(js);
+        if (root == NULL)
+            continue;
+        bool ok = false;
+        json_t *msg = json_object_get(root, "Message"); /* SNS envelope */
+        if (json_is_string(msg)) {
+            json_t *inner = json_loads(json_string_value(msg), 0, &err);
+            if (inner != NULL) {
+                ok = bounce_ses(inner, r);
+                json_decref(inner);
+            }
+        } else {
+            ok = bounce_ses(root, r);
+        }
+        json_decref(root);
+        if (ok)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,445 @@
+/* Small bounded string helpers of the bounce library. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/bounce_internal.h"
+
+char *bounce__strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p == NULL)
+        return NULL;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static const unsigned char bounce_lower[256] = {
+#define L4(i) (i), (i) + 1, (i) + 2, (i) + 3
+#define L16(i) L4(i), L4((i) + 4), L4((i) + 8), L4((i) + 12)
+    L16(0), L16(16), L16(32), L16(48),
+    0x40, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 0x5b, 0x5c, 0x5d, 0x5e, 0x5f,
+    L16(96), L16(112), L16(128), L16(144), L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
+#undef L16
+#undef L4
+};
+
+const char *bounce__memistr(const char *hay, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle);
+    if (nl == 0)
+        return hay;
+    if (len < nl)
+        return NULL;
+    const unsigned char *h = (const unsigned char *)hay, *n = (const unsigned char *)needle;
+    unsigned char c0 = bounce_lower[n[0]];
+    for (size_t i = 0; i + nl <= len; i++) {
+        if (bounce_lower[h[i]] != c0)
+            continue;
+        size_t k = 1;
+        while (k < nl && bounce_lower[h[i + k]] == bounce_lower[n[k]])
+            k++;
+        if (k == nl)
+            return hay + i;
+    }
+    return NULL;
+}
+
+const char *bounce__stristr(const char *hay, const char *needle)
+{
+    return bounce__memistr(hay, strlen(hay), needle);
+}
+
+bool bounce__starts_ci(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int bounce__find_code(const char *s, const char **where)
+{
+    for (const char *p = s; *p; p++) {
+        if (p[0] < '2' || p[0] > '5' || !isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]))
+            continue;
+        if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-' || p[-1] == '#' ||
+                      p[-1] == '/' || p[-1] == ':' || p[-1] == '+'))
+            continue;
+        char c = p[3];
+        if (c != ' ' && c != '-' && c != '\0' && c != '\n' && c != '\r' && c != '\t' && c != ']' &&
+            c != ',' && c != ')' && c != '"' && c != ';')
+            continue;
+        /* "550-5.1.1" or "550 5.1.1" or "550 text"; skip things like "500 ms" or years */
+        int code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        if (p[1] > '5')
+            continue;
+        if (where)
+            *where = p;
+        return code;
+    }
+    return 0;
+}
+
+bool bounce__find_status(const char *s, char *out, size_t outlen)
+{
+    for (const char *p = s; *p; p++) {
+        if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
+            continue;
+        if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.'))
+            continue;
+        const char *q = p + 2;
+        size_t d1 = 0, d2 = 0;
+        while (isdigit((unsigned char)q[d1]) && d1 < 4)
+            d1++;
+        if (d1 == 0 || d1 > 3 || q[d1] != '.')
+            continue;
+        const char *r = q + d1 + 1;
+        while (isdigit((unsigned char)r[d2]) && d2 < 4)
+            d2++;
+        if (d2 == 0 || d2 > 3)
+            continue;
+        if (isalnum((unsigned char)r[d2]) || (r[d2] == '.' && isdigit((unsigned char)r[d2 + 1])))
+            continue;
+        size_t n = (size_t)(r + d2 - p);
+        if (n + 1 > outlen)
+            return false;
+        memcpy(out, p, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+static bool bounce_addr_char(int c)
+{
+    return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL || c >= 0x80;
+}
+
+char *bounce__clean_addr(const char *s, size_t n)
+{
+    const char *end = s + n;
+    /* "rfc822; addr" */
+    const char *semi = memchr(s, ';', n);
+    if (semi != NULL)
+        s = semi + 1;
+    const char *at = memchr(s, '@', (size_t)(end - s));
+    if (at == NULL)
+        return NULL;
+    const char *b = at, *e = at + 1;
+    while (b > s && bounce_addr_char((unsigned char)b[-1]))
+        b--;
+    while (e < end && bounce_addr_char((unsigned char)*e))
+        e++;
+    while (e > at + 1 && (e[-1] == '.' || e[-1] == '\''))
+        e--;
+    while (b < at && (*b == '.' || *b == '\''))
+        b++;
+    if (b == at || e == at + 1 || (size_t)(e - b) > 254)
+        return NULL;
+    /* the domain needs a dot or to be a plain host name of letters */
+    char *out = bounce__strndup(b, (size_t)(e - b));
+    if (out == NULL)
+        return NULL;
+    char *d = strchr(out, '@');
+    if (strchr(d + 1, '@') != NULL) {
+        free(out);
+        return NULL;
+    }
+    for (char *p = d + 1; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return out;
+}
+
+void bounce__normalise(char *s)
+{
+    char *w = s;
+    bool sp = false;
+    for (char *r = s; *r; r++) {
+        unsigned char c = (unsigned char)*r;
+        if (isspace(c)) {
+            sp = true;
+            continue;
+        }
+        if (sp && w != s)
+            *w++ = ' ';
+        sp = false;
+        *w++ = (char)tolower(c);
+    }
+    *w = '\0';
+}
+
+/* ---- status codes, reply codes, commands in free text ---------------------- */
+
+static bool bounce_is_ipv4_at(const char *s, size_t *len)
+{
+    size_t i = 0;
+    for (int oct = 0; oct < 4; oct++) {
+        size_t d = 0;
+        while (isdigit((unsigned char)s[i + d]) && d < 4)
+            d++;
+        if (d == 0 || d > 3)
+            return false;
+        i += d;
+        if (oct < 3) {
+            if (s[i] != '.')
+                return false;
+            i++;
+        }
+    }
+    if (isdigit((unsigned char)s[i]))
+        return false;
+    *len = i;
+    return true;
+}
+
+/* Enhanced status at s[i] (class digit), or 0; *n its length. */
+static size_t bounce_status_at(const char *s, size_t i, size_t *n)
+{
+    char p = i > 0 ? s[i - 1] : ' ';
+    if ((p >= '.' && p <= '9') || p == 'v' || p == 'V')
+        return 0;
+    if (s[i + 1] != '.' || s[i + 2] < '0' || s[i + 2] > '7' || s[i + 3] != '.' || !isdigit((unsigned char)s[i + 4]))
+        return 0;
+    size_t k = 5;
+    while (k < 7 && isdigit((unsigned char)s[i + k]))
+        k++;
+    if (k == 7 && isdigit((unsigned char)s[i + k]))
+        return 0;
+    *n = k;
+    return 1;
+}
+
+bool bounce__status_find(const char *text, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (text == NULL || strlen(text) < 7 || outlen < 8)
+        return false;
+    char cv[16] = "", other[16] = "";
+    size_t len = strlen(text);
+    for (size_t i = 0; i < len; i++) {
+        size_t ipl;
+        if (isdigit((unsigned char)text[i]) && (i == 0 || !isdigit((unsigned char)text[i - 1])) &&
+            bounce_is_ipv4_at(text + i, &ipl)) {
+            i += ipl - 1; /* an IPv4 address is no status code */
+            continue;
+        }
+        if (text[i] != '2' && text[i] != '4' && text[i] != '5')
+            continue;
+        size_t n;
+        if (!bounce_status_at(text, i, &n))
+            continue;
+        char code[16];
+        memcpy(code, text + i, n);
+        code[n] = '\0';
+        i += n - 1;
+        /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
+        if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
+            snprintf(other, sizeof other, "%.15s", code);
+            continue;
+        }
+        if (cv[0] == '\0')
+            snprintf(cv, sizeof cv, "%s", code);
+        else {
+            char pref[16];
+            bounce__status_prefer(pref, sizeof pref, cv, code, 0);
+            snprintf(cv, sizeof cv, "%s", pref);
+        }
+    }
+    if (other[0]) {
+        if (cv[0] == '\0')
+            snprintf(cv, sizeof cv, "%s", other);
+        else {
+            char pref[16];
+            bounce__status_prefer(pref, sizeof pref, cv, other, 0);
+            snprintf(cv, sizeof cv, "%s", pref);
+        }
+    }
+    snprintf(out, outlen, "%s", cv);
+    return cv[0] != '\0';
+}
+
+/* Of the status in the Status: field (a), the one in the diagnostic (b) and
+ * the reply code's class, the more telling one. */
+void bounce__status_prefer(char *out, size_t outlen, const char *a, const char *b, int reply)
+{
+    const char *r = a;
+    if (a[0] == '\0')
+        r = b;
+    else if (b[0] == '\0' || strlen(b) < 5)
+        r = a;
+    else if (strlen(a) < 5)
+        r = b;
+    else {
+        char rc = reply > 0 ? (char)('0' + reply / 100) : '0';
+        bool z2a = strstr(a, ".0.0") != NULL, z2b = strstr(b, ".0.0") != NULL;
+        bool z1a = strstr(a, ".0") != NULL, z1b = strstr(b, ".0") != NULL;
+        if (reply > 0 && a[0] != b[0] && (rc == a[0] || rc == b[0]))
+            r = rc == a[0] ? a : b;
+        else if (strcmp(a, b) == 0)
+            r = a;
+        else if (z2a)
+            r = z2b ? a : b;
+        else if (z1a && !z1b)
+            r = b;
+        else if (z2b)
+            r = a;
+        else if (strcmp(a, "4.4.7") == 0 || strcmp(a, "4.7.0") == 0 || strncmp(a, "5.3.", 4) == 0 ||
+                 strncmp(a + 1, ".5.1", 4) == 0 || strncmp(a + 1, ".5.2", 4) == 0 ||
+                 strncmp(a + 1, ".5.4", 4) == 0 || strncmp(a + 1, ".5.5", 4) == 0)
+            r = b;
+        else if (strcmp(a, "5.1.1") == 0)
+            r = (z1b || strncmp(b, "5.5.", 4) == 0) ? a : b;
+        else if (strcmp(a, "5.1.3") == 0 && strncmp(b, "5.7.", 4) == 0)
+            r = b;
+        else
+            r = a;
+    }
+    snprintf(out, outlen, "%s", r);
+}
+
+static const int bounce_reply2[] = {211, 214, 220, 221, 235, 250, 251, 252, 253, 354, 0};
+static const int bounce_reply4[] = {421, 450, 451, 452, 422, 430, 432, 453, 454, 455, 456, 458, 459, 0};
+static const int bounce_reply5[] = {550, 552, 553, 551, 521, 525, 502, 520, 523, 524, 530, 533, 534,
+                                    535, 538, 555, 556, 554, 557, 500, 501, 503, 504, 0};
+
+static bool bounce_reply_in(const char *text, size_t len, int code)
+{
+    char c[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10), (char)('0' + code % 10), 0};
+    for (const char *p = strstr(text, c); p != NULL; p = strstr(p + 1, c)) {
+        char b = p > text ? p[-1] : ' ';
+        char a = (size_t)(p - text) + 3 < len ? p[3] : ' ';
+        if ((b >= '.' && b <= '9') || (a >= '.' && a <= '9'))
+            continue;
+        return true;
+    }
+    return false;
+}
+
+int bounce__reply_find(const char *text, char cls)
+{
+    if (text == NULL || strlen(text) < 3 || bounce__memistr(text, strlen(text), "x-unix"))
+        return 0;
+    size_t len = strlen(text);
+    const int *const lists[3] = {bounce_reply5, bounce_reply4, bounce_reply2};
+    for (int l = 0; l < 3; l++) {
+        if ((cls == '5' && l != 0) || (cls == '4' && l != 1) || (cls == '2' && l != 2))
+            continue;
+        for (const int *c = lists[l]; *c; c++)
+            if (bounce_reply_in(text, len, *c))
+                return *c;
+    }
+    return 0;
+}
+
+/* The SMTP command a text names; the one furthest into the dialogue wins. */
+enum bounce_smtp_cmd bounce__cmd_find(const char *text)
+{
+    static const struct {
+        const char *w;
+        enum bounce_smtp_cmd c;
+    } cmds[] = {
+        {"HELO", BOUNCE_CMD_HELO}, {"EHLO", BOUNCE_CMD_HELO}, {"STARTTLS", BOUNCE_CMD_STARTTLS},
+        {"AUTH PLAIN", BOUNCE_CMD_AUTH}, {"AUTH LOGIN", BOUNCE_CMD_AUTH}, {"AUTH CRAM-", BOUNCE_CMD_AUTH},
+        {"AUTH DIGEST-", BOUNCE_CMD_AUTH}, {"MAIL F", BOUNCE_CMD_MAIL}, {"RCPT", BOUNCE_CMD_RCPT},
+        {"DATA", BOUNCE_CMD_DATA}, {"QUIT", BOUNCE_CMD_OTHER}, {"XFORWARD", BOUNCE_CMD_OTHER},
+    };
+    enum bounce_smtp_cmd last = BOUNCE_CMD_UNKNOWN;
+    if (text == NULL)
+        return last;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        size_t wl = strlen(cmds[i].w);
+        const char *p = strstr(text, cmds[i].w);
+        if (p == NULL)
+            continue;
+        if (strchr(cmds[i].w, ' ') == NULL) {
+            /* a word of its own: no letter or digit either side */
+            unsigned char b = p > text ? (unsigned char)p[-1] : ' ', a = (unsigned char)p[wl];
+            if (isalnum(b) || b == '@' || isalnum(a) || a == '@')
+                continue;
+        }
+        last = cmds[i].c;
+    }
+    return last;
+}
+
+/* A diagnostic as the classifier reads it: one line, multi-line reply
+ * prefixes ("550-5.7.1 ") folded away, an HTML block dropped, blanks
+ * squeezed; with cut_boundary, cut at a MIME boundary marker (" --"). */
+char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary)
+{
+    if (len > BOUNCE_DIAG_MAX)
+        len = BOUNCE_DIAG_MAX;
+    char *s = bounce__strndup(raw, len);
+    if (s == NULL)
+        return NULL;
+    for (char *p = s; *p; p++)
+        if (*p == '\r' || *p == '\n' || *p == '\t')
+            *p = ' ';
+    char cs[16];
+    bounce__status_find(s, cs, sizeof cs);
+    int cr = bounce__reply_find(s, cs[0]);
+    if (cr > 0) {
+        char pre[24];
+        snprintf(pre, sizeof pre, "%d-", cr);
+        if (strstr(s, pre) != NULL) {
+            const char seps[2] = {'-', ' '};
+            for (int k = 0; k < 2; k++) {
+                char a[48], b[16];
+                snprintf(a, sizeof a, "%d%c%s", cr, seps[k], cs);
+                snprintf(b, sizeof b, "%d%c", cr, seps[k]);
+                if (cs[0])
+                    bounce__remove_all(s, a);
+                bounce__remove_all(s, b);
+            }
+            char c3[16];
+            snprintf(c3, sizeof c3, "%d", cr);
+            if (strstr(s, c3) != NULL) {
+                size_t n = strlen(s) + 32;
+                char *t = malloc(n);
+                if (t != NULL) {
+                    snprintf(t, n, "%d %s %s", cr, cs, s);
+                    free(s);
+                    s = t;
+                }
+            }
+        }
+    }
+    const char *h1 = bounce__memistr(s, strlen(s), "<html>");
+    const char *h2 = bounce__memistr(s, strlen(s), "</html>");
+    if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1)
+        memmove((char *)h1, h2 + 7, strlen(h2 + 7) + 1);
+    /* squeeze and trim */
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r == ' ' && (w == s || w[-1] == ' '))
+            continue;
+        *w++ = *r;
+    }
+    while (w > s && w[-1] == ' ')
+        w--;
+    *w = '\0';
+    if (cut_boundary && strstr(s, "-- ") == NULL) {
+        char *cut = strstr(s, " --");
+        if (cut != NULL)
+            *cut = '\0';
+    }
+    return s;
+}
+
+void bounce__remove_all(char *s, const char *needle)
+{
+    size_t nl = strlen(needle);
+    if (nl == 0)
+        return;
+    char *p;
+    while ((p = strstr(s, needle)) != NULL)
+        memmove(p, p + nl, strlen(p + nl) + 1);
+}
+
+void bounce__lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}

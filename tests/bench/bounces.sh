@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): classify every mail of the bounce corpus with
+# Ricochet (ricochet-classify, one process, worker threads on every CPU; and
+# once more with -j 1) and with Sisimai (Debian's libsisimai-perl, one
+# process) in one run; print mails/s for each, the ratios, and how often the
+# two agree on the reason per (file, recipient).
+#   tests/bench/bounces.sh [BUILD_DIR] [CORPUS_DIR] [ROUNDS]
+# ROUNDS (default 5) repeats the Ricochet runs (each over the whole corpus)
+# so that the timing is not dominated by process start; Sisimai runs once.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$src/build}" && pwd)
+corpus=$(cd "${2:-$src/../shared/corpus/bounces}" && pwd)
+rounds=${3:-5}
+classify=${CLASSIFY:-$build/ricochet-classify}
+[ -x "$classify" ] || { echo "no $classify (build first)" >&2; exit 2; }
+perl -MSisimai -e 1 2>/dev/null || { echo "Sisimai missing: apt-get install libsisimai-perl" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$corpus"
+files=(*.eml)
+n=${#files[@]}
+now() { date +%s.%N; }
+
+t0=$(now)
+for ((i = 0; i < rounds; i++)); do "$classify" "${files[@]}" >"$work/ricochet.tsv" || true; done
+t1=$(now)
+for ((i = 0; i < rounds; i++)); do "$classify" -j 1 "${files[@]}" >"$work/ricochet1.tsv" || true; done
+t2=$(now)
+perl -MSisimai -e '
+  for my $f (@ARGV) {
+    my $v = Sisimai->make($f, delivered => 1, vacation => 1) || [];
+    for my $e (@$v) { printf "%s\t%s\t%s\n", $f, lc($e->recipient->address // ""), $e->reason; }
+  }' "${files[@]}" >"$work/sisimai.tsv" 2>/dev/null
+t3=$(now)
+
+python3 - "$work/ricochet.tsv" "$work/sisimai.tsv" "$n" "$rounds" "$t0" "$t1" "$t2" "$t3" "$(nproc)" <<'PY'
+import sys
+rf, sf, n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+t0, t1, t2, t3 = map(float, sys.argv[5:9])
+cpus = sys.argv[9]
+def load(p):
+    d = {}
+    for line in open(p):
+        f = line.rstrip("\n").split("\t")
+        if len(f) >= 3:
+            d.setdefault((f[0], f[1].lower()), f[2])
+    return d
+r, s = load(rf), load(sf)
+rr = n * rounds / (t1 - t0)
+r1 = n * rounds / (t2 - t1)
+sr = n / (t3 - t2)
+common = [k for k in s if k in r]
+agree = sum(1 for k in common if r[k] == s[k])
+print("mails=%d cpus=%s" % (n, cpus))
+print("ricochet (-j %s)  %7.0f mails/s  ratio %.1fx" % (cpus, rr, rr / sr))
+print("ricochet (-j 1)  %7.0f mails/s  ratio %.1fx" % (r1, r1 / sr))
+print("sisimai          %7.0f mails/s" % sr)
+print("sisimai rows=%d matched by ricochet=%d reason agreement=%.3f" % (len(s), len(common), agree / max(1, len(common))))
+PY

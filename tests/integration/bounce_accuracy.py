@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Corpus accuracy of the bounce classifier (issue 6).
+
+Runs the classify command over every mail of ../shared/corpus/bounces and
+compares, per labelled (file, recipient) row, the reason and the hard/soft
+flag with labels.tsv; a row listed in alt_labels.tsv also counts as right
+when it matches the alternative label. Prints the per-reason confusion and
+fails below 0.95 (reason) or 0.98 (hard/soft).
+
+usage: bounce_accuracy.py [CLASSIFY_CMD...]   (default: $RICOCHET_BUILD/ricochet-classify)
+"""
+import collections
+import csv
+import os
+import subprocess
+import sys
+
+REASON_MIN = 0.95
+HARD_MIN = 0.98
+
+
+def main():
+    src = os.environ.get("RICOCHET_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+    build = os.environ.get("RICOCHET_BUILD", os.path.join(src, "build"))
+    corpus = os.path.join(src, "..", "shared", "corpus", "bounces")
+    if not os.path.isfile(os.path.join(corpus, "labels.tsv")):
+        print("corpus not found at", corpus)
+        return 1
+    cmd = sys.argv[1:] or [os.path.join(build, "ricochet-classify")]
+    files = sorted(f for f in os.listdir(corpus) if f.endswith(".eml"))
+    out = subprocess.run(cmd + files, cwd=corpus, capture_output=True, text=True, check=False)
+    if out.returncode not in (0, 1):
+        print(out.stderr)
+        return 1
+    got = {}
+    for line in out.stdout.splitlines():
+        f = line.split("\t")
+        if len(f) != 6:
+            print("bad output line:", line)
+            return 1
+        got.setdefault((f[0], f[1].lower()), (f[2], f[3], f[4], f[5]))
+    alt = {}
+    with open(os.path.join(corpus, "alt_labels.tsv")) as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            alt[(row["file"], row["recipient"].lower())] = (row["alt_reason"], row["alt_hardbounce"])
+    rows = 0
+    ok_reason = ok_hard = 0
+    confusion = collections.defaultdict(collections.Counter)
+    misses = []
+    with open(os.path.join(corpus, "labels.tsv")) as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            rows += 1
+            key = (row["file"], row["recipient"].lower())
+            g = got.get(key)
+            if g is None and row["recipient"] == "":
+                # a report naming no recipient: the mail's single line
+                cands = [v for k, v in got.items() if k[0] == row["file"]]
+                g = cands[0] if len(cands) == 1 else None
+            reason, hard = (g[0], g[1]) if g else ("<missing>", "?")
+            want = {(row["reason"], row["hardbounce"])}
+            if key in alt:
+                want.add(alt[key])
+            if reason in {w[0] for w in want}:
+                ok_reason += 1
+            else:
+                misses.append((row["file"], row["recipient"], row["reason"], reason, row["source"]))
+            if hard in {w[1] for w in want}:
+                ok_hard += 1
+            confusion[row["reason"]][reason] += 1
+    print("per-reason confusion (expected: got=count ...)")
+    for exp in sorted(confusion):
+        c = confusion[exp]
+        total = sum(c.values())
+        print("  %-16s %3d/%-3d  %s" % (exp, c[exp], total,
+              " ".join("%s=%d" % (k, v) for k, v in c.most_common() if k != exp)))
+    for m in misses:
+        print("  miss", *m)
+    ra, ha = ok_reason / rows, ok_hard / rows
+    print("rows=%d reason_accuracy=%.4f hard_accuracy=%.4f" % (rows, ra, ha))
+    if ra < REASON_MIN or ha < HARD_MIN:
+        print("FAIL: need reason >= %.2f and hard/soft >= %.2f" % (REASON_MIN, HARD_MIN))
+        return 1
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+ricochet_unit_test(test_bounce SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_bounce.c LIBS ricochet_bounce)

@@ -1,0 +1,288 @@
+/* Unit tests of the bounce library: the classifier on SMTP replies, and the
+ * analysis of small DSN, NDR, ARF and auto-reply mails written here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp/bounce.h"
+
+struct reply_case {
+    int code;
+    const char *status;
+    const char *text;
+    enum bounce_smtp_cmd cmd;
+    const char *reason;
+    int hard;
+};
+
+static const struct reply_case reply_cases[] = {
+    {550, "5.1.1", "<x@example.com>: Recipient address rejected: User unknown in local recipient table",
+     BOUNCE_CMD_RCPT, "userunknown", 1},
+    {450, "4.1.1", "<x@example.com>: Recipient address rejected: User unknown", BOUNCE_CMD_RCPT, "userunknown", 1},
+    {550, "5.1.1", "The email account that you tried to reach does not exist.", BOUNCE_CMD_UNKNOWN, "userunknown", 1},
+    {552, "5.2.2", "Mailbox full", BOUNCE_CMD_RCPT, "mailboxfull", 0},
+    {452, "4.2.2", "The email account that you tried to reach is over quota.", BOUNCE_CMD_RCPT, "mailboxfull", 0},
+    {550, "5.1.1", "user over quota", BOUNCE_CMD_UNKNOWN, "mailboxfull", 0},
+    {552, "5.3.4", "Message size exceeds fixed limit", BOUNCE_CMD_DATA, "mesgtoobig", 0},
+    {554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+     BOUNCE_CMD_RCPT, "blocked", 0},
+    {550, "5.7.25", "The IP address sending this message does not have a PTR record setup", BOUNCE_CMD_UNKNOWN,
+     "requireptr", 0},
+    {550, "5.7.26", "This message does not pass authentication checks (SPF and DKIM both do not pass).",
+     BOUNCE_CMD_DATA, "authfailure", 0},
+    {554, "5.7.1", "Relay access denied", BOUNCE_CMD_RCPT, "norelaying", 0},
+    {550, "5.1.10", "Recipient address has null MX", BOUNCE_CMD_RCPT, "notaccept", 1},
+    {556, "5.1.10", "domain does not accept mail", BOUNCE_CMD_UNKNOWN, "notaccept", 1},
+    {421, "4.7.0", "Too many concurrent SMTP connections; please try again later.", BOUNCE_CMD_CONNECT,
+     "toomanyconn", 0},
+    {550, "5.1.6", "Recipient has moved", BOUNCE_CMD_RCPT, "hasmoved", 1},
+    {554, "5.7.1", "Message rejected as spam by Content Filtering.", BOUNCE_CMD_DATA, "spamdetected", 0},
+    {552, "5.7.0", "Our system detected an illegal attachment on your message.", BOUNCE_CMD_DATA, "policyviolation", 0},
+    {550, "5.2.1", "The email account that you tried to reach is disabled.", BOUNCE_CMD_RCPT, "suspend", 0},
+    {553, "5.1.8", "<s@example.net>... Domain of sender address s@example.net does not exist",
+     BOUNCE_CMD_MAIL, "rejected", 0},
+    {500, "5.5.1", "Command unrecognized", BOUNCE_CMD_UNKNOWN, "syntaxerror", 0},
+    {550, NULL, "User unknown", BOUNCE_CMD_DATA, "filtered", 0},
+    {550, "5.1.1", "User unknown", BOUNCE_CMD_DATA, "userunknown", 1},
+    {250, "2.0.0", "Ok: queued as 1234", BOUNCE_CMD_DATA, "delivered", -1},
+    {554, NULL, "", BOUNCE_CMD_UNKNOWN, "onhold", 0},
+    {0, NULL, NULL, BOUNCE_CMD_UNKNOWN, "undefined", 0},
+    {550, NULL, "5.4.4 Host or domain name not found", BOUNCE_CMD_RCPT, "hostunknown", 1},
+    {451, "4.4.1", "Connection timed out", BOUNCE_CMD_UNKNOWN, "expired", 0},
+};
+
+static void test_classify_replies(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof reply_cases / sizeof reply_cases[0]; i++) {
+        const struct reply_case *c = &reply_cases[i];
+        int hard = 99;
+        enum bounce_reason r = bounce_classify_smtp(c->code, c->status, c->text, c->cmd, &hard);
+        if (strcmp(bounce_reason_name(r), c->reason) != 0 || hard != c->hard)
+            fail_msg("case %zu (%d %s \"%s\"): got %s/%d, want %s/%d", i, c->code, c->status ? c->status : "",
+                     c->text ? c->text : "", bounce_reason_name(r), hard, c->reason, c->hard);
+    }
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    for (int i = 0; i < BOUNCE_R_COUNT; i++)
+        assert_int_equal(bounce_reason_from_name(bounce_reason_name((enum bounce_reason)i)), i);
+    assert_int_equal(bounce_reason_from_name("nonsense"), -1);
+    assert_string_equal(bounce_reason_name((enum bounce_reason)999), "undefined");
+    assert_int_equal(bounce_reason_hard(BOUNCE_R_NOTACCEPT, 421, NULL), 0);
+    assert_int_equal(bounce_reason_hard(BOUNCE_R_NOTACCEPT, 0, "5.1.10"), 1);
+    assert_int_equal(bounce_reason_hard(BOUNCE_R_USERUNKNOWN, 450, "4.1.1"), 1);
+    assert_int_equal(bounce_reason_hard(BOUNCE_R_FEEDBACK, 0, NULL), -1);
+}
+
+static bounce_report *analyse(const char *mail)
+{
+    bounce_report *r = NULL;
+    char err[128] = "";
+    int rv = bounce_analyse(mail, strlen(mail), NULL, &r, err, sizeof err);
+    if (rv != BOUNCE_OK)
+        fail_msg("bounce_analyse: %d %s", rv, err);
+    return r;
+}
+
+static const char dsn_mail[] =
+    "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\n"
+    "To: sender@example.net\n"
+    "Subject: Undelivered Mail Returned to Sender\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\n\n"
+    "--B1\nContent-Type: text/plain\n\nI'm sorry to have to inform you that your message could not be delivered.\n\n"
+    "--B1\nContent-Type: message/delivery-status\n\n"
+    "Reporting-MTA: dns; mx.example.org\n\n"
+    "Final-Recipient: rfc822; nobody@Example.COM\n"
+    "Original-Recipient: rfc822;Nobody@example.com\n"
+    "Action: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.example.com\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.com>: Recipient address\n"
+    "    rejected: User unknown in virtual mailbox table\n\n"
+    "Final-Recipient: rfc822; full@example.com\n"
+    "Action: failed\nStatus: 5.2.2\n"
+    "Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\n\n"
+    "Final-Recipient: rfc822; ok@example.com\n"
+    "Action: relayed\nStatus: 2.0.0\n\n"
+    "--B1\nContent-Type: text/rfc822-headers\n\n"
+    "Return-Path: <b+token@bounce.example.net>\nFrom: sender@example.net\nTo: nobody@example.com\n"
+    "Message-ID: <m1@example.net>\nX-Ricochet-Id: 42\nSubject: =?utf-8?q?h=C3=A9llo?=\n\n"
+    "--B1--\n";
+
+static void test_dsn(void **state)
+{
+    (void)state;
+    bounce_report *r = analyse(dsn_mail);
+    assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_DSN);
+    assert_int_equal(bounce_report_rcpt_count(r), 3);
+    const struct bounce_rcpt *a = bounce_report_rcpt(r, 0);
+    assert_string_equal(a->recipient, "nobody@example.com");
+    assert_string_equal(a->original, "Nobody@example.com");
+    assert_string_equal(a->action, "failed");
+    assert_string_equal(a->status, "5.1.1");
+    assert_string_equal(a->remote_mta, "mx.example.com");
+    assert_non_null(strstr(a->diagnostic, "virtual mailbox table"));
+    assert_int_equal(a->smtp_code, 550);
+    assert_int_equal(a->reason, BOUNCE_R_USERUNKNOWN);
+    assert_int_equal(a->hard, 1);
+    const struct bounce_rcpt *b = bounce_report_rcpt(r, 1);
+    assert_string_equal(b->recipient, "full@example.com");
+    assert_int_equal(b->reason, BOUNCE_R_MAILBOXFULL);
+    assert_int_equal(b->hard, 0);
+    const struct bounce_rcpt *c = bounce_report_rcpt(r, 2);
+    assert_int_equal(c->reason, BOUNCE_R_DELIVERED);
+    assert_int_equal(c->hard, -1);
+    assert_null(bounce_report_rcpt(r, 3));
+    assert_string_equal(bounce_report_orig_get(r, "message-id"), "<m1@example.net>");
+    assert_string_equal(bounce_report_orig_get(r, "X-Ricochet-Id"), "42");
+    assert_string_equal(bounce_report_orig_get(r, "Return-Path"), "<b+token@bounce.example.net>");
+    assert_string_equal(bounce_report_orig_get(r, "Subject"), "h\xc3\xa9llo");
+    bounce_report_free(r);
+}
+
+static const char arf_mail[] =
+    "From: fbl@isp.example\nTo: abuse@example.net\nSubject: Abuse report\nMIME-Version: 1.0\n"
+    "Content-Type: multipart/report; report-type=feedback-report; boundary=\"B2\"\n\n"
+    "--B2\nContent-Type: text/plain\n\nThis is an email abuse report.\n"
+    "--B2\nContent-Type: message/feedback-report\n\n"
+    "Feedback-Type: Abuse\nUser-Agent: test/1.0\nVersion: 1\n"
+    "Original-Rcpt-To: <user@isp.example>\nOriginal-Rcpt-To: other@ISP.example\n\n"
+    "--B2\nContent-Type: message/rfc822\n\n"
+    "From: sender@example.net\nTo: user@isp.example\nMessage-ID: <m2@example.net>\nSubject: buy\n\nhello\n"
+    "--B2--\n";
+
+static void test_arf(void **state)
+{
+    (void)state;
+    bounce_report *r = analyse(arf_mail);
+    assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_ARF);
+    assert_string_equal(bounce_report_feedback_type(r), "abuse");
+    assert_int_equal(bounce_report_rcpt_count(r), 2);
+    assert_string_equal(bounce_report_rcpt(r, 0)->recipient, "user@isp.example");
+    assert_string_equal(bounce_report_rcpt(r, 1)->recipient, "other@isp.example");
+    assert_int_equal(bounce_report_rcpt(r, 0)->reason, BOUNCE_R_FEEDBACK);
+    assert_int_equal(bounce_report_rcpt(r, 0)->hard, -1);
+    assert_string_equal(bounce_report_orig_get(r, "Message-ID"), "<m2@example.net>");
+    bounce_report_free(r);
+}
+
+static void test_autoreply(void **state)
+{
+    (void)state;
+    static const char *const mails[] = {
+        "From: Jane <jane@example.com>\nTo: s@example.net\nSubject: hello\nAuto-Submitted: auto-replied\n\nAway.\n",
+        "From: jane@example.com\nTo: s@example.net\nSubject: Automatic reply: hello\n\nAway until Monday.\n",
+        "From: jane@example.com\nTo: s@example.net\nSubject: hi\nX-Autoreply: yes\n\nAway.\n",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        bounce_report *r = analyse(mails[i]);
+        assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_AUTOREPLY);
+        assert_int_equal(bounce_report_rcpt_count(r), 1);
+        assert_string_equal(bounce_report_rcpt(r, 0)->recipient, "jane@example.com");
+        assert_int_equal(bounce_report_rcpt(r, 0)->reason, BOUNCE_R_VACATION);
+        assert_int_equal(bounce_report_rcpt(r, 0)->hard, -1);
+        bounce_report_free(r);
+    }
+    /* Auto-Submitted: auto-generated alone is no auto-reply */
+    bounce_report *r = analyse("From: a@example.com\nTo: b@example.net\nSubject: news\n"
+                               "Auto-Submitted: auto-generated\n\nHello.\n");
+    assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_NONE);
+    assert_int_equal(bounce_report_rcpt_count(r), 0);
+    bounce_report_free(r);
+}
+
+static const char exim_mail[] =
+    "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nTo: sender@example.net\n"
+    "Subject: Mail delivery failed: returning message to sender\n\n"
+    "This message was created automatically by mail delivery software.\n\n"
+    "A message that you sent could not be delivered to one or more of its\n"
+    "recipients. This is a permanent error. The following address(es) failed:\n\n"
+    "  gone@example.com\n"
+    "    SMTP error from remote mail server after RCPT TO:<gone@example.com>:\n"
+    "    host mx.example.com [192.0.2.2]: 550 5.1.1 No such user here\n"
+    "  full@example.com\n"
+    "    SMTP error from remote mail server after RCPT TO:<full@example.com>:\n"
+    "    host mx.example.com [192.0.2.2]: 452 4.2.2 Mailbox full\n\n"
+    "------ This is a copy of the message, including all the headers. ------\n\n"
+    "Return-path: <sender@example.net>\nFrom: sender@example.net\nTo: gone@example.com\n"
+    "Message-ID: <m3@example.net>\nSubject: hi\n\nbody mentioning spam@example.org\n";
+
+static void test_ndr_text(void **state)
+{
+    (void)state;
+    bounce_report *r = analyse(exim_mail);
+    assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_NDR);
+    assert_int_equal(bounce_report_rcpt_count(r), 2);
+    const struct bounce_rcpt *a = bounce_report_rcpt(r, 0), *b = bounce_report_rcpt(r, 1);
+    assert_string_equal(a->recipient, "gone@example.com");
+    assert_int_equal(a->reason, BOUNCE_R_USERUNKNOWN);
+    assert_int_equal(a->smtp_code, 550);
+    assert_string_equal(a->status, "5.1.1");
+    assert_string_equal(b->recipient, "full@example.com");
+    assert_int_equal(b->reason, BOUNCE_R_MAILBOXFULL);
+    assert_int_equal(b->smtp_code, 452);
+    assert_string_equal(bounce_report_orig_get(r, "Message-ID"), "<m3@example.net>");
+    bounce_report_free(r);
+}
+
+static void test_limits_and_hostile(void **state)
+{
+    (void)state;
+    bounce_report *r = NULL;
+    struct bounce_limits lim = {.max_size = 100};
+    assert_int_equal(bounce_analyse(dsn_mail, strlen(dsn_mail), &lim, &r, NULL, 0), BOUNCE_ETOOBIG);
+    assert_null(r);
+    assert_int_equal(bounce_analyse(NULL, 0, NULL, &r, NULL, 0), BOUNCE_EINVAL);
+    /* max_rcpts bounds the recipients */
+    lim = (struct bounce_limits){.max_rcpts = 1};
+    assert_int_equal(bounce_analyse(dsn_mail, strlen(dsn_mail), &lim, &r, NULL, 0), BOUNCE_OK);
+    assert_int_equal(bounce_report_rcpt_count(r), 1);
+    bounce_report_free(r);
+    /* deep nesting, beyond max_depth: no crash, nothing found below */
+    size_t cap = 200000, n = 0;
+    char *deep = malloc(cap);
+    assert_non_null(deep);
+    for (int i = 0; i < 2000 && n + 100 < cap; i++)
+        n += (size_t)snprintf(deep + n, cap - n, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+    deep[n] = '\0';
+    assert_int_equal(bounce_analyse(deep, n, NULL, &r, NULL, 0), BOUNCE_OK);
+    assert_int_equal(bounce_report_kind(r), BOUNCE_KIND_NONE);
+    bounce_report_free(r);
+    /* binary garbage, empty input, a DSN part full of junk */
+    for (size_t i = 0; i < cap; i++)
+        deep[i] = (char)(i * 7919 % 251);
+    int grv = bounce_analyse(deep, cap, NULL, &r, NULL, 0);
+    assert_true(grv == BOUNCE_OK || grv == BOUNCE_EPARSE);
+    bounce_report_free(r);
+    free(deep);
+    int rv = bounce_analyse("", 0, NULL, &r, NULL, 0);
+    assert_true(rv == BOUNCE_OK || rv == BOUNCE_EPARSE);
+    if (rv == BOUNCE_OK)
+        bounce_report_free(r);
+    else
+        assert_null(r);
+    static const char junk[] = "Content-Type: multipart/report; boundary=x\n\n--x\n"
+                               "Content-Type: message/delivery-status\n\n"
+                               "Final-Recipient: ;;;\n : \n\tcontinued\nStatus: 9.9.9.9.9\nAction:\n--x--\n";
+    assert_int_equal(bounce_analyse(junk, strlen(junk), NULL, &r, NULL, 0), BOUNCE_OK);
+    bounce_report_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify_replies), cmocka_unit_test(test_reason_names),
+        cmocka_unit_test(test_dsn),              cmocka_unit_test(test_arf),
+        cmocka_unit_test(test_autoreply),        cmocka_unit_test(test_ndr_text),
+        cmocka_unit_test(test_limits_and_hostile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
