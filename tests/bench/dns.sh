@@ -19,14 +19,8 @@ PORT_R=12180
 PORT_N=12181
 PORT_N1=12182
 PORT_D=12183
-DIR=$(mktemp -d /tmp/dns-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir dns-bench
 
 cat > "$DIR/view" <<VIEW
 zone mx.bench
@@ -57,39 +51,15 @@ VIEW
 mkdir -p "$DIR/z1"
 "$BUILD/tests/dns_testd" --view "$DIR/view1" --dump > "$DIR/z1/mx.bench.zone"
 
-start_nsd() { # start_nsd PORT ZONEDIR
-    mkdir -p "$DIR/nsd-$1"
-    cat > "$DIR/nsd-$1/nsd.conf" <<CONF
-server:
-  ip-address: $IP@$1
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: "$2"
-  database: ""
-  pidfile: "$DIR/nsd-$1/nsd.pid"
-  xfrdfile: "$DIR/nsd-$1/xfrd.state"
-  zonelistfile: "$DIR/nsd-$1/zone.list"
-  logfile: "$DIR/nsd-$1/nsd.log"
-  server-count: 1
-  minimal-responses: yes
-  refuse-any: yes
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  verbosity: 0
-remote-control:
-  control-enable: no
-zone:
-  name: mx.bench
-  zonefile: mx.bench.zone
-CONF
-    /usr/sbin/nsd -d -c "$DIR/nsd-$1/nsd.conf" > "$DIR/nsd-$1/out" 2>&1 &
-    PIDS+=($!)
-}
-start_nsd $PORT_N "$DIR"
-PID_nsd=$!
-start_nsd $PORT_N1 "$DIR/z1"
-PID_nsd1=$!
+NSD_OPTIONS="minimal-responses: yes
+refuse-any: yes
+rrl-ratelimit: 0
+rrl-whitelist-ratelimit: 0
+verbosity: 0"
+nsd_start "$DIR/nsd-$PORT_N" "$DIR" $IP $PORT_N "$NSD_OPTIONS" mx.bench
+PID_nsd=$NSD_PID
+nsd_start "$DIR/nsd-$PORT_N1" "$DIR/z1" $IP $PORT_N1 "$NSD_OPTIONS" mx.bench
+PID_nsd1=$NSD_PID
 
 # A one-node ricochetd with DNS on $IP_D:$PORT_D (RRL off, as NSD's).
 mkdir -p "$DIR/rd/data"

@@ -15,14 +15,8 @@ IP=127.0.0.39
 PORT=12190     # main daemon, no RRL
 PORT2=12191    # RRL and TCP limits
 PORT3=12192    # big view (truncation)
-DIR=$(mktemp -d /tmp/dns-clients.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir dns-clients
 FAIL=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2"; FAIL=1; }

@@ -10,14 +10,8 @@ TESTD=$BUILD/tests/dns_testd
 IP=127.0.0.37
 PORT_R=12170
 PORT_N=12171
-DIR=$(mktemp -d /tmp/dns-vs-nsd.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir dns-vs-nsd
 FAIL=0
 
 cat > "$DIR/view" <<VIEW
@@ -38,30 +32,9 @@ extra _dmarc TXT "v=DMARC1; p=reject"
 extra relay TXT "relay"
 VIEW
 "$TESTD" --view "$DIR/view" --dump > "$DIR/mx.diff.zone" || { echo "dump failed"; exit 1; }
-cat > "$DIR/nsd.conf" <<CONF
-server:
-  ip-address: $IP@$PORT_N
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: "$DIR"
-  database: ""
-  pidfile: "$DIR/nsd.pid"
-  xfrdfile: "$DIR/xfrd.state"
-  zonelistfile: "$DIR/zone.list"
-  logfile: "$DIR/nsd.log"
-  server-count: 1
-  minimal-responses: yes
-  rrl-ratelimit: 0
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: mx.diff
-  zonefile: mx.diff.zone
-CONF
-/usr/sbin/nsd -d -c "$DIR/nsd.conf" > "$DIR/nsd.out" 2>&1 &
-PIDS+=($!)
+nsd_start "$DIR" "$DIR" $IP $PORT_N "minimal-responses: yes
+rrl-ratelimit: 0
+verbosity: 1" mx.diff
 "$TESTD" --listen $IP:$PORT_R --view "$DIR/view" --no-rrl > "$DIR/testd.out" 2>&1 &
 PID_R=$!
 PIDS+=($PID_R)

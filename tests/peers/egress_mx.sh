@@ -12,14 +12,8 @@ SEND=$BUILD/tests/egress_send
 IP=127.0.0.61
 DNSPORT=12553
 SMTPPORT=12526
-DIR=$(mktemp -d /tmp/egress-mx.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir egress-mx
 FAIL=0
 check() { # check NAME FILE PATTERN...
     local name=$1 file=$2; shift 2
@@ -52,31 +46,7 @@ for i in $(seq 1 90); do echo "big      IN MX  $i host-with-a-long-name-$i.big";
 for i in $(seq 1 90); do echo "host-with-a-long-name-$i.big IN A 127.0.0.65"; done
 } > "$DIR/egress.test.zone"
 printf 'broken.test. IN SOA this is not a zone\n' > "$DIR/broken.test.zone"
-cat > "$DIR/nsd.conf" <<CONF
-server:
-  ip-address: $IP@$DNSPORT
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: "$DIR"
-  database: ""
-  pidfile: "$DIR/nsd.pid"
-  xfrdfile: "$DIR/xfrd.state"
-  zonelistfile: "$DIR/zone.list"
-  logfile: "$DIR/nsd.log"
-  server-count: 1
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: egress.test
-  zonefile: egress.test.zone
-zone:
-  name: broken.test
-  zonefile: broken.test.zone
-CONF
-/usr/sbin/nsd -d -c "$DIR/nsd.conf" > "$DIR/nsd.out" 2>&1 &
-PIDS+=($!)
+nsd_start "$DIR" "$DIR" $IP $DNSPORT "verbosity: 1" egress.test broken.test
 for i in $(seq 1 100); do
     dig +short +time=1 +tries=1 -p $DNSPORT @$IP ns.egress.test A 2>/dev/null | grep -q "$IP" && break
     sleep 0.1

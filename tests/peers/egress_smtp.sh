@@ -8,14 +8,8 @@ BUILD=${RICOCHET_BUILD:?}
 SRC=${RICOCHET_SRC:?}
 SEND=$BUILD/tests/egress_send
 SMTPD="/usr/bin/python3 $SRC/tests/peers/egress_smtpd.py"
-DIR=$(mktemp -d /tmp/egress-smtp.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir egress-smtp
 FAIL=0
 check() { # check NAME FILE PATTERN...   (each pattern must match a line)
     local name=$1 file=$2; shift 2

@@ -8,14 +8,8 @@ set -u
 BUILD=${RICOCHET_BUILD:?}
 TESTD=$BUILD/tests/smtp_testd
 CTL=$BUILD/ricochetctl
-DIR=$(mktemp -d /tmp/smtp-server-swaks.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/scratch.sh"
+scratch_dir smtp-server-swaks
 FAIL=0
 check() { # check NAME FILE PATTERN...   (each pattern must match a line)
     local name=$1 file=$2; shift 2
