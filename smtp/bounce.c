@@ -281,9 +281,10 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             continue;
         struct bounce__fact f;
         memset(&f, 0, sizeof f);
+        /* codes as the text gives them, before multi-line prefixes are folded */
         char cs[16];
-        bounce__status_find(diag, cs, sizeof cs);
-        int cr = bounce__reply_find(diag, cs[0]);
+        bounce__status_find(raw, cs, sizeof cs);
+        int cr = bounce__reply_find(raw, cs[0]);
         bounce__status_prefer(f.status, sizeof f.status, x->status, cs, cr);
         f.reply = rx->reply ? rx->reply : cr;
         f.cmd = rx->cmd != BOUNCE_CMD_UNKNOWN ? rx->cmd : bounce__cmd_find(diag);
