@@ -31,8 +31,10 @@ static const char *bounce_top(const struct bounce__doc *d, const char *name)
 
 static bool bounce_hdr_has(const struct bounce__doc *d, const char *name, const char *needle)
 {
+    int c0 = tolower((unsigned char)name[0]);
     for (size_t i = 0; i < d->top.n; i++)
-        if (strcasecmp(d->top.v[i].name, name) == 0 && bounce__stristr(d->top.v[i].value, needle))
+        if (tolower((unsigned char)d->top.v[i].name[0]) == c0 && strcasecmp(d->top.v[i].name, name) == 0 &&
+            bounce__stristr(d->top.v[i].value, needle))
             return true;
     return false;
 }
