@@ -296,6 +296,14 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
         f.action = x->action;
         char rhost[256];
         snprintf(rhost, sizeof rhost, "%s", x->remote_mta);
+        /* "mx.example.jp (192.0.2.1)", "[192.0.2.1]": the first host name */
+        for (char *c = rhost; *c; c++)
+            if (*c == ' ' || *c == '(' || *c == '[') {
+                *c = '\0';
+                break;
+            }
+        if (rhost[0] == '\0')
+            bounce__host_find(raw, rhost, sizeof rhost);
         bounce__lower(rhost);
         f.rhost = rhost;
         f.lhost = lhost;

@@ -154,6 +154,9 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text);
  * HTML dropped, blanks squeezed; cut_boundary: cut at " --"). malloc'd. */
 char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary);
 void bounce__remove_all(char *s, const char *needle);
+/* The remote host a diagnostic names ("host mx.example.net[192.0.2.1]
+ * said:", "while talking to ..."); out lower-cased; false if none. */
+bool bounce__host_find(const char *text, char *out, size_t outlen);
 void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);
