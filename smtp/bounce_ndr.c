@@ -570,14 +570,11 @@ static bool bounce_contains_squeezed(const char *s, const char *needle)
 
 /* The reporting MTA's text often says more than its Diagnostic-Code field
  * ("... said: 550 Recipient address rejected. (in reply to RCPT TO
- * command)"): when the field gives no specific status or no reply code and
- * the text around the address repeats it, the text is the diagnostic. */
+ * command)"): when the text around the address repeats the field, the text
+ * is the diagnostic. */
 static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
 {
-    char st[16];
-    bool st_vague = !bounce__status_find(x->diagnostic, st, sizeof st) || strstr(st, ".0.0") != NULL;
-    bool no_code = bounce__reply_find(x->diagnostic, 0) == 0;
-    if (!(st_vague || no_code) || ctx[0] == '\0' || strlen(ctx) >= BOUNCE_CTX_MAX || x->diagnostic[0] == '\0')
+    if (ctx[0] == '\0' || strlen(ctx) >= BOUNCE_CTX_MAX || x->diagnostic[0] == '\0')
         return;
     /* only where the address's own line carries the reason (Postfix's
      * "<a@b>: host x said: ..."), not a transcript of several commands */
