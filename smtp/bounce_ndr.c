@@ -592,6 +592,43 @@ static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
     }
 }
 
+/* Sendmail's "Transcript of session follows": the server's replies ("<<<
+ * 550-5.7.1 ...") say more than its Diagnostic-Code (often cut at the first
+ * line) and go before it; the first client command (">>> DATA") is the one
+ * that failed. One recipient only: with several, the transcript cannot be
+ * shared out. */
+static void bounce_sendmail_transcript(bounce_report *r, const char *t)
+{
+    char replies[2048] = "";
+    size_t rl = 0;
+    enum bounce_smtp_cmd first = BOUNCE_CMD_UNKNOWN;
+    for (const char *l = t; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        size_t n = strcspn(l, "\r\n");
+        if (n > 4 && strncmp(l, ">>> ", 4) == 0 && first == BOUNCE_CMD_UNKNOWN) {
+            char line[128];
+            snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+            first = bounce__cmd_find(line);
+        } else if (n > 4 && strncmp(l, "<<< ", 4) == 0) {
+            char line[600];
+            snprintf(line, sizeof line, "%.*s", (int)(n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1), l + 4);
+            if (!strstr(replies, line) && rl + strlen(line) + 2 < sizeof replies)
+                rl += (size_t)snprintf(replies + rl, sizeof replies - rl, "%s%s", rl ? " " : "", line);
+        }
+    }
+    if (first != BOUNCE_CMD_UNKNOWN && r->rx[0].cmd == BOUNCE_CMD_UNKNOWN)
+        r->rx[0].cmd = first;
+    if (rl == 0)
+        return;
+    struct bounce_rcpt *x = &r->v[0];
+    size_t n = rl + strlen(x->diagnostic) + 2;
+    char *d = malloc(n);
+    if (d == NULL)
+        return;
+    snprintf(d, n, "%s %s", replies, x->diagnostic);
+    free((char *)x->diagnostic);
+    x->diagnostic = d;
+}
+
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
@@ -635,5 +672,7 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
             bounce_prefer_text(&r->v[i], ctx);
     }
     free(c);
+    if (r->n == 1 && bounce__stristr(t, "Transcript of session follows"))
+        bounce_sendmail_transcript(r, t);
     return BOUNCE_OK;
 }
