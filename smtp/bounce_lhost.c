@@ -109,8 +109,8 @@ static bool bounce_is_exim(const struct bounce__doc *d)
     if (bounce_hdr_has(d, "From", "Mail Delivery System"))
         score++;
     const char *mid = bounce_top(d, "Message-ID");
-    /* <1Abcde-000Xyz-Q1@host>: Exim's message id */
-    if (mid[0] == '<' && strlen(mid) > 18 && mid[7] == '-' && mid[18] == '@')
+    /* <E1Abcde-000Xyz-Q1@host>: Exim's message id */
+    if (mid[0] == '<' && strlen(mid) > 18 && mid[8] == '-' && mid[18] == '@')
         score++;
     for (const char *const *t = titles; *t; t++)
         if (bounce__stristr(bounce_top(d, "Subject"), *t)) {
