@@ -290,6 +290,9 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
         f.cmd = rx->cmd != BOUNCE_CMD_UNKNOWN ? rx->cmd : bounce__cmd_find(diag);
         if (f.cmd == BOUNCE_CMD_UNKNOWN && r->ctx[i][0])
             f.cmd = bounce__cmd_find(r->ctx[i]);
+        /* Postfix: "host x refused to talk to me: 554 ..." is the greeting */
+        if (f.cmd == BOUNCE_CMD_UNKNOWN && bounce__stristr(diag, "refused to talk to me"))
+            f.cmd = BOUNCE_CMD_HELO;
         bounce__lower(diag);
         f.diag = diag;
         f.dtype = rx->dtype;

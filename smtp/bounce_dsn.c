@@ -227,11 +227,11 @@ bool bounce__dsn_in_text(struct bounce__doc *d, bounce_report *r, int *rv)
         const char *t = d->parts[i].text;
         size_t len = d->parts[i].len;
         const char *fr = bounce_line_with(t, len, "Final-Recipient:");
-        if (fr == NULL || bounce_line_with(fr, len - (size_t)(fr - t), "Action:") == NULL)
+        if (fr == NULL || bounce_line_with(t, len, "Action:") == NULL)
             continue;
         const char *start = fr;
         static const char *const firsts[] = {"Reporting-MTA:", "Original-Envelope-Id:", "Arrival-Date:",
-                                             "Original-Recipient:", NULL};
+                                             "Original-Recipient:", "Action:", NULL};
         for (const char *const *f = firsts; *f; f++) {
             const char *p = bounce_line_with(t, (size_t)(fr - t), *f);
             if (p != NULL && p < start)
