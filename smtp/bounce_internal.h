@@ -123,6 +123,8 @@ bool bounce__phrase_any_ci(const char *text, const char *const *list);
 /* bounce_lhost.c: the reporting MTA's own wording -> hints and commands.
  * text: the human-readable part of the report. */
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text);
+/* The headers carry the signature of an MTA bounce__lhost_read() knows. */
+bool bounce__lhost_known(const struct bounce__doc *d);
 
 /* bounce_rhost.c: remote providers' own error tables; NONE when the
  * recipient's provider is not known or says nothing we know. */

@@ -744,6 +744,15 @@ static void bounce_rd_einsundeins(const struct bounce_rdr *k)
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
+bool bounce__lhost_known(const struct bounce__doc *d)
+{
+    return bounce_is_google(d) || bounce_is_dragonfly(d) || bounce_is_fml(d) || bounce_is_zoho(d) ||
+           bounce_is_gmx(d) || bounce_is_ezweb(d) || bounce_is_kddi(d) || bounce_is_biglobe(d) ||
+           bounce_is_verizon(d) || bounce_is_courier(d) || bounce_is_imail(d) || bounce_is_domino(d) ||
+           bounce_is_notes(d) || bounce_is_interscan(d) || bounce_is_messagingserver(d) ||
+           bounce_is_exchange2003(d) || bounce_is_opensmtpd(d) || bounce_is_qmail(d) || bounce_is_exim(d);
+}
+
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text)
 {
     struct bounce_rdr k = {.d = d, .r = r, .text = text ? text : ""};

@@ -59,7 +59,7 @@ bool bounce__ndr_looks_like(const struct bounce__doc *d)
     const char *rp = bounce__hdrs_get(&d->top, "Return-Path");
     if (rp != NULL && (strcmp(rp, "<>") == 0 || rp[0] == '\0'))
         return true;
-    return false;
+    return bounce__lhost_known(d);
 }
 
 /* Line starts with a separator that introduces the returned message. */
@@ -213,7 +213,7 @@ static char *bounce_human_text(struct bounce__doc *d, size_t *outlen)
     return t;
 }
 
-static bool bounce_excluded(const struct bounce__doc *d, const char *addr)
+static bool bounce_excluded(const struct bounce__doc *d, const char *addr, bool strict)
 {
     const char *at = strchr(addr, '@');
     size_t ll = at ? (size_t)(at - addr) : strlen(addr);
@@ -222,6 +222,8 @@ static bool bounce_excluded(const struct bounce__doc *d, const char *addr)
     for (const char *const *p = locals; *p; p++)
         if (ll == strlen(*p) && strncasecmp(addr, *p, ll) == 0)
             return true;
+    if (!strict)
+        return false; /* only the daemons' own addresses */
     static const char *const hdrs[] = {"From", "Return-Path", "Sender", "Reply-To", "To", NULL};
     for (const char *const *h = hdrs; *h; h++) {
         const char *v = bounce__hdrs_get(&d->top, *h);
@@ -457,7 +459,7 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
 }
 
 static int bounce_candidates(const struct bounce__doc *d, const char *t, struct bounce_cand *c, size_t max,
-                             size_t *nc)
+                             size_t *nc, bool strict)
 {
     *nc = 0;
     for (const char *at = strchr(t, '@'); at != NULL && *nc < max; at = strchr(at + 1, '@')) {
@@ -477,7 +479,7 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
         const char *dom = strchr(a, '@') + 1;
         const char *ls, *le;
         bounce_line_of(t, at, &ls, &le);
-        if (strchr(dom, '.') == NULL || bounce_excluded(d, a) || bounce_line_is_noise(ls, (size_t)(le - ls))) {
+        if (strchr(dom, '.') == NULL || bounce_excluded(d, a, strict) || bounce_line_is_noise(ls, (size_t)(le - ls))) {
             free(a);
             continue;
         }
@@ -524,7 +526,11 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
         }
     }
     if (nc == 0)
-        bounce_candidates(d, t, c, MAXC, &nc);
+        bounce_candidates(d, t, c, MAXC, &nc, true);
+    /* a report sent to the very address that failed (a test to oneself):
+     * the text names it all the same */
+    if (nc == 0)
+        bounce_candidates(d, t, c, MAXC, &nc, false);
     if (nc == 0) {
         const char *to = bounce__hdrs_get(bounce__doc_orig(d), "To");
         char *a = to ? bounce__clean_addr(to, strlen(to)) : NULL;
@@ -644,7 +650,7 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
         enum { MAXC = 8 };
         struct bounce_cand cand[MAXC];
         size_t nc = 0;
-        bounce_candidates(d, t, cand, MAXC, &nc);
+        bounce_candidates(d, t, cand, MAXC, &nc, true);
         if (nc == 1) {
             free((char *)r->v[i].recipient);
             r->v[i].recipient = cand[0].addr;
