@@ -82,6 +82,7 @@ struct bounce_dsn_state {
     char fr[512], orcpt[512], action[32], status[32], diag[BOUNCE_FIELD_MAX], rmta[256];
     char status_note[256]; /* "Status: 5.2.1 (mailbox disabled, ...)": the comment */
     enum bounce_reason hint; /* PowerMTA's X-PowerMTA-BounceCategory */
+    char dtype[16];          /* Diagnostic-Code type: smtp, x-unix, ... */
 };
 
 /* "rfc822; a@b" -> "a@b"; "dns; host" -> "host"; "smtp; 550 ..." -> "550 ..." */
@@ -113,14 +114,18 @@ static int bounce_dsn_flush(struct bounce_dsn_state *s)
         }
         size_t before = s->r->n;
         rv = bounce__report_add(s->r, rcpt, orc ? orc : "", s->action, s->status, s->diag, s->rmta, "");
-        if (rv == 0 && s->r->n > before && s->hint != BOUNCE_R_NONE)
-            s->r->rx[s->r->n - 1].hint = s->hint;
+        if (rv == 0 && s->r->n > before) {
+            if (s->hint != BOUNCE_R_NONE)
+                s->r->rx[s->r->n - 1].hint = s->hint;
+            snprintf(s->r->rx[s->r->n - 1].dtype, sizeof s->r->rx[0].dtype, "%s", s->dtype);
+        }
         free(fr);
         free(orc);
     }
     s->fr[0] = s->orcpt[0] = s->action[0] = s->status[0] = s->diag[0] = s->rmta[0] = '\0';
     s->status_note[0] = '\0';
     s->hint = BOUNCE_R_NONE;
+    s->dtype[0] = '\0';
     return rv;
 }
 
@@ -159,6 +164,16 @@ static int bounce_dsn_field(void *arg, const char *name, const char *value)
             snprintf(s->status_note, sizeof s->status_note, "%.*s", (int)(close - open - 1), open + 1);
     } else if (strcasecmp(name, "Diagnostic-Code") == 0) {
         bounce_set(s->diag, sizeof s->diag, bounce_strip_type(value));
+        const char *semi = strchr(value, ';');
+        size_t tl = semi ? (size_t)(semi - value) : 0;
+        while (tl > 0 && value[tl - 1] == ' ')
+            tl--;
+        if (semi != NULL && tl < sizeof s->dtype && bounce_strip_type(value) != value) {
+            snprintf(s->dtype, sizeof s->dtype, "%.*s", (int)tl, value);
+            bounce__lower(s->dtype);
+            if (strcmp(s->dtype, "x-postfix") == 0) /* Postfix's own failures read as SMTP */
+                snprintf(s->dtype, sizeof s->dtype, "smtp");
+        }
     } else if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
         static const struct { const char *cat; enum bounce_reason r; } cats[] = {
             {"bad-domain", BOUNCE_R_HOSTUNKNOWN}, {"bad-mailbox", BOUNCE_R_USERUNKNOWN},
