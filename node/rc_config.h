@@ -54,6 +54,7 @@ struct rc_config {
     char relay_networks[1024];
     uint64_t max_line, max_recipients, max_connections, max_connections_per_ip;
     uint64_t command_timeout_ms, data_timeout_ms, accept_timeout_ms;
+    uint64_t max_errors, max_pipeline, max_unread_output;
     char tls_cert[RC_CFG_STR], tls_key[RC_CFG_STR], users_file[RC_CFG_STR];
 
     /* [delivery] */

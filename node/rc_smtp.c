@@ -205,6 +205,9 @@ int rc_smtp_start(rc_node *n, char *err, size_t errlen)
     sc.max_connections_per_ip = (unsigned)c->max_connections_per_ip;
     sc.command_timeout_ms = (unsigned)c->command_timeout_ms;
     sc.data_timeout_ms = (unsigned)c->data_timeout_ms;
+    sc.max_errors = (unsigned)c->max_errors;
+    sc.max_pipeline = c->max_pipeline;
+    sc.max_unread_output = c->max_unread_output;
     if (c->bounce_domain[0])
         sc.local_domains[sc.n_local_domains++] = c->bounce_domain;
     if (c->feedback_address[0])

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* syncfs, sync_file_range */
 #include "node/rc_spool.h"
 
 #include <errno.h>
@@ -9,9 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "node/base/rc_log.h"
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct rc_spool {
     char dir[PATH_MAX];
@@ -102,6 +111,9 @@ int rc_spool_put(rc_spool *s, const char *id, const uint8_t *body, size_t len)
         }
         off += (size_t)w;
     }
+    /* start writeback now (it does not wait): the syncfs before the next
+     * snapshot then finds little left to write and holds the loop briefly */
+    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     close(fd);
     s->dirty[s->n_dirty] = strdup(id);
     if (s->dirty[s->n_dirty])
@@ -109,23 +121,37 @@ int rc_spool_put(rc_spool *s, const char *id, const uint8_t *body, size_t len)
     return 0;
 }
 
+/* One syncfs() for the whole batch: it writes back every dirty page of the
+ * filesystem and commits the journal once. An fsync per body cost a journal
+ * commit each (about 0.3 ms here): 19,000 bodies held the event loop for 6 s
+ * and cost the leader its leadership (tests/bench/smtp_accept.sh). syncfs
+ * reports writeback errors since Linux 5.8; if it fails, each body is
+ * fsynced as before. */
 int rc_spool_sync(rc_spool *s)
 {
     int rv = 0;
-    for (size_t i = 0; i < s->n_dirty; i++) {
-        int fd = openat(s->dir_fd, s->dirty[i], O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            if (fsync(fd) != 0)
-                rv = -1;
-            close(fd);
+    uint64_t t0 = mono_ms();
+    size_t n = s->n_dirty;
+    if (n > 0 && syncfs(s->dir_fd) != 0) {
+        rc_warn("spool", "syncfs_failed error=\"%s\" action=fsync_each", strerror(errno));
+        for (size_t i = 0; i < s->n_dirty; i++) {
+            int fd = openat(s->dir_fd, s->dirty[i], O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                if (fsync(fd) != 0)
+                    rv = -1;
+                close(fd);
+            }
         }
-        free(s->dirty[i]);
     }
+    for (size_t i = 0; i < s->n_dirty; i++)
+        free(s->dirty[i]);
     s->n_dirty = 0;
     if (fsync(s->dir_fd) != 0)
         rv = -1;
     if (rv != 0)
         rc_error("spool", "sync_failed error=\"%s\"", strerror(errno));
+    else if (n > 0)
+        rc_info("spool", "synced bodies=%zu ms=%llu", n, (unsigned long long)(mono_ms() - t0));
     return rv;
 }
 

@@ -59,6 +59,21 @@ static void test_good_file_and_derived_values(void **state)
     assert_int_equal(cfg.members[0].raft_port, 7000);
 }
 
+/* the SMTP limits that reach smtp_server_config through the node */
+static void test_smtp_session_limits(void **state)
+{
+    assert_int_equal(load("[node]\nid = 1\n" GOOD_MEMBERS), 0);
+    assert_int_equal(cfg.max_errors, 10);
+    assert_int_equal(cfg.max_pipeline, 64u << 10);
+    assert_int_equal(cfg.max_unread_output, 1u << 20);
+    assert_int_equal(load("[node]\nid = 1\n[smtp]\nmax_errors = 3\nmax_pipeline = 8K\nmax_unread_output = 256K\n" GOOD_MEMBERS), 0);
+    assert_int_equal(cfg.max_errors, 3);
+    assert_int_equal(cfg.max_pipeline, 8u << 10);
+    assert_int_equal(cfg.max_unread_output, 256u << 10);
+    assert_int_not_equal(load("[node]\nid = 1\n[smtp]\nmax_errors = 0\n" GOOD_MEMBERS), 0);
+    assert_non_null(strstr(err, "smtp.max_errors"));
+}
+
 struct bad_case {
     const char *text;
     const char *must_contain;
@@ -131,6 +146,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_file_and_derived_values),
         cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_smtp_session_limits),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_dev_defaults),
         cmocka_unit_test(test_value_parsers),
