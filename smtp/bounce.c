@@ -327,10 +327,6 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             }
         }
         x->hard = bounce__hard(x->reason, f.status, diag);
-        if (getenv("RICOCHET_BOUNCE_DEBUG"))
-            fprintf(stderr, "DBG rcpt=%s kind=%d st=%s reply=%d cmd=%d dtype=%s action=%s rhost=%s lhost=%s hint=%s\n  diag=[%s]\n  ctx=[%.600s]\n",
-                    x->recipient, r->kind, f.status, f.reply, f.cmd, f.dtype, f.action, f.rhost, f.lhost,
-                    bounce_reason_name(f.hint), diag, r->ctx[i]);
         free(diag);
     }
 }
