@@ -11,8 +11,11 @@
  *  - a complaint (ARF) at the feedback address or at a VERP address: the
  *    complained message is found by its VERP return path (the report's
  *    Original-Mail-From, else the returned headers); StatusUpdate
- *    `complained`, and the address is suppressed even when the recipient is
- *    not (yet) `delivered`, because the complaint is the recipient's word;
+ *    `complained` (applied by the FSM to a delivered recipient), and a
+ *    SuppressionChange: a complaint suppresses the address even when the
+ *    recipient is not (yet) `delivered`, it is the recipient's own word;
+ *  - a delivery report (Action: delivered) for a recipient not yet
+ *    delivered: StatusUpdate `delivered`;
  *  - anything that changes no recipient is a BounceNote: `forged` (bad MAC:
  *    counted, recorded, nothing else), `unmapped` (no such message or
  *    recipient, no token), `unrecognized` (no reason found, not a report),
@@ -93,10 +96,15 @@ static char *rc_bounce_keep(struct rc_bounce_rec *r, const char *s, size_t max)
         return NULL;
     memcpy(c, s, n);
     c[n] = '\0';
-    /* one line: the history and the API show it as text */
-    for (char *p = c; *p; p++)
-        if (*p == '\r' || *p == '\n' || *p == '\t')
-            *p = ' ';
+    /* one line, blanks squeezed: the history and the API show it as text */
+    char *w = c;
+    for (char *p = c; *p; p++) {
+        char ch = (*p == '\r' || *p == '\n' || *p == '\t') ? ' ' : *p;
+        if (ch == ' ' && (w == c || w[-1] == ' '))
+            continue;
+        *w++ = ch;
+    }
+    *w = '\0';
     r->s[r->ns++] = c;
     return c;
 }
@@ -298,18 +306,15 @@ static void rc_bounce_complaint(struct rc_bounce_job *j, const bounce_report *re
              bounce_report_feedback_type(rep)[0] ? bounce_report_feedback_type(rep) : "unknown");
     struct bounce_rcpt fx = {.recipient = r->address, .original = "", .action = "", .status = "", .diagnostic = "",
                              .remote_mta = "", .reason = BOUNCE_R_FEEDBACK, .hard = -1};
-    if (rc_status_transition_allowed(r->status, RC_ST_COMPLAINED)) {
-        rc_bounce_status(j, m, rcpt, RC_ST_COMPLAINED, &fx, text); /* the FSM suppresses */
-        return;
-    }
-    /* not delivered (yet): the status stays, the address is suppressed */
+    /* This node's view may lag behind the leader's (a `delivered` on its
+     * way): `complained` is proposed whenever it could still apply, and the
+     * FSM decides; the address is suppressed in any case, because the
+     * complaint is the recipient's own word. */
+    if (r->status == RC_ST_QUEUED || r->status == RC_ST_DEFERRED || r->status == RC_ST_DELIVERED)
+        rc_bounce_status(j, m, rcpt, RC_ST_COMPLAINED, &fx, text);
     char reason[128];
-    snprintf(reason, sizeof reason, "complaint (%s)", text + 15);
+    snprintf(reason, sizeof reason, "complaint (%s)", text);
     rc_bounce_suppress(j, r->address, reason);
-    char d[160];
-    snprintf(d, sizeof d, "complaint for a recipient in status %s: address suppressed, status kept",
-             rc_status_name(r->status));
-    rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_IGNORED, m->id, (long)rcpt, r->address, "feedback", d, sender);
 }
 
 static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, const char *verp, const char *sender)
@@ -328,6 +333,12 @@ static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, co
     if (kind == BOUNCE_KIND_NONE || x == NULL) {
         rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNRECOGNIZED, m->id, (long)rcpt, r->address, NULL,
                        "not a bounce report: no recipient or status found", sender);
+        return;
+    }
+    if (x->reason == BOUNCE_R_DELIVERED && strcmp(x->action, "delivered") == 0 &&
+        rc_status_transition_allowed(r->status, RC_ST_DELIVERED)) {
+        /* a delivery report (DSN NOTIFY=SUCCESS) from the final MTA */
+        rc_bounce_status(j, m, rcpt, RC_ST_DELIVERED, x, x->diagnostic);
         return;
     }
     if (x->reason == BOUNCE_R_VACATION || x->reason == BOUNCE_R_DELIVERED) {

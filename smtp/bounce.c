@@ -281,20 +281,32 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             continue;
         struct bounce__fact f;
         memset(&f, 0, sizeof f);
+        /* codes as the text gives them, before multi-line prefixes are folded */
         char cs[16];
-        bounce__status_find(diag, cs, sizeof cs);
-        int cr = bounce__reply_find(diag, cs[0]);
+        bounce__status_find(raw, cs, sizeof cs);
+        int cr = bounce__reply_find(raw, cs[0]);
         bounce__status_prefer(f.status, sizeof f.status, x->status, cs, cr);
         f.reply = rx->reply ? rx->reply : cr;
         f.cmd = rx->cmd != BOUNCE_CMD_UNKNOWN ? rx->cmd : bounce__cmd_find(diag);
         if (f.cmd == BOUNCE_CMD_UNKNOWN && r->ctx[i][0])
             f.cmd = bounce__cmd_find(r->ctx[i]);
+        /* Postfix: "host x refused to talk to me: 554 ..." is the greeting */
+        if (f.cmd == BOUNCE_CMD_UNKNOWN && bounce__stristr(diag, "refused to talk to me"))
+            f.cmd = BOUNCE_CMD_HELO;
         bounce__lower(diag);
         f.diag = diag;
         f.dtype = rx->dtype;
         f.action = x->action;
         char rhost[256];
         snprintf(rhost, sizeof rhost, "%s", x->remote_mta);
+        /* "mx.example.jp (192.0.2.1)", "[192.0.2.1]": the first host name */
+        for (char *c = rhost; *c; c++)
+            if (*c == ' ' || *c == '(' || *c == '[') {
+                *c = '\0';
+                break;
+            }
+        if (rhost[0] == '\0')
+            bounce__host_find(raw, rhost, sizeof rhost);
         bounce__lower(rhost);
         f.rhost = rhost;
         f.lhost = lhost;
@@ -315,10 +327,6 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             }
         }
         x->hard = bounce__hard(x->reason, f.status, diag);
-        if (getenv("RICOCHET_BOUNCE_DEBUG"))
-            fprintf(stderr, "DBG rcpt=%s kind=%d st=%s reply=%d cmd=%d dtype=%s action=%s rhost=%s lhost=%s hint=%s\n  diag=[%s]\n  ctx=[%.600s]\n",
-                    x->recipient, r->kind, f.status, f.reply, f.cmd, f.dtype, f.action, f.rhost, f.lhost,
-                    bounce_reason_name(f.hint), diag, r->ctx[i]);
         free(diag);
     }
 }

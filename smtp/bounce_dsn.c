@@ -80,6 +80,9 @@ static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void 
 struct bounce_dsn_state {
     bounce_report *r;
     char fr[512], orcpt[512], action[32], status[32], diag[BOUNCE_FIELD_MAX], rmta[256];
+    char status_note[256]; /* "Status: 5.2.1 (mailbox disabled, ...)": the comment */
+    enum bounce_reason hint; /* PowerMTA's X-PowerMTA-BounceCategory */
+    char dtype[16];          /* Diagnostic-Code type: smtp, x-unix, ... */
 };
 
 /* "rfc822; a@b" -> "a@b"; "dns; host" -> "host"; "smtp; 550 ..." -> "550 ..." */
@@ -104,11 +107,25 @@ static int bounce_dsn_flush(struct bounce_dsn_state *s)
         char *fr = s->fr[0] ? bounce__clean_addr(s->fr, strlen(s->fr)) : NULL;
         char *orc = s->orcpt[0] ? bounce__clean_addr(s->orcpt, strlen(s->orcpt)) : NULL;
         const char *rcpt = fr ? fr : orc ? orc : s->fr[0] ? bounce_strip_type(s->fr) : "";
+        /* the Status comment says in words what the code means: part of the diagnostic */
+        if (s->status_note[0] && !bounce__stristr(s->diag, s->status_note)) {
+            size_t dl = strlen(s->diag);
+            snprintf(s->diag + dl, sizeof s->diag - dl, "%s%s", dl ? " " : "", s->status_note);
+        }
+        size_t before = s->r->n;
         rv = bounce__report_add(s->r, rcpt, orc ? orc : "", s->action, s->status, s->diag, s->rmta, "");
+        if (rv == 0 && s->r->n > before) {
+            if (s->hint != BOUNCE_R_NONE)
+                s->r->rx[s->r->n - 1].hint = s->hint;
+            snprintf(s->r->rx[s->r->n - 1].dtype, sizeof s->r->rx[0].dtype, "%s", s->dtype);
+        }
         free(fr);
         free(orc);
     }
     s->fr[0] = s->orcpt[0] = s->action[0] = s->status[0] = s->diag[0] = s->rmta[0] = '\0';
+    s->status_note[0] = '\0';
+    s->hint = BOUNCE_R_NONE;
+    s->dtype[0] = '\0';
     return rv;
 }
 
@@ -142,8 +159,32 @@ static int bounce_dsn_field(void *arg, const char *name, const char *value)
         char st[16];
         if (bounce__find_status(value, st, sizeof st))
             bounce_set(s->status, sizeof s->status, st);
+        const char *open = strchr(value, '('), *close = open ? strrchr(open, ')') : NULL;
+        if (open != NULL && close != NULL && close - open > 1)
+            snprintf(s->status_note, sizeof s->status_note, "%.*s", (int)(close - open - 1), open + 1);
     } else if (strcasecmp(name, "Diagnostic-Code") == 0) {
         bounce_set(s->diag, sizeof s->diag, bounce_strip_type(value));
+        const char *semi = strchr(value, ';');
+        size_t tl = semi ? (size_t)(semi - value) : 0;
+        while (tl > 0 && value[tl - 1] == ' ')
+            tl--;
+        if (semi != NULL && tl < sizeof s->dtype && bounce_strip_type(value) != value) {
+            snprintf(s->dtype, sizeof s->dtype, "%.*s", (int)tl, value);
+            bounce__lower(s->dtype);
+            if (strcmp(s->dtype, "x-postfix") == 0) /* Postfix's own failures read as SMTP */
+                snprintf(s->dtype, sizeof s->dtype, "smtp");
+        }
+    } else if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
+        static const struct { const char *cat; enum bounce_reason r; } cats[] = {
+            {"bad-domain", BOUNCE_R_HOSTUNKNOWN}, {"bad-mailbox", BOUNCE_R_USERUNKNOWN},
+            {"inactive-mailbox", BOUNCE_R_SUSPEND}, {"message-expired", BOUNCE_R_EXPIRED},
+            {"no-answer-from-host", BOUNCE_R_NETWORKERROR}, {"policy-related", BOUNCE_R_POLICYVIOLATION},
+            {"quota-issues", BOUNCE_R_MAILBOXFULL}, {"routing-errors", BOUNCE_R_SYSTEMERROR},
+            {"spam-related", BOUNCE_R_SPAMDETECTED},
+        };
+        for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
+            if (bounce__starts_ci(value, cats[i].cat))
+                s->hint = cats[i].r;
     } else if (strcasecmp(name, "Remote-MTA") == 0) {
         bounce_set(s->rmta, sizeof s->rmta, bounce_strip_type(value));
     }
@@ -156,6 +197,7 @@ static int bounce_dsn_fields(bounce_report *r, const char *text, size_t len)
     if (s == NULL)
         return BOUNCE_ENOMEM;
     s->r = r;
+    s->hint = BOUNCE_R_NONE;
     int rv = bounce_fields(text, len, bounce_dsn_field, s);
     if (rv == 0)
         rv = bounce_dsn_flush(s);
@@ -200,11 +242,11 @@ bool bounce__dsn_in_text(struct bounce__doc *d, bounce_report *r, int *rv)
         const char *t = d->parts[i].text;
         size_t len = d->parts[i].len;
         const char *fr = bounce_line_with(t, len, "Final-Recipient:");
-        if (fr == NULL || bounce_line_with(fr, len - (size_t)(fr - t), "Action:") == NULL)
+        if (fr == NULL || bounce_line_with(t, len, "Action:") == NULL)
             continue;
         const char *start = fr;
         static const char *const firsts[] = {"Reporting-MTA:", "Original-Envelope-Id:", "Arrival-Date:",
-                                             "Original-Recipient:", NULL};
+                                             "Original-Recipient:", "Action:", NULL};
         for (const char *const *f = firsts; *f; f++) {
             const char *p = bounce_line_with(t, (size_t)(fr - t), *f);
             if (p != NULL && p < start)

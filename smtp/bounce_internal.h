@@ -123,6 +123,8 @@ bool bounce__phrase_any_ci(const char *text, const char *const *list);
 /* bounce_lhost.c: the reporting MTA's own wording -> hints and commands.
  * text: the human-readable part of the report. */
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text);
+/* The headers carry the signature of an MTA bounce__lhost_read() knows. */
+bool bounce__lhost_known(const struct bounce__doc *d);
 
 /* bounce_rhost.c: remote providers' own error tables; NONE when the
  * recipient's provider is not known or says nothing we know. */
@@ -154,6 +156,9 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text);
  * HTML dropped, blanks squeezed; cut_boundary: cut at " --"). malloc'd. */
 char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary);
 void bounce__remove_all(char *s, const char *needle);
+/* The remote host a diagnostic names ("host mx.example.net[192.0.2.1]
+ * said:", "while talking to ..."); out lower-cased; false if none. */
+bool bounce__host_find(const char *text, char *out, size_t outlen);
 void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);

@@ -31,8 +31,10 @@ static const char *bounce_top(const struct bounce__doc *d, const char *name)
 
 static bool bounce_hdr_has(const struct bounce__doc *d, const char *name, const char *needle)
 {
+    int c0 = tolower((unsigned char)name[0]);
     for (size_t i = 0; i < d->top.n; i++)
-        if (strcasecmp(d->top.v[i].name, name) == 0 && bounce__stristr(d->top.v[i].value, needle))
+        if (tolower((unsigned char)d->top.v[i].name[0]) == c0 && strcasecmp(d->top.v[i].name, name) == 0 &&
+            bounce__stristr(d->top.v[i].value, needle))
             return true;
     return false;
 }
@@ -107,8 +109,8 @@ static bool bounce_is_exim(const struct bounce__doc *d)
     if (bounce_hdr_has(d, "From", "Mail Delivery System"))
         score++;
     const char *mid = bounce_top(d, "Message-ID");
-    /* <1Abcde-000Xyz-Q1@host>: Exim's message id */
-    if (mid[0] == '<' && strlen(mid) > 18 && mid[7] == '-' && mid[18] == '@')
+    /* <E1Abcde-000Xyz-Q1@host>: Exim's message id */
+    if (mid[0] == '<' && strlen(mid) > 18 && mid[8] == '-' && mid[18] == '@')
         score++;
     for (const char *const *t = titles; *t; t++)
         if (bounce__stristr(bounce_top(d, "Subject"), *t)) {
@@ -741,6 +743,15 @@ static void bounce_rd_einsundeins(const struct bounce_rdr *k)
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */
+
+bool bounce__lhost_known(const struct bounce__doc *d)
+{
+    return bounce_is_google(d) || bounce_is_dragonfly(d) || bounce_is_fml(d) || bounce_is_zoho(d) ||
+           bounce_is_gmx(d) || bounce_is_ezweb(d) || bounce_is_kddi(d) || bounce_is_biglobe(d) ||
+           bounce_is_verizon(d) || bounce_is_courier(d) || bounce_is_imail(d) || bounce_is_domino(d) ||
+           bounce_is_notes(d) || bounce_is_interscan(d) || bounce_is_messagingserver(d) ||
+           bounce_is_exchange2003(d) || bounce_is_opensmtpd(d) || bounce_is_qmail(d) || bounce_is_exim(d);
+}
 
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text)
 {

@@ -59,7 +59,7 @@ bool bounce__ndr_looks_like(const struct bounce__doc *d)
     const char *rp = bounce__hdrs_get(&d->top, "Return-Path");
     if (rp != NULL && (strcmp(rp, "<>") == 0 || rp[0] == '\0'))
         return true;
-    return false;
+    return bounce__lhost_known(d);
 }
 
 /* Line starts with a separator that introduces the returned message. */
@@ -213,7 +213,7 @@ static char *bounce_human_text(struct bounce__doc *d, size_t *outlen)
     return t;
 }
 
-static bool bounce_excluded(const struct bounce__doc *d, const char *addr)
+static bool bounce_excluded(const struct bounce__doc *d, const char *addr, bool strict)
 {
     const char *at = strchr(addr, '@');
     size_t ll = at ? (size_t)(at - addr) : strlen(addr);
@@ -222,6 +222,8 @@ static bool bounce_excluded(const struct bounce__doc *d, const char *addr)
     for (const char *const *p = locals; *p; p++)
         if (ll == strlen(*p) && strncasecmp(addr, *p, ll) == 0)
             return true;
+    if (!strict)
+        return false; /* only the daemons' own addresses */
     static const char *const hdrs[] = {"From", "Return-Path", "Sender", "Reply-To", "To", NULL};
     for (const char *const *h = hdrs; *h; h++) {
         const char *v = bounce__hdrs_get(&d->top, *h);
@@ -457,7 +459,7 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
 }
 
 static int bounce_candidates(const struct bounce__doc *d, const char *t, struct bounce_cand *c, size_t max,
-                             size_t *nc)
+                             size_t *nc, bool strict)
 {
     *nc = 0;
     for (const char *at = strchr(t, '@'); at != NULL && *nc < max; at = strchr(at + 1, '@')) {
@@ -477,7 +479,7 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
         const char *dom = strchr(a, '@') + 1;
         const char *ls, *le;
         bounce_line_of(t, at, &ls, &le);
-        if (strchr(dom, '.') == NULL || bounce_excluded(d, a) || bounce_line_is_noise(ls, (size_t)(le - ls))) {
+        if (strchr(dom, '.') == NULL || bounce_excluded(d, a, strict) || bounce_line_is_noise(ls, (size_t)(le - ls))) {
             free(a);
             continue;
         }
@@ -524,7 +526,11 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
         }
     }
     if (nc == 0)
-        bounce_candidates(d, t, c, MAXC, &nc);
+        bounce_candidates(d, t, c, MAXC, &nc, true);
+    /* a report sent to the very address that failed (a test to oneself):
+     * the text names it all the same */
+    if (nc == 0)
+        bounce_candidates(d, t, c, MAXC, &nc, false);
     if (nc == 0) {
         const char *to = bounce__hdrs_get(bounce__doc_orig(d), "To");
         char *a = to ? bounce__clean_addr(to, strlen(to)) : NULL;
@@ -570,14 +576,11 @@ static bool bounce_contains_squeezed(const char *s, const char *needle)
 
 /* The reporting MTA's text often says more than its Diagnostic-Code field
  * ("... said: 550 Recipient address rejected. (in reply to RCPT TO
- * command)"): when the field gives no specific status or no reply code and
- * the text around the address repeats it, the text is the diagnostic. */
+ * command)"): when the text around the address repeats the field, the text
+ * is the diagnostic. */
 static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
 {
-    char st[16];
-    bool st_vague = !bounce__status_find(x->diagnostic, st, sizeof st) || strstr(st, ".0.0") != NULL;
-    bool no_code = bounce__reply_find(x->diagnostic, 0) == 0;
-    if (!(st_vague || no_code) || ctx[0] == '\0' || strlen(ctx) >= BOUNCE_CTX_MAX || x->diagnostic[0] == '\0')
+    if (ctx[0] == '\0' || strlen(ctx) >= BOUNCE_CTX_MAX || x->diagnostic[0] == '\0')
         return;
     /* only where the address's own line carries the reason (Postfix's
      * "<a@b>: host x said: ..."), not a transcript of several commands */
@@ -595,6 +598,43 @@ static void bounce_prefer_text(struct bounce_rcpt *x, const char *ctx)
     }
 }
 
+/* Sendmail's "Transcript of session follows": the server's replies ("<<<
+ * 550-5.7.1 ...") say more than its Diagnostic-Code (often cut at the first
+ * line) and go before it; the first client command (">>> DATA") is the one
+ * that failed. One recipient only: with several, the transcript cannot be
+ * shared out. */
+static void bounce_sendmail_transcript(bounce_report *r, const char *t)
+{
+    char replies[2048] = "";
+    size_t rl = 0;
+    enum bounce_smtp_cmd first = BOUNCE_CMD_UNKNOWN;
+    for (const char *l = t; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        size_t n = strcspn(l, "\r\n");
+        if (n > 4 && strncmp(l, ">>> ", 4) == 0 && first == BOUNCE_CMD_UNKNOWN) {
+            char line[128];
+            snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+            first = bounce__cmd_find(line);
+        } else if (n > 4 && strncmp(l, "<<< ", 4) == 0) {
+            char line[600];
+            snprintf(line, sizeof line, "%.*s", (int)(n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1), l + 4);
+            if (!strstr(replies, line) && rl + strlen(line) + 2 < sizeof replies)
+                rl += (size_t)snprintf(replies + rl, sizeof replies - rl, "%s%s", rl ? " " : "", line);
+        }
+    }
+    if (first != BOUNCE_CMD_UNKNOWN && r->rx[0].cmd == BOUNCE_CMD_UNKNOWN)
+        r->rx[0].cmd = first;
+    if (rl == 0)
+        return;
+    struct bounce_rcpt *x = &r->v[0];
+    size_t n = rl + strlen(x->diagnostic) + 2;
+    char *d = malloc(n);
+    if (d == NULL)
+        return;
+    snprintf(d, n, "%s %s", replies, x->diagnostic);
+    free((char *)x->diagnostic);
+    x->diagnostic = d;
+}
+
 int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
 {
     size_t tl = 0;
@@ -610,7 +650,7 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
         enum { MAXC = 8 };
         struct bounce_cand cand[MAXC];
         size_t nc = 0;
-        bounce_candidates(d, t, cand, MAXC, &nc);
+        bounce_candidates(d, t, cand, MAXC, &nc, true);
         if (nc == 1) {
             free((char *)r->v[i].recipient);
             r->v[i].recipient = cand[0].addr;
@@ -638,5 +678,7 @@ int bounce__dsn_context(struct bounce__doc *d, bounce_report *r)
             bounce_prefer_text(&r->v[i], ctx);
     }
     free(c);
+    if (r->n == 1 && bounce__stristr(t, "Transcript of session follows"))
+        bounce_sendmail_transcript(r, t);
     return BOUNCE_OK;
 }

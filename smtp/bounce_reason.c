@@ -622,10 +622,12 @@ static bool bounce_pair_in(const struct bounce_judge *j, char a, char b)
  * their first piece do not even occur in the text. */
 static bool bounce_phrase_maybe(const struct bounce_judge *j, const char *ph)
 {
-    size_t n = strcspn(ph, "*");
-    if (n < 2)
+    if (ph[0] == '\0' || ph[1] == '\0' || ph[1] == '*')
         return true;
-    return bounce_pair_in(j, ph[0], ph[1]) && bounce_pair_in(j, ph[n - 2], ph[n - 1]);
+    if (!bounce_pair_in(j, ph[0], ph[1]))
+        return false;
+    size_t n = strcspn(ph, "*");
+    return bounce_pair_in(j, ph[n - 2], ph[n - 1]);
 }
 
 static bool bounce_list_in(const struct bounce_judge *j, const char *const *list)

@@ -276,13 +276,139 @@ static void test_limits_and_hostile(void **state)
     bounce_report_free(r);
 }
 
+
+/* One recipient's reason, hard flag and command-sensitive reading from a
+ * small mail written in the style of a real MTA. */
+static void expect_one(const char *mail, const char *rcpt, const char *reason, int hard)
+{
+    bounce_report *r = analyse(mail);
+    const struct bounce_rcpt *x = NULL;
+    for (size_t i = 0; i < bounce_report_rcpt_count(r); i++)
+        if (strcmp(bounce_report_rcpt(r, i)->recipient, rcpt) == 0)
+            x = bounce_report_rcpt(r, i);
+    if (x == NULL)
+        fail_msg("no recipient %s (%zu found)", rcpt, bounce_report_rcpt_count(r));
+    if (strcmp(bounce_reason_name(x->reason), reason) != 0 || x->hard != hard)
+        fail_msg("%s: got %s/%d, want %s/%d (diagnostic \"%s\")", rcpt, bounce_reason_name(x->reason), x->hard,
+                 reason, hard, x->diagnostic);
+    bounce_report_free(r);
+}
+
+static void test_mta_readings(void **state)
+{
+    (void)state;
+    /* Exim: "retry timeout exceeded" is Exim giving up */
+    expect_one("From: Mail Delivery System <Mailer-Daemon@mx.example.org>\n"
+               "Subject: Mail delivery failed: returning message to sender\n"
+               "Message-Id: <E1aBcDe-000AbC-Xy@mx.example.org>\n"
+               "X-Failed-Recipients: gone@example.com\n\n"
+               "This message was created automatically by mail delivery software.\n\n"
+               "A message that you sent could not be delivered to one or more of its\n"
+               "recipients. This is a permanent error. The following address(es) failed:\n\n"
+               "  gone@example.com\n    retry timeout exceeded\n\n"
+               "------ This is a copy of the message, including all the headers. ------\n\n"
+               "From: s@example.net\nTo: gone@example.com\nSubject: hi\n\nhi\n",
+               "gone@example.com", "expired", 0);
+    /* Exim: a refusal at the greeting is about the client */
+    expect_one("From: Mail Delivery System <Mailer-Daemon@mx.example.org>\n"
+               "Subject: Mail delivery failed: returning message to sender\n"
+               "Message-Id: <E1aBcDe-000AbC-Xy@mx.example.org>\n\n"
+               "This message was created automatically by mail delivery software.\n\n"
+               "The following address(es) failed:\n\n"
+               "  who@example.com\n    host mx.example.com [192.0.2.1]\n"
+               "    SMTP error from remote mail server after initial connection:\n"
+               "    550 Access denied\n\n",
+               "who@example.com", "blocked", 0);
+    /* Gmail's "(state 14)": failed at RCPT */
+    expect_one("From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+               "Subject: Delivery Status Notification (Failure)\n\n"
+               "Delivery to the following recipient failed permanently:\n\n     nobody@example.jp\n\n"
+               "Technical details of permanent failure:\nGoogle tried to deliver your message, but it was "
+               "rejected by the server for the recipient domain example.jp by mx.example.jp. [192.0.2.1].\n\n"
+               "The error that the other server returned was:\n550 No such mailbox (state 14).\n",
+               "nobody@example.jp", "userunknown", 1);
+    /* qmail: "does not like recipient" + disk quota */
+    expect_one("From: MAILER-DAEMON@example.ad.jp\nSubject: failure notice\n\n"
+               "Hi. This is the qmail-send program at example.ad.jp.\n"
+               "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n"
+               "<full@example.ad.jp>:\n192.0.2.1 does not like recipient.\n"
+               "Remote host said: 552 Error: disk quota exceeded\nGiving up on 192.0.2.1.\n\n"
+               "--- Below this line is a copy of the message.\n\nFrom: s@example.net\n\nhi\n",
+               "full@example.ad.jp", "mailboxfull", 0);
+}
+
+static void test_dsn_details(void **state)
+{
+    (void)state;
+    /* a Status comment says what the code means; a PowerMTA category is a hint */
+    expect_one("From: MAILER-DAEMON@mta.example.net\nSubject: Delivery report\nMIME-Version: 1.0\n"
+               "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+               "--b\nContent-Type: text/plain\n\nDelivery failed.\n\n--b\n"
+               "Content-Type: message/delivery-status\n\nReporting-MTA: dns;mta.example.net\n\n"
+               "Final-Recipient: rfc822;off@example.jp\nAction: failed\n"
+               "Status: 5.2.1 (mailbox disabled, not accepting messages)\n"
+               "Diagnostic-Code: smtp;550 5.2.1 <off@example.jp>... User Unknown\n"
+               "X-PowerMTA-BounceCategory: bad-mailbox\n\n--b--\n",
+               "off@example.jp", "suspend", 0);
+    /* X-Unix diagnostics come from a local mailer program */
+    expect_one("From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+               "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+               "--b\nContent-Type: text/plain\n\n<u@example.net>: temporary failure\n\n--b\n"
+               "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+               "Final-Recipient: rfc822; u@example.net\nAction: failed\nStatus: 4.3.0\n"
+               "Diagnostic-Code: x-unix; temporary failure\n\n--b--\n",
+               "u@example.net", "mailererror", 0);
+    /* DSN fields in a plain text body (no MIME at all) */
+    expect_one("From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.jp>\n"
+               "Subject: Returned mail: see transcript for details\n\n"
+               "   ----- Transcript of session follows -----\n"
+               "... while talking to mx.example.org.:\n>>> RCPT To:<x@example.org>\n"
+               "<<< 550 5.1.1 <x@example.org>... User unknown\n\n"
+               "Reporting-MTA: dns; mx.example.jp\n\nFinal-Recipient: RFC822; x@example.org\n"
+               "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: SMTP; 550 5.1.1 <x@example.org>... User unknown\n",
+               "x@example.org", "userunknown", 1);
+    /* Postfix's text says which command the refusal answered */
+    expect_one("From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
+               "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+               "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+               "--b\nContent-Type: text/plain\n\n                   The mail system\n\n"
+               "<r@example.ne.jp>: host mail.example.ne.jp[192.0.2.2] said: 550\n"
+               "    5.7.1 Access denied (in reply to MAIL FROM command)\n\n--b\n"
+               "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+               "Final-Recipient: rfc822; r@example.ne.jp\nAction: failed\nStatus: 5.7.1\n"
+               "Remote-MTA: dns; mail.example.ne.jp\nDiagnostic-Code: smtp; 550 5.7.1 Access denied\n\n--b--\n",
+               "r@example.ne.jp", "rejected", 0);
+}
+
+static void test_provider_tables(void **state)
+{
+    (void)state;
+    /* the words decide what a bare 5.7.1 means; without any, it is a security refusal */
+    int hard;
+    enum bounce_reason r = bounce_classify_reply(550, "5.7.1",
+        "[192.0.2.1] Our system has detected that this message is likely unsolicited mail.", &hard);
+    assert_string_equal(bounce_reason_name(r), "spamdetected");
+    r = bounce_classify_reply(550, "5.7.1", "Unauthenticated email is not accepted from this domain.", &hard);
+    assert_string_equal(bounce_reason_name(r), "securityerror");
+    /* Orange's "OFR_999" block code, with the provider chosen by the recipient domain */
+    expect_one("From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
+               "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+               "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+               "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+               "Final-Recipient: rfc822; x@orange.fr\nAction: failed\nStatus: 5.0.0\n"
+               "Diagnostic-Code: smtp; 550 mwinf5c77 ME Service refuse. Veuillez essayer plus tard. OFR_999 [999]\n\n"
+               "--b--\n",
+               "x@orange.fr", "blocked", 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify_replies), cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_dsn),              cmocka_unit_test(test_arf),
         cmocka_unit_test(test_autoreply),        cmocka_unit_test(test_ndr_text),
-        cmocka_unit_test(test_limits_and_hostile),
+        cmocka_unit_test(test_limits_and_hostile), cmocka_unit_test(test_mta_readings),
+        cmocka_unit_test(test_dsn_details),        cmocka_unit_test(test_provider_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
