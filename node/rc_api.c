@@ -204,6 +204,7 @@ static void get_message(http_request *req, void *data)
 struct transfer_ctx {
     http_request *req;
     rc_node *n;
+    uint64_t to;
 };
 
 static void transfer_done(void *data, int status)
@@ -211,11 +212,13 @@ static void transfer_done(void *data, int status)
     struct transfer_ctx *t = data;
     struct rc_raft_status st;
     rc_raft_get_status(t->n->raft, &st);
-    if (status == RC_OK)
+    if (status == RC_OK) {
         http_respond_json(t->req, 200, json_pack("{s:b, s:o}", "ok", 1,
                           "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
-    else
+    } else {
+        rc_delivery_resume(t->n);
         http_respond_json(t->req, 409, json_pack("{s:s}", "error", rc_strerror(status)));
+    }
     free(t);
 }
 
@@ -226,6 +229,20 @@ static json_t *body_json(http_request *req, json_error_t *jerr)
     if (len == 0)
         return json_object();
     return json_loadb(body, len, 0, jerr);
+}
+
+/* Deliveries in flight have finished (or delivery.transfer_wait passed):
+ * hand over now. */
+static void transfer_quiesced(void *data)
+{
+    struct transfer_ctx *t = data;
+    int rv = rc_raft_transfer(t->n->raft, t->to, transfer_done, t);
+    if (rv != RC_OK) {
+        rc_delivery_resume(t->n);
+        http_respond_json(t->req, rv == RC_EINVAL ? 400 : 409,
+                          json_pack("{s:s}", "error", rv == RC_EINVAL ? "no such voter" : rc_strerror(rv)));
+        free(t);
+    }
 }
 
 static void post_transfer(http_request *req, void *data)
@@ -246,14 +263,23 @@ static void post_transfer(http_request *req, void *data)
                           "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
         return;
     }
+    if (to < 0 || (to > 0 && rc_raft_member(n->raft, (uint64_t)to) == NULL)) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", "no such voter"));
+        return;
+    }
     struct transfer_ctx *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        http_respond_json(req, 503, json_pack("{s:s}", "error", "out of memory"));
+        return;
+    }
     t->req = req;
     t->n = n;
-    int rv = rc_raft_transfer(n->raft, (uint64_t)to, transfer_done, t);
-    if (rv != RC_OK) {
+    t->to = (uint64_t)to;
+    /* A planned transfer lets the attempts in flight finish first, so that
+     * their outcomes are recorded here and the next leader repeats none. */
+    if (rc_delivery_quiesce(n, transfer_quiesced, t) != 0) {
         free(t);
-        http_respond_json(req, rv == RC_EINVAL ? 400 : 409,
-                          json_pack("{s:s}", "error", rv == RC_EINVAL ? "no such voter" : rc_strerror(rv)));
+        http_respond_json(req, 409, json_pack("{s:s}", "error", "a transfer is already in progress"));
     }
 }
 
@@ -548,7 +574,7 @@ static void get_metrics(http_request *req, void *data)
     struct rc_forward_stats fs;
     rc_forward_get_stats(n->fwd, &fs);
     rc_fsm *fsm = rc_raft_fsm(n->raft);
-    char buf[4096];
+    char buf[8192];
     int len = snprintf(buf, sizeof buf,
         "# HELP ricochet_raft_term Current raft term.\n# TYPE ricochet_raft_term gauge\nricochet_raft_term %" PRIu64 "\n"
         "# HELP ricochet_raft_is_leader 1 when this node is the leader.\n# TYPE ricochet_raft_is_leader gauge\nricochet_raft_is_leader %d\n"
@@ -569,6 +595,26 @@ static void get_metrics(http_request *req, void *data)
         rc_fsm_message_count(fsm), st.free_bytes, st.disk_low);
     if (len < 0 || (size_t)len >= sizeof buf)
         len = (int)strlen(buf);
+    struct rc_delivery_stats ds;
+    rc_delivery_get_stats(n, &ds);
+    int more = snprintf(buf + len, sizeof buf - (size_t)len,
+        "# HELP ricochet_delivery_active 1 when this node delivers (the leader).\n# TYPE ricochet_delivery_active gauge\nricochet_delivery_active %d\n"
+        "# HELP ricochet_delivery_queue Recipients waiting for their next attempt (leader).\n# TYPE ricochet_delivery_queue gauge\nricochet_delivery_queue %zu\n"
+        "# HELP ricochet_delivery_inflight Delivery transactions in flight.\n# TYPE ricochet_delivery_inflight gauge\nricochet_delivery_inflight %u\n"
+        "# HELP ricochet_delivery_connections Outgoing SMTP connections open.\n# TYPE ricochet_delivery_connections gauge\nricochet_delivery_connections %u\n"
+        "# HELP ricochet_delivery_transactions_total SMTP transactions started by this node.\n# TYPE ricochet_delivery_transactions_total counter\nricochet_delivery_transactions_total %" PRIu64 "\n"
+        "# HELP ricochet_delivery_attempts_total Recipient attempts made by this node.\n# TYPE ricochet_delivery_attempts_total counter\nricochet_delivery_attempts_total %" PRIu64 "\n"
+        "# HELP ricochet_delivery_connections_reused_total Transactions sent on a kept connection.\n# TYPE ricochet_delivery_connections_reused_total counter\nricochet_delivery_connections_reused_total %" PRIu64 "\n"
+        "# HELP ricochet_delivery_outcomes_total Recipient outcomes decided by this node.\n# TYPE ricochet_delivery_outcomes_total counter\n"
+        "ricochet_delivery_outcomes_total{status=\"delivered\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"deferred\"} %" PRIu64 "\n"
+        "ricochet_delivery_outcomes_total{status=\"failed\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"undeliverable\"} %" PRIu64 "\n"
+        "ricochet_delivery_outcomes_total{status=\"expired\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"lost_in_space\"} %" PRIu64 "\n"
+        "# HELP ricochet_delivery_repeats_total Recipients tried again after a leader change because an earlier attempt had no recorded outcome.\n# TYPE ricochet_delivery_repeats_total counter\nricochet_delivery_repeats_total %" PRIu64 "\n"
+        "# HELP ricochet_dsn_sent_total Delivery status notifications queued to senders.\n# TYPE ricochet_dsn_sent_total counter\nricochet_dsn_sent_total %" PRIu64 "\n",
+        ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
+        ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
+        ds.repeats, ds.dsn_sent);
+    (void)more;
     http_respond_text(req, 200, "text/plain; version=0.0.4", buf);
 }
 

@@ -225,6 +225,19 @@ static const struct bounce_rcpt *rc_bounce_entry(const bounce_report *rep, const
     return NULL;
 }
 
+/* For a message-level return path (VERP_RCPT_MESSAGE): only a report entry
+ * that names the address maps to it; guessing could bounce the wrong one. */
+static const struct bounce_rcpt *rc_bounce_entry_exact(const bounce_report *rep, const char *address)
+{
+    size_t n = bounce_report_rcpt_count(rep);
+    for (size_t i = 0; i < n; i++) {
+        const struct bounce_rcpt *x = bounce_report_rcpt(rep, i);
+        if (strcasecmp(x->recipient, address) == 0 || strcasecmp(x->original, address) == 0)
+            return x;
+    }
+    return NULL;
+}
+
 /* A VERP address in text ("b+TOKEN@bounce.domain", possibly in <> or among
  * other words); copied to out. */
 static bool rc_bounce_find_verp(const rc_node *n, const char *text, char *out, size_t outlen)
@@ -269,7 +282,7 @@ static const struct rc_msg *rc_bounce_map(struct rc_bounce_job *j, const char *v
         return NULL;
     }
     const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
-    if (m == NULL || *rcpt >= m->n_rcpts) {
+    if (m == NULL || (*rcpt >= m->n_rcpts && *rcpt != VERP_RCPT_MESSAGE)) {
         rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNMAPPED, id, (long)*rcpt, verp, reason,
                        m ? "no such recipient in the message" : "no such message (expired or never ours)", sender);
         return NULL;
@@ -300,6 +313,18 @@ static void rc_bounce_complaint(struct rc_bounce_job *j, const bounce_report *re
     const struct rc_msg *m = rc_bounce_map(j, verp, "feedback", sender, &rcpt);
     if (m == NULL)
         return;
+    if (rcpt == VERP_RCPT_MESSAGE) {
+        for (size_t i = 0; i < m->n_rcpts && rcpt == VERP_RCPT_MESSAGE; i++)
+            if (rc_bounce_entry_exact(rep, m->rcpts[i].address))
+                rcpt = (uint32_t)i;
+        if (rcpt == VERP_RCPT_MESSAGE && m->n_rcpts == 1)
+            rcpt = 0;
+        if (rcpt == VERP_RCPT_MESSAGE) {
+            rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNMAPPED, m->id, -1, x ? x->recipient : NULL, "feedback",
+                           "message-level return path, and the complaint names none of its recipients", sender);
+            return;
+        }
+    }
     const struct rc_rcpt *r = &m->rcpts[rcpt];
     char text[96];
     snprintf(text, sizeof text, "feedback-type: %s",
@@ -317,19 +342,11 @@ static void rc_bounce_complaint(struct rc_bounce_job *j, const bounce_report *re
     rc_bounce_suppress(j, r->address, reason);
 }
 
-static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, const char *verp, const char *sender)
+/* One recipient named by a bounce (x: its entry in the report, or NULL). */
+static void rc_bounce_rcpt(struct rc_bounce_job *j, enum bounce_kind kind, const struct rc_msg *m, uint32_t rcpt,
+                           const struct bounce_rcpt *x, const char *sender)
 {
-    enum bounce_kind kind = bounce_report_kind(rep);
-    if (kind == BOUNCE_KIND_ARF) {
-        rc_bounce_complaint(j, rep, sender, verp);
-        return;
-    }
-    uint32_t rcpt;
-    const struct rc_msg *m = rc_bounce_map(j, verp, NULL, sender, &rcpt);
-    if (m == NULL)
-        return;
     const struct rc_rcpt *r = &m->rcpts[rcpt];
-    const struct bounce_rcpt *x = rc_bounce_entry(rep, r->address);
     if (kind == BOUNCE_KIND_NONE || x == NULL) {
         rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNRECOGNIZED, m->id, (long)rcpt, r->address, NULL,
                        "not a bounce report: no recipient or status found", sender);
@@ -360,6 +377,38 @@ static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, co
         return;
     }
     rc_bounce_status(j, m, rcpt, RC_ST_BOUNCED, x, x->diagnostic);
+}
+
+static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, const char *verp, const char *sender)
+{
+    enum bounce_kind kind = bounce_report_kind(rep);
+    if (kind == BOUNCE_KIND_ARF) {
+        rc_bounce_complaint(j, rep, sender, verp);
+        return;
+    }
+    uint32_t rcpt;
+    const struct rc_msg *m = rc_bounce_map(j, verp, NULL, sender, &rcpt);
+    if (m == NULL)
+        return;
+    if (rcpt != VERP_RCPT_MESSAGE) {
+        rc_bounce_rcpt(j, kind, m, rcpt, rc_bounce_entry(rep, m->rcpts[rcpt].address), sender);
+        return;
+    }
+    /* A message-level return path (several recipients in one transaction):
+     * each recipient the report names. */
+    bool any = false;
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        const struct bounce_rcpt *x = rc_bounce_entry_exact(rep, m->rcpts[i].address);
+        if (x != NULL) {
+            any = true;
+            rc_bounce_rcpt(j, kind, m, (uint32_t)i, x, sender);
+        }
+    }
+    if (!any)
+        rc_bounce_note(j, kind == BOUNCE_KIND_NONE ? RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNRECOGNIZED
+                                                   : RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNMAPPED,
+                       m->id, -1, NULL, NULL,
+                       "message-level return path, and the report names none of the message's recipients", sender);
 }
 
 /* ---- proposing ---------------------------------------------------------------- */

@@ -82,6 +82,19 @@ static const struct cfg_item schema[] = {
     {"delivery", "expire", T_DURATION, 1000, 30ull * 86400000, "48h", F(expire_ms), "Recipients with only temporary failures become expired after this."},
     {"delivery", "ttr", T_DURATION, 1000, 30ull * 86400000, "72h", F(ttr_ms), "Time to respond: recipients without any outcome by then become lost_in_space."},
 
+    {"delivery", "max_connections", T_UINT, 1, 100000, "100", F(delivery_max_conns), "Outgoing SMTP connections of the delivering node, all domains together."},
+    {"delivery", "max_connections_per_domain", T_UINT, 1, 10000, "10", F(delivery_max_conns_domain), "Outgoing SMTP connections to one recipient domain."},
+    {"delivery", "max_rcpts", T_UINT, 1, 1000, "50", F(delivery_max_rcpts), "Recipients of one message sent in one transaction (RCPT commands) to one domain."},
+    {"delivery", "verp_per_recipient", T_BOOL, 0, 1, "false", F(delivery_verp_per_rcpt), "One transaction per recipient, each with its own VERP return path (exact bounce mapping even for reports that name no recipient). Off: recipients of one message and domain share a transaction and a message-level return path (docs/EGRESS.md)."},
+    {"delivery", "connect_timeout", T_DURATION, 100, 600000, "30s", F(delivery_connect_timeout_ms), "TCP connect to an MX host (then the next host; internal code 160)."},
+    {"delivery", "command_timeout", T_DURATION, 100, 3600000, "5m", F(delivery_command_timeout_ms), "Wait for the greeting and for each reply (internal code 146)."},
+    {"delivery", "data_timeout", T_DURATION, 100, 3600000, "10m", F(delivery_data_timeout_ms), "Wait for the reply after the final dot (internal code 147)."},
+    {"delivery", "idle_timeout", T_DURATION, 0, 3600000, "10s", F(delivery_idle_timeout_ms), "An idle outgoing connection is kept this long for the next transaction to the same domain (0: close at once)."},
+    {"delivery", "tls", T_STR, 0, 0, "opportunistic", F(delivery_tls), "STARTTLS policy: none, opportunistic (when offered) or required (else try the next host, then defer)."},
+    {"delivery", "dsn", T_BOOL, 0, 1, "true", F(delivery_dsn), "Send delivery status notifications (RFC 3464) to the envelope sender as NOTIFY asks (failures when NOTIFY was not given; never for the null sender)."},
+    {"delivery", "dsn_max_full", T_SIZE, 0, 1u << 30, "1M", F(delivery_dsn_max_full), "Largest original returned whole in a DSN (RET=FULL or no RET); larger ones are returned as headers only."},
+    {"delivery", "transfer_wait", T_DURATION, 0, 600000, "30s", F(delivery_transfer_wait_ms), "A planned leadership transfer first lets attempts in flight finish, for at most this long."},
+
     {"dns", "listen", T_ADDR, 0, 0, "", F(dns_listen), "DNS listener HOST:PORT, UDP and TCP (default: member address and dns_port)."},
     {"dns", "zone", T_STR, 0, 0, "mx.example.net", F(dns_zone), "Zone the cluster is authoritative for."},
     {"dns", "relay_name", T_STR, 0, 0, "relay", F(dns_relay_name), "Name (relative to the zone, or absolute with a final dot) that gets the MX records clients use."},
@@ -192,6 +205,28 @@ static int parse_bool(const char *s, bool *out)
     else
         return -1;
     return 0;
+}
+
+int rc_retry_schedule_parse(const char *s, uint64_t *out, size_t max, size_t *n)
+{
+    char buf[RC_CFG_STR];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        uint64_t ms;
+        if (*n == max || rc_parse_duration_ms(tok, &ms) != 0 || ms < 1000)
+            return -1;
+        out[(*n)++] = ms;
+    }
+    return *n > 0 ? 0 : -1;
 }
 
 /* HOST:PORT with an IPv4 literal, or [IPv6]:PORT. Empty means "derive". */
@@ -492,6 +527,18 @@ int rc_config_finish(struct rc_config *c, char *err, size_t errlen)
     }
     if (strlen(c->cluster_secret) < 16) {
         snprintf(err, errlen, "cluster.secret: missing or shorter than 16 characters");
+        return -1;
+    }
+    if (strcmp(c->delivery_tls, "none") != 0 && strcmp(c->delivery_tls, "opportunistic") != 0 &&
+        strcmp(c->delivery_tls, "required") != 0) {
+        snprintf(err, errlen, "delivery.tls: \"%s\" is not none, opportunistic or required", c->delivery_tls);
+        return -1;
+    }
+    uint64_t delays[RC_RETRY_MAX];
+    size_t ndelays;
+    if (rc_retry_schedule_parse(c->retry_schedule, delays, RC_RETRY_MAX, &ndelays) != 0) {
+        snprintf(err, errlen, "delivery.retry_schedule: \"%s\" is not a comma-separated list of 1..%d durations "
+                 "of at least 1s (e.g. 5m,10m,30m,1h)", c->retry_schedule, RC_RETRY_MAX);
         return -1;
     }
     if (c->bounce_secret[0] == '\0')

@@ -62,6 +62,11 @@ struct rc_config {
     uint64_t delivery_port;
     char retry_schedule[RC_CFG_STR];
     uint64_t expire_ms, ttr_ms;
+    uint64_t delivery_max_conns, delivery_max_conns_domain, delivery_max_rcpts;
+    bool delivery_verp_per_rcpt, delivery_dsn;
+    uint64_t delivery_connect_timeout_ms, delivery_command_timeout_ms, delivery_data_timeout_ms;
+    uint64_t delivery_idle_timeout_ms, delivery_dsn_max_full, delivery_transfer_wait_ms;
+    char delivery_tls[16];
 
     /* [dns] */
     char dns_listen[64], dns_zone[RC_CFG_STR], dns_relay_name[RC_CFG_STR], dns_bounce_name[RC_CFG_STR];
@@ -114,5 +119,9 @@ void rc_config_reference(FILE *out);
  * numbers are seconds) and "25M", "512K", "1G" (bare numbers are bytes). */
 int rc_parse_duration_ms(const char *s, uint64_t *out);
 int rc_parse_size(const char *s, uint64_t *out);
+/* delivery.retry_schedule: "5m,10m,1h" into at most max delays (ms, each at
+ * least 1 s). */
+#define RC_RETRY_MAX 32
+int rc_retry_schedule_parse(const char *s, uint64_t *out, size_t max, size_t *n);
 
 #endif

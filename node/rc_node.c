@@ -22,9 +22,14 @@
 static void on_accept(void *data, const struct rc_msg *m, const uint8_t *body, size_t len)
 {
     rc_node *n = data;
-    if (body == NULL)
-        return;
-    rc_spool_put(n->spool, m->id, body, len);
+    if (body != NULL)
+        rc_spool_put(n->spool, m->id, body, len);
+    rc_delivery_on_accept(n, m);
+}
+
+static void on_status(void *data, const struct rc_msg *m, size_t rcpt, int old_status)
+{
+    rc_delivery_on_status(data, m, rcpt, old_status);
 }
 
 static int before_snapshot(void *data)
@@ -41,6 +46,7 @@ static void on_restore(void *data)
 {
     rc_node *n = data;
     n->body_scan_needed = true; /* scanned from the health timer, not inside apply */
+    rc_delivery_on_restore(n);
 }
 
 static void missing_push(rc_node *n, char *id)
@@ -360,6 +366,7 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         .before_snapshot = before_snapshot,
         .on_view = on_view,
         .on_restore = on_restore,
+        .on_status = on_status,
     };
     if (rc_raft_start(&n->raft, loop, &rcfg, &hooks, n, err, errlen) != RC_OK)
         goto err_after_spool;
@@ -371,7 +378,8 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         goto err_after_fwd;
     if (rc_dns_start(n, err, errlen) != 0)
         goto err_after_api;
-    if (rc_smtp_start(n, err, errlen) != 0 || rc_health_probe_new(n) != 0) {
+    if (rc_smtp_start(n, err, errlen) != 0 || rc_health_probe_new(n) != 0 ||
+        rc_delivery_start(n, err, errlen) != 0) {
         /* the API and DNS are up: close them through the normal stop path */
         if (n->smtp) {
             bool closed = false;
@@ -458,6 +466,7 @@ void rc_node_free(rc_node *n)
         return;
     http_api_free(n->http); /* runs the loop inside: never from a callback */
     rc_smtp_free(n);
+    rc_delivery_free(n);
     free(n);
 }
 
@@ -481,8 +490,9 @@ static void after_smtp_stopped(void *data)
 {
     rc_node *n = data;
     n->smtp = NULL;
-    n->pending_closes = 5;
+    n->pending_closes = 6;
     uv_timer_stop(&n->health_timer);
+    rc_delivery_stop(n, after_front_closed, n);
     uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
     rc_health_probe_stop(n, after_front_closed, n);
     rc_dns_stop(n, after_front_closed, n);

@@ -18,6 +18,8 @@ struct rc_forwarder_state;
 struct rc_dns;
 struct rc_health_probe;
 struct rc_view;
+struct rc_delivery;
+struct rc_msg;
 
 struct rc_node {
     uv_loop_t *loop;
@@ -45,6 +47,7 @@ struct rc_node {
     bool body_scan_needed;
     struct rc_dns *dns;                /* rc_dns.c */
     struct rc_health_probe *hprobe;    /* rc_health_probe.c */
+    struct rc_delivery *delivery;      /* rc_delivery.c */
 };
 
 /* True when the node holds the body of message id (delivery waits for it). */
@@ -67,5 +70,28 @@ void rc_health_probe_tick(rc_node *n);                 /* starts the probes not 
 int rc_health_probe_result(rc_node *n, size_t member); /* -1 unknown, 0 down, 1 up */
 void rc_health_probe_reset(rc_node *n);                /* forget results (new leadership) */
 void rc_health_probe_stop(rc_node *n, void (*cb)(void *), void *data);
+
+/* rc_delivery.c: the delivery scheduler (leader only, docs/EGRESS.md). */
+#define RC_INT_DNS_TEMPFAIL 170 /* internal code: MX lookup failed temporarily */
+struct rc_delivery_stats {
+    bool active;
+    size_t queue;
+    unsigned inflight_transactions, connections;
+    uint64_t transactions, rcpt_attempts, connections_reused;
+    uint64_t delivered, deferred, failed, undeliverable, expired, lost;
+    uint64_t repeats, proposals_failed;
+    uint64_t dsn_sent, dsn_failed;
+};
+int rc_delivery_start(rc_node *n, char *err, size_t errlen);
+void rc_delivery_on_accept(rc_node *n, const struct rc_msg *m);
+void rc_delivery_on_status(rc_node *n, const struct rc_msg *m, size_t rcpt, int old_status);
+void rc_delivery_on_restore(rc_node *n);
+/* Planned transfer: no new attempts; cb once those in flight ended (or
+ * after delivery.transfer_wait). -1 if a quiesce is already running. */
+int rc_delivery_quiesce(rc_node *n, void (*cb)(void *), void *data);
+void rc_delivery_resume(rc_node *n); /* the transfer failed: deliver again */
+void rc_delivery_get_stats(rc_node *n, struct rc_delivery_stats *out);
+void rc_delivery_stop(rc_node *n, void (*cb)(void *), void *data);
+void rc_delivery_free(rc_node *n);
 
 #endif

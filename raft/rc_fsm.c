@@ -398,6 +398,8 @@ static void apply_status(rc_fsm *f, const Ricochet__StatusUpdate *u)
 
     if (u->smtp_code || u->internal_code)
         r->attempts++;
+    r->attempt_node = 0; /* the attempt (if any) has its outcome */
+    r->attempt_at_ms = 0;
     r->status = to;
     r->next_attempt_ms = u->next_attempt_ms;
     free(r->reason);
@@ -417,6 +419,26 @@ static void apply_status(rc_fsm *f, const Ricochet__StatusUpdate *u)
 notify:
     if (f->hooks.on_status)
         f->hooks.on_status(f->data, m, u->recipient, from);
+}
+
+/* Marks recipients as being attempted (see AttemptStart in the schema).
+ * A recipient that reached a final status keeps none. */
+static void apply_attempt(rc_fsm *f, const Ricochet__AttemptStart *a)
+{
+    struct rc_msg *m = a->id ? rc_map_get(f->messages, a->id) : NULL;
+    if (m == NULL) {
+        f->skipped++;
+        return;
+    }
+    for (size_t i = 0; i < a->n_recipients; i++) {
+        if (a->recipients[i] >= m->n_rcpts)
+            continue;
+        struct rc_rcpt *r = &m->rcpts[a->recipients[i]];
+        if (rc_status_terminal(r->status))
+            continue;
+        r->attempt_node = a->node ? a->node : 1;
+        r->attempt_at_ms = a->at_ms;
+    }
 }
 
 static void apply_suppression(rc_fsm *f, const Ricochet__SuppressionChange *c)
@@ -495,6 +517,7 @@ static void apply_record(rc_fsm *f, const Ricochet__Record *rec)
     case RICOCHET__RECORD__KIND_STATUS: apply_status(f, rec->status); break;
     case RICOCHET__RECORD__KIND_SUPPRESSION: apply_suppression(f, rec->suppression); break;
     case RICOCHET__RECORD__KIND_VIEW: apply_view(f, rec->view); break;
+    case RICOCHET__RECORD__KIND_ATTEMPT: apply_attempt(f, rec->attempt); break;
     case RICOCHET__RECORD__KIND_BOUNCE_NOTE:
         if (rec->bounce_note == NULL || rc_notes_add(f->notes, rec->bounce_note) != 0) {
             rc_error("fsm", "bounce_note_failed reason=%s", rec->bounce_note ? "out_of_memory" : "empty");
@@ -671,6 +694,11 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
             x->next_attempt_ms = r->next_attempt_ms;
             x->hard = r->hard;
             x->reason = r->reason;
+            if (r->attempt_node) {
+                x->has_attempt_node = x->has_attempt_at_ms = true;
+                x->attempt_node = r->attempt_node;
+                x->attempt_at_ms = r->attempt_at_ms;
+            }
             for (size_t j = 0; j < r->n_history; j++) {
                 history_to_pb(&r->history[j], &ev[j]);
                 evp[j] = &ev[j];
@@ -796,6 +824,8 @@ static struct rc_msg *msg_from_pb(const Ricochet__MessageState *ms)
         r->next_attempt_ms = x->next_attempt_ms;
         r->reason = dup_or_null(x->reason);
         r->hard = x->hard;
+        r->attempt_node = x->attempt_node;
+        r->attempt_at_ms = x->attempt_at_ms;
         if (r->address == NULL)
             goto err;
         for (size_t j = 0; j < x->n_history; j++) {

@@ -63,6 +63,9 @@ struct rc_rcpt {
     int status;
     unsigned attempts;
     uint64_t next_attempt_ms;
+    /* Set by an AttemptStart, cleared by the next status change: an attempt
+     * is (or was) under way without a recorded outcome. */
+    uint64_t attempt_node, attempt_at_ms;
     char *reason;
     bool hard;
     struct rc_history *history;

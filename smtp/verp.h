@@ -33,6 +33,9 @@ const char *verp_strerror(int err);
 #define VERP_MAC_MIN 8
 #define VERP_SECRET_MIN 16      /* bytes */
 #define VERP_LOCAL_MAX 64       /* RFC 5321 §4.5.3.1.1 */
+/* Recipient index of a message-level return path: the transaction carried
+ * several recipients, and a bounce is mapped by the recipient it names. */
+#define VERP_RCPT_MESSAGE 0xFFFFFFFFu
 
 struct verp_key {
     const uint8_t *secret; /* bounce.secret; at least VERP_SECRET_MIN bytes */

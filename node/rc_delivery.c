@@ -1,0 +1,1064 @@
+/* The delivery scheduler (DESIGN §3, docs/EGRESS.md "Scheduler").
+ *
+ * Runs on the leader only (not on a witness): the leader holds the
+ * committed state, so one node decides every attempt and no two nodes send
+ * the same recipient at once. A follower keeps nothing here.
+ *
+ *   due heap ──pop when due──▶ per-domain ready list ──▶ transaction
+ *   (rebuilt from the FSM       (grouped per message,      AttemptStart committed
+ *    at each leadership,         at most max_rcpts)         → MX lookup → SMTP
+ *    fed by the FSM hooks)                                  → one StatusUpdate per rcpt
+ *
+ * Every outcome is a StatusUpdate in the log; the FSM hooks push the next
+ * due time (deferred) back into the heap, so the leader's memory is only a
+ * cache of the replicated state. A recipient whose AttemptStart mark is
+ * still set when a new leader takes over had an attempt without a recorded
+ * outcome: it is tried again and counted as a repeat (metric and log).
+ *
+ * Connections: one pool per recipient domain (smtp_client reuses its
+ * connection with RSET), limited per domain and in total; idle ones are
+ * closed after delivery.idle_timeout. */
+#include "node/rc_node_internal.h"
+
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns/dns_resolver.h"
+#include "node/base/rc_log.h"
+#include "proto/ricochet.pb-c.h"
+#include "raft/rc_map.h"
+#include "smtp/bounce.h"
+#include "smtp/smtp_client.h"
+#include "smtp/verp.h"
+
+#define ID_MAX (VERP_ID_MAX + 4)
+#define WAKE_MAX_MS 500      /* housekeeping period: expiry of in-flight, idle connections, leadership */
+#define POP_BUDGET 20000     /* due entries moved per wake; more wait for the next (immediate) wake */
+#define BODY_RETRY_MS 1000   /* body not yet in the local spool */
+#define BUSY_RETRY_MS 1000   /* proposal refused (leadership moving) */
+
+struct due {
+    uint64_t at;
+    uint32_t rcpt;
+    char id[ID_MAX];
+};
+
+struct work {
+    uint32_t rcpt;
+    char id[ID_MAX];
+};
+
+struct dest;
+
+struct conn {
+    struct dest *d;
+    smtp_client *client;
+    bool busy;
+    uint64_t idle_since;
+    struct conn *next;
+};
+
+struct dest {
+    char domain[DNS_NAME_MAX];
+    struct work *ready;
+    size_t head, n, cap; /* ready[head..n) */
+    struct conn *conns;
+    unsigned nconns, nbusy;
+};
+
+struct tx {
+    struct rc_delivery *dl;
+    struct dest *d;
+    struct conn *conn;
+    char id[ID_MAX];
+    uint32_t *rcpts;
+    char **addrs;
+    size_t n;
+    char mail_from[VERP_LOCAL_MAX + DNS_NAME_MAX + 2];
+    uint8_t *body;
+    size_t body_len;
+    bool body_8bit;
+    uint64_t deadline; /* earliest ttr of its recipients */
+    bool lost;         /* lost_in_space already proposed */
+    struct tx *prev, *next;
+};
+
+struct rc_delivery {
+    rc_node *n;
+    uv_timer_t wake;
+    dns_resolver *resolver;
+    struct smtp_client_config ccfg;
+    uint64_t delays[RC_RETRY_MAX];
+    size_t ndelays;
+    struct verp_key verp;
+
+    bool active;        /* this node delivers (leader, ready, not a witness) */
+    uint64_t term;      /* leadership the state below belongs to */
+    bool quiescing;     /* planned transfer: no new transactions */
+    void (*quiesce_cb)(void *);
+    void *quiesce_data;
+    uint64_t quiesce_deadline;
+
+    struct due *heap;
+    size_t nheap, capheap;
+    rc_map *inflight;   /* "ID/INDEX" → tx */
+    rc_map *dests;      /* domain → struct dest */
+    struct tx *txs;     /* active transactions */
+    unsigned ntx, nconns;
+
+    bool stopping;
+    int closing;        /* handles and clients still closing */
+    void (*stop_cb)(void *);
+    void *stop_data;
+
+    struct rc_delivery_stats stats;
+};
+
+/* ------------------------------------------------------------ due heap */
+
+static bool due_less(const struct due *a, const struct due *b)
+{
+    return a->at < b->at;
+}
+
+static void heap_push(struct rc_delivery *dl, const char *id, uint32_t rcpt, uint64_t at)
+{
+    if (strlen(id) >= ID_MAX)
+        return;
+    if (dl->nheap == dl->capheap) {
+        size_t ncap = dl->capheap ? dl->capheap * 2 : 1024;
+        struct due *nh = realloc(dl->heap, ncap * sizeof *nh);
+        if (nh == NULL) {
+            rc_error("delivery", "due_dropped id=%s rcpt=%u reason=out_of_memory action=next_leadership_rescan", id, rcpt);
+            return;
+        }
+        dl->heap = nh;
+        dl->capheap = ncap;
+    }
+    size_t i = dl->nheap++;
+    struct due e = {.at = at, .rcpt = rcpt};
+    memcpy(e.id, id, strlen(id) + 1);
+    while (i > 0 && due_less(&e, &dl->heap[(i - 1) / 2])) {
+        dl->heap[i] = dl->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    dl->heap[i] = e;
+}
+
+static void heap_pop(struct rc_delivery *dl, struct due *out)
+{
+    *out = dl->heap[0];
+    struct due last = dl->heap[--dl->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= dl->nheap)
+            break;
+        if (c + 1 < dl->nheap && due_less(&dl->heap[c + 1], &dl->heap[c]))
+            c++;
+        if (!due_less(&dl->heap[c], &last))
+            break;
+        dl->heap[i] = dl->heap[c];
+        i = c;
+    }
+    if (dl->nheap)
+        dl->heap[i] = last;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+static void inflight_key(char *key, size_t len, const char *id, uint32_t rcpt)
+{
+    snprintf(key, len, "%s/%u", id, rcpt);
+}
+
+static bool is_inflight(struct rc_delivery *dl, const char *id, uint32_t rcpt)
+{
+    char key[ID_MAX + 16];
+    inflight_key(key, sizeof key, id, rcpt);
+    return rc_map_get(dl->inflight, key) != NULL;
+}
+
+/* The domain of an address, lower-cased; false for no usable domain. */
+static bool address_domain(const char *addr, char *out, size_t len)
+{
+    const char *at = strrchr(addr, '@');
+    if (at == NULL || at == addr || at[1] == '\0' || strlen(at + 1) >= len)
+        return false;
+    size_t i = 0;
+    for (const char *p = at + 1; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>')
+            return false;
+        out[i++] = (char)tolower((unsigned char)*p);
+    }
+    out[i] = '\0';
+    return true;
+}
+
+static void kick_now(struct rc_delivery *dl);
+
+static void status_done(void *data, int status)
+{
+    struct rc_delivery *dl = data;
+    if (status != RC_OK) {
+        dl->stats.proposals_failed++;
+        rc_warn("delivery", "status_proposal_failed error=\"%s\"", rc_strerror(status));
+    }
+}
+
+struct outcome {
+    int status;
+    unsigned code, internal;
+    const char *enhanced, *text, *reason, *remote_mta;
+    bool hard;
+    uint64_t next_attempt_ms;
+};
+
+static void propose_status(struct rc_delivery *dl, const char *id, uint32_t rcpt, const struct outcome *o)
+{
+    Ricochet__StatusUpdate u;
+    ricochet__status_update__init(&u);
+    u.id = (char *)id;
+    u.has_recipient = u.has_status = u.has_at_ms = u.has_node = true;
+    u.recipient = rcpt;
+    u.status = (Ricochet__Status)o->status;
+    u.at_ms = rc_now_ms();
+    u.node = dl->n->cfg.node_id;
+    if (o->code) {
+        u.has_smtp_code = true;
+        u.smtp_code = o->code;
+    }
+    if (o->internal) {
+        u.has_internal_code = true;
+        u.internal_code = o->internal;
+    }
+    u.enhanced = o->enhanced && o->enhanced[0] ? (char *)o->enhanced : NULL;
+    u.text = o->text && o->text[0] ? (char *)o->text : NULL;
+    u.reason = o->reason ? (char *)o->reason : NULL;
+    u.remote_mta = o->remote_mta && o->remote_mta[0] ? (char *)o->remote_mta : NULL;
+    u.has_hard = o->hard;
+    u.hard = o->hard;
+    if (o->next_attempt_ms) {
+        u.has_next_attempt_ms = true;
+        u.next_attempt_ms = o->next_attempt_ms;
+    }
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
+    rec.status = &u;
+    int rv = rc_raft_propose(dl->n->raft, &rec, status_done, dl);
+    if (rv != RC_OK)
+        status_done(dl, rv);
+}
+
+/* When the next attempt is due after `attempts` attempts: the schedule's
+ * delay (the last repeats), never past expiry or ttr, so that those
+ * deadlines are met on time. */
+static uint64_t next_attempt(const struct rc_delivery *dl, const struct rc_msg *m, unsigned attempts, uint64_t now)
+{
+    size_t k = attempts ? attempts - 1 : 0;
+    if (k >= dl->ndelays)
+        k = dl->ndelays - 1;
+    uint64_t at = now + dl->delays[k];
+    if (m->expire_at_ms && at > m->expire_at_ms)
+        at = m->expire_at_ms;
+    if (m->ttr_at_ms && at > m->ttr_at_ms)
+        at = m->ttr_at_ms;
+    return at > now ? at : now + 1;
+}
+
+/* The last attempt's reply, for an expired recipient's record. */
+static const struct rc_history *last_attempt(const struct rc_rcpt *r)
+{
+    for (size_t i = r->n_history; i-- > 0;)
+        if (r->history[i].smtp_code || r->history[i].internal_code)
+            return &r->history[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void client_closed(void *arg)
+{
+    struct rc_delivery *dl = arg;
+    if (--dl->closing == 0 && dl->stopping && dl->stop_cb) {
+        void (*cb)(void *) = dl->stop_cb;
+        dl->stop_cb = NULL;
+        cb(dl->stop_data);
+    }
+}
+
+static void conn_close(struct rc_delivery *dl, struct conn *c)
+{
+    struct dest *d = c->d;
+    for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    d->nconns--;
+    dl->nconns--;
+    dl->closing++;
+    smtp_client_close(c->client, client_closed, dl);
+    free(c);
+}
+
+static struct conn *conn_get(struct rc_delivery *dl, struct dest *d)
+{
+    for (struct conn *c = d->conns; c; c = c->next)
+        if (!c->busy && smtp_client_is_connected(c->client)) {
+            c->busy = true;
+            d->nbusy++;
+            return c;
+        }
+    for (struct conn *c = d->conns; c; c = c->next)
+        if (!c->busy) {
+            c->busy = true;
+            d->nbusy++;
+            return c;
+        }
+    if (d->nconns >= dl->n->cfg.delivery_max_conns_domain || dl->nconns >= dl->n->cfg.delivery_max_conns)
+        return NULL;
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL || smtp_client_new(&c->client, dl->n->loop, &dl->ccfg) != SMTP_CLIENT_OK) {
+        free(c);
+        return NULL;
+    }
+    c->d = d;
+    c->busy = true;
+    c->next = d->conns;
+    d->conns = c;
+    d->nconns++;
+    d->nbusy++;
+    dl->nconns++;
+    return c;
+}
+
+static void conn_release(struct rc_delivery *dl, struct conn *c)
+{
+    c->busy = false;
+    c->d->nbusy--;
+    c->idle_since = rc_now_ms();
+    if (dl->n->cfg.delivery_idle_timeout_ms == 0 || !dl->active || dl->stopping)
+        conn_close(dl, c);
+}
+
+static void close_idle(struct rc_delivery *dl, bool all)
+{
+    uint64_t now = rc_now_ms();
+    size_t pos = 0;
+    const char *key;
+    void *value;
+    while (rc_map_next(dl->dests, &pos, &key, &value)) {
+        struct dest *d = value;
+        struct conn *c = d->conns;
+        while (c) {
+            struct conn *next = c->next;
+            if (!c->busy && (all || now - c->idle_since >= dl->n->cfg.delivery_idle_timeout_ms ||
+                             !smtp_client_is_connected(c->client)))
+                conn_close(dl, c);
+            c = next;
+        }
+    }
+}
+
+static struct dest *dest_get(struct rc_delivery *dl, const char *domain)
+{
+    struct dest *d = rc_map_get(dl->dests, domain);
+    if (d)
+        return d;
+    d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    snprintf(d->domain, sizeof d->domain, "%s", domain);
+    if (rc_map_put(dl->dests, domain, d) != 0) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void ready_push(struct dest *d, const char *id, uint32_t rcpt)
+{
+    if (d->head > 0 && d->head == d->n)
+        d->head = d->n = 0;
+    if (d->n == d->cap) {
+        if (d->head > d->cap / 2) {
+            memmove(d->ready, d->ready + d->head, (d->n - d->head) * sizeof *d->ready);
+            d->n -= d->head;
+            d->head = 0;
+        } else {
+            size_t ncap = d->cap ? d->cap * 2 : 64;
+            struct work *nr = realloc(d->ready, ncap * sizeof *nr);
+            if (nr == NULL)
+                return; /* found again at the next leadership rescan */
+            d->ready = nr;
+            d->cap = ncap;
+        }
+    }
+    struct work *w = &d->ready[d->n++];
+    w->rcpt = rcpt;
+    snprintf(w->id, sizeof w->id, "%s", id);
+}
+
+/* ---------------------------------------------------------- transactions */
+
+static void tx_free(struct tx *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->addrs[i]);
+    free(t->addrs);
+    free(t->rcpts);
+    free(t->body);
+    free(t);
+}
+
+/* Ends a transaction: recipients leave the in-flight set; the connection
+ * goes back to its pool. */
+static void tx_end(struct tx *t)
+{
+    struct rc_delivery *dl = t->dl;
+    for (size_t i = 0; i < t->n; i++) {
+        char key[ID_MAX + 16];
+        inflight_key(key, sizeof key, t->id, t->rcpts[i]);
+        rc_map_remove(dl->inflight, key);
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        dl->txs = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    dl->ntx--;
+    if (t->conn)
+        conn_release(dl, t->conn);
+    tx_free(t);
+    kick_now(dl);
+}
+
+/* Every recipient of the transaction gets the same outcome (DNS results,
+ * a refused proposal). */
+static void tx_outcome_all(struct tx *t, const struct outcome *o)
+{
+    if (t->lost)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        propose_status(t->dl, t->id, t->rcpts[i], o);
+}
+
+static void tx_defer_all(struct tx *t, unsigned internal, const char *text, const char *reason)
+{
+    struct rc_delivery *dl = t->dl;
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(dl->n->raft), t->id);
+    if (m == NULL || t->lost)
+        return;
+    uint64_t now = rc_now_ms();
+    for (size_t i = 0; i < t->n; i++) {
+        const struct rc_rcpt *r = &m->rcpts[t->rcpts[i]];
+        struct outcome o = {.status = RC_ST_DEFERRED, .internal = internal, .text = text, .reason = reason,
+                            .next_attempt_ms = next_attempt(dl, m, r->attempts + 1, now)};
+        propose_status(dl, t->id, t->rcpts[i], &o);
+    }
+}
+
+static void tx_sent(smtp_client *c, const struct smtp_client_result *res, void *arg)
+{
+    (void)c;
+    struct tx *t = arg;
+    struct rc_delivery *dl = t->dl;
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(dl->n->raft), t->id);
+    uint64_t now = rc_now_ms();
+    if (res->reused)
+        dl->stats.connections_reused++;
+    for (size_t i = 0; i < res->nrcpts && i < t->n && m && !t->lost; i++) {
+        const struct smtp_rcpt_result *x = &res->rcpts[i];
+        const struct rc_rcpt *r = &m->rcpts[t->rcpts[i]];
+        struct outcome o = {.code = (unsigned)x->code, .internal = (unsigned)x->internal,
+                            .enhanced = x->enhanced, .text = x->text, .remote_mta = res->host};
+        int hard = 0;
+        switch (x->outcome) {
+        case SMTP_OUT_DELIVERED:
+            o.status = RC_ST_DELIVERED;
+            dl->stats.delivered++;
+            break;
+        case SMTP_OUT_FAILED:
+            o.status = RC_ST_FAILED;
+            o.reason = bounce_reason_name(x->code ? bounce_classify_reply(x->code, x->enhanced, x->text, &hard)
+                                                  : BOUNCE_R_MESGTOOBIG);
+            o.hard = hard == 1;
+            dl->stats.failed++;
+            break;
+        default:
+            o.status = RC_ST_DEFERRED;
+            if (x->code)
+                o.reason = bounce_reason_name(bounce_classify_reply(x->code, x->enhanced, x->text, &hard));
+            o.next_attempt_ms = next_attempt(dl, m, r->attempts + 1, now);
+            dl->stats.deferred++;
+            break;
+        }
+        propose_status(dl, t->id, t->rcpts[i], &o);
+    }
+    /* A client whose connection dropped stays in the pool: the next
+     * transaction reconnects with it. */
+    tx_end(t);
+}
+
+static void tx_resolved(const struct dns_mx_result *res, void *arg)
+{
+    struct tx *t = arg;
+    struct rc_delivery *dl = t->dl;
+    if (res->status == DNS_MX_PERMFAIL) {
+        struct outcome o = {.status = RC_ST_UNDELIVERABLE, .text = res->errmsg,
+                            .reason = res->err == DNS_ENULLMX ? "notaccept" : "hostunknown", .hard = true};
+        dl->stats.undeliverable += t->n;
+        tx_outcome_all(t, &o);
+        tx_end(t);
+        return;
+    }
+    if (res->status != DNS_MX_OK || res->n == 0 || dl->stopping) {
+        dl->stats.deferred += t->n;
+        tx_defer_all(t, RC_INT_DNS_TEMPFAIL, res->errmsg[0] ? res->errmsg : "MX lookup failed", "networkerror");
+        tx_end(t);
+        return;
+    }
+    struct smtp_client_host *hosts = calloc(res->n, sizeof *hosts);
+    if (hosts == NULL) {
+        tx_defer_all(t, RC_INT_DNS_TEMPFAIL, "out of memory", NULL);
+        tx_end(t);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++) {
+        hosts[i].addr = res->targets[i].addr;
+        hosts[i].name = res->targets[i].host;
+        if (hosts[i].addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&hosts[i].addr)->sin_port = htons((uint16_t)dl->n->cfg.delivery_port);
+        else
+            ((struct sockaddr_in6 *)&hosts[i].addr)->sin6_port = htons((uint16_t)dl->n->cfg.delivery_port);
+    }
+    struct smtp_client_msg msg = {
+        .mail_from = t->mail_from,
+        .rcpts = (const char *const *)t->addrs,
+        .nrcpts = t->n,
+        .body = t->body,
+        .body_len = t->body_len,
+        .body_8bit = t->body_8bit,
+    };
+    dl->stats.transactions++;
+    dl->stats.rcpt_attempts += t->n;
+    int rv = smtp_client_send(t->conn->client, hosts, res->n, &msg, tx_sent, t);
+    free(hosts); /* the client copies the host list */
+    if (rv != SMTP_CLIENT_OK) {
+        rc_warn("delivery", "send_failed id=%s error=\"%s\"", t->id, smtp_client_strerror(rv));
+        tx_defer_all(t, SMTP_INT_CANCELED, smtp_client_strerror(rv), NULL);
+        tx_end(t);
+    }
+}
+
+static void tx_attempt_committed(void *data, int status)
+{
+    struct tx *t = data;
+    struct rc_delivery *dl = t->dl;
+    if (status != RC_OK || dl->stopping) {
+        /* Not sent: the recipients stay as they are; the leader that holds
+         * the log (this one after a retry, or the next) tries them. */
+        rc_info("delivery", "attempt_not_started id=%s error=\"%s\"", t->id, rc_strerror(status));
+        if (dl->active && !dl->stopping)
+            for (size_t i = 0; i < t->n; i++)
+                heap_push(dl, t->id, t->rcpts[i], rc_now_ms() + BUSY_RETRY_MS);
+        tx_end(t);
+        return;
+    }
+    int rv = dns_resolver_mx(dl->resolver, t->d->domain, tx_resolved, t);
+    if (rv != DNS_OK) {
+        struct dns_mx_result r = {.status = rv == DNS_EBADNAME ? DNS_MX_PERMFAIL : DNS_MX_TEMPFAIL, .err = rv};
+        snprintf(r.errmsg, sizeof r.errmsg, "%.200s: %s", t->d->domain, dns_strerror(rv));
+        tx_resolved(&r, t);
+    }
+}
+
+static bool body_is_8bit(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] & 0x80)
+            return true;
+    return false;
+}
+
+/* Takes the first ready recipient of d and the other ready recipients of
+ * the same message (up to delivery.max_rcpts) into one transaction. Returns
+ * false when no connection slot is free. */
+static bool tx_start(struct rc_delivery *dl, struct dest *d)
+{
+    rc_fsm *fsm = rc_raft_fsm(dl->n->raft);
+    struct work first = d->ready[d->head];
+    const struct rc_msg *m = rc_fsm_message(fsm, first.id);
+    if (m == NULL || first.rcpt >= m->n_rcpts || rc_status_terminal(m->rcpts[first.rcpt].status) ||
+        is_inflight(dl, first.id, first.rcpt)) {
+        d->head++;
+        return true;
+    }
+    struct conn *c = conn_get(dl, d);
+    if (c == NULL)
+        return false;
+    struct tx *t = calloc(1, sizeof *t);
+    size_t max = dl->n->cfg.delivery_verp_per_rcpt ? 1 : dl->n->cfg.delivery_max_rcpts;
+    if (t == NULL || (t->rcpts = calloc(max, sizeof *t->rcpts)) == NULL ||
+        (t->addrs = calloc(max, sizeof *t->addrs)) == NULL) {
+        if (t)
+            tx_free(t);
+        conn_release(dl, c);
+        return false;
+    }
+    t->dl = dl;
+    t->d = d;
+    t->conn = c;
+    snprintf(t->id, sizeof t->id, "%s", first.id);
+    if (rc_spool_get(dl->n->spool, m->id, m->body_sha256, &t->body, &t->body_len) != 0) {
+        /* Not in the local spool yet (restored snapshot: fetched from peers). */
+        heap_push(dl, first.id, first.rcpt, rc_now_ms() + BODY_RETRY_MS);
+        d->head++;
+        t->conn = NULL;
+        conn_release(dl, c);
+        tx_free(t);
+        return true;
+    }
+    t->body_8bit = (m->body_type && strcasecmp(m->body_type, "8BITMIME") == 0) || body_is_8bit(t->body, t->body_len);
+    /* Gather: the first entry, then same-message entries among the next ones. */
+    size_t scan_end = d->n - d->head > 256 ? d->head + 256 : d->n;
+    t->deadline = m->ttr_at_ms;
+    for (size_t k = d->head; k < scan_end && t->n < max; k++) {
+        struct work *w = &d->ready[k];
+        if (w->id[0] == '\0' || strcmp(w->id, first.id) != 0)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < t->n; j++)
+            dup |= t->rcpts[j] == w->rcpt;
+        const struct rc_rcpt *r = w->rcpt < m->n_rcpts ? &m->rcpts[w->rcpt] : NULL;
+        if (!dup && r && !rc_status_terminal(r->status) && !is_inflight(dl, w->id, w->rcpt)) {
+            t->addrs[t->n] = strdup(r->address);
+            if (t->addrs[t->n] == NULL)
+                break;
+            t->rcpts[t->n++] = w->rcpt;
+        }
+        w->id[0] = '\0'; /* taken (or stale) */
+    }
+    while (d->head < d->n && d->ready[d->head].id[0] == '\0')
+        d->head++;
+    if (t->n == 0) {
+        t->conn = NULL;
+        conn_release(dl, c);
+        tx_free(t);
+        return true;
+    }
+    /* Return path: the sender's null path stays null (DSNs, bounces);
+     * otherwise VERP on bounce.domain naming the message and, when the
+     * transaction carries one recipient, that recipient. */
+    if (m->mail_from == NULL || m->mail_from[0] == '\0') {
+        t->mail_from[0] = '\0';
+    } else {
+        uint32_t index = t->n == 1 ? t->rcpts[0] : VERP_RCPT_MESSAGE;
+        int rv = verp_encode(&dl->verp, dl->n->cfg.bounce_domain, m->id, strlen(m->id), index, t->mail_from,
+                             sizeof t->mail_from);
+        if (rv != VERP_OK) {
+            rc_warn("delivery", "verp_failed id=%s error=\"%s\" action=plain_return_path", m->id, verp_strerror(rv));
+            snprintf(t->mail_from, sizeof t->mail_from, "%s", m->mail_from);
+        }
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        char key[ID_MAX + 16];
+        inflight_key(key, sizeof key, t->id, t->rcpts[i]);
+        rc_map_put(dl->inflight, key, t);
+    }
+    t->next = dl->txs;
+    if (dl->txs)
+        dl->txs->prev = t;
+    dl->txs = t;
+    dl->ntx++;
+
+    /* Mark the attempt in the log before the first byte goes out, so that
+     * a new leader knows this attempt may have happened (repeat counting). */
+    Ricochet__AttemptStart a;
+    ricochet__attempt_start__init(&a);
+    a.id = t->id;
+    a.recipients = t->rcpts;
+    a.n_recipients = t->n;
+    a.has_node = a.has_at_ms = true;
+    a.node = dl->n->cfg.node_id;
+    a.at_ms = rc_now_ms();
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_ATTEMPT;
+    rec.attempt = &a;
+    int rv = rc_raft_propose(dl->n->raft, &rec, tx_attempt_committed, t);
+    if (rv != RC_OK)
+        tx_attempt_committed(t, rv);
+    return true;
+}
+
+/* ---------------------------------------------------------- the wake-up */
+
+/* A due recipient: final statuses and deadlines are decided here; the rest
+ * goes to its domain's ready list. */
+static void due_one(struct rc_delivery *dl, const struct due *e, uint64_t now)
+{
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(dl->n->raft), e->id);
+    if (m == NULL || e->rcpt >= m->n_rcpts)
+        return;
+    const struct rc_rcpt *r = &m->rcpts[e->rcpt];
+    if (rc_status_terminal(r->status) || is_inflight(dl, e->id, e->rcpt))
+        return;
+    if (r->status == RC_ST_DEFERRED && r->next_attempt_ms > now)
+        return; /* an older entry: the deferral pushed its own */
+    if (m->ttr_at_ms && now >= m->ttr_at_ms) {
+        struct outcome o = {.status = RC_ST_LOST_IN_SPACE, .reason = "lost_in_space",
+                            .text = "no outcome recorded within delivery.ttr"};
+        dl->stats.lost++;
+        propose_status(dl, m->id, e->rcpt, &o);
+        return;
+    }
+    if (m->expire_at_ms && now >= m->expire_at_ms) {
+        const struct rc_history *h = last_attempt(r);
+        struct outcome o = {.status = RC_ST_EXPIRED, .reason = "expired",
+                            .text = h && h->text ? h->text : "only temporary failures until delivery.expire",
+                            .enhanced = h ? h->enhanced : NULL, .remote_mta = h ? h->remote_mta : NULL};
+        dl->stats.expired++;
+        propose_status(dl, m->id, e->rcpt, &o);
+        return;
+    }
+    char domain[DNS_NAME_MAX];
+    if (!address_domain(r->address, domain, sizeof domain)) {
+        struct outcome o = {.status = RC_ST_UNDELIVERABLE, .reason = "syntaxerror", .hard = true,
+                            .text = "recipient address has no usable domain"};
+        dl->stats.undeliverable++;
+        propose_status(dl, m->id, e->rcpt, &o);
+        return;
+    }
+    struct dest *d = dest_get(dl, domain);
+    if (d)
+        ready_push(d, e->id, e->rcpt);
+}
+
+static void start_transactions(struct rc_delivery *dl)
+{
+    if (dl->quiescing)
+        return;
+    size_t pos = 0;
+    const char *key;
+    void *value;
+    while (rc_map_next(dl->dests, &pos, &key, &value)) {
+        struct dest *d = value;
+        while (d->head < d->n && dl->nconns <= dl->n->cfg.delivery_max_conns)
+            if (!tx_start(dl, d))
+                break;
+    }
+}
+
+/* In-flight attempts past their time to respond: lost_in_space now; the
+ * late reply will be ignored (the FSM refuses changes after it). */
+static void expire_inflight(struct rc_delivery *dl, uint64_t now)
+{
+    for (struct tx *t = dl->txs; t; t = t->next) {
+        if (t->lost || t->deadline == 0 || now < t->deadline)
+            continue;
+        t->lost = true;
+        struct outcome o = {.status = RC_ST_LOST_IN_SPACE, .reason = "lost_in_space",
+                            .text = "attempt in flight without an outcome at delivery.ttr"};
+        dl->stats.lost += t->n;
+        for (size_t i = 0; i < t->n; i++)
+            propose_status(dl, t->id, t->rcpts[i], &o);
+    }
+}
+
+static void deactivate(struct rc_delivery *dl)
+{
+    dl->active = false;
+    dl->nheap = 0;
+    size_t pos = 0;
+    const char *key;
+    void *value;
+    while (rc_map_next(dl->dests, &pos, &key, &value)) {
+        struct dest *d = value;
+        d->head = d->n = 0;
+    }
+    close_idle(dl, true);
+    if (dl->quiescing) {
+        dl->quiescing = false;
+        if (dl->quiesce_cb) {
+            void (*cb)(void *) = dl->quiesce_cb;
+            dl->quiesce_cb = NULL;
+            cb(dl->quiesce_data);
+        }
+    }
+}
+
+/* A new leadership: every non-terminal recipient goes into the heap. */
+static void activate(struct rc_delivery *dl, uint64_t term)
+{
+    dl->active = true;
+    dl->term = term;
+    dl->nheap = 0;
+    rc_fsm *fsm = rc_raft_fsm(dl->n->raft);
+    size_t pos = 0, pending = 0, repeats = 0;
+    const struct rc_msg *m;
+    while ((m = rc_fsm_message_next(fsm, &pos)) != NULL) {
+        for (size_t i = 0; i < m->n_rcpts; i++) {
+            const struct rc_rcpt *r = &m->rcpts[i];
+            if (rc_status_terminal(r->status))
+                continue;
+            if (r->attempt_node && !is_inflight(dl, m->id, (uint32_t)i)) {
+                repeats++;
+                rc_warn("delivery", "delivery_repeat id=%s rcpt=%zu previous_node=%llu attempt_at=%llu "
+                        "reason=attempt_without_outcome_before_leader_change", m->id, i,
+                        (unsigned long long)r->attempt_node, (unsigned long long)r->attempt_at_ms);
+            }
+            heap_push(dl, m->id, (uint32_t)i, r->status == RC_ST_DEFERRED ? r->next_attempt_ms : 0);
+            pending++;
+        }
+    }
+    dl->stats.repeats += repeats;
+    rc_info("delivery", "delivering term=%llu pending=%zu repeats=%zu", (unsigned long long)term, pending, repeats);
+}
+
+static void wake_cb(uv_timer_t *timer)
+{
+    struct rc_delivery *dl = timer->data;
+    if (dl->stopping)
+        return;
+    struct rc_raft_status st;
+    rc_raft_get_status(dl->n->raft, &st);
+    const struct rc_cfg_member *self = rc_config_member(&dl->n->cfg, dl->n->cfg.node_id);
+    bool should = st.state == 3 /* RAFT_LEADER */ && st.leader_ready && !(self && self->witness);
+    if (!should && dl->active) {
+        rc_info("delivery", "stopped_delivering term=%llu inflight=%u", (unsigned long long)dl->term, dl->ntx);
+        deactivate(dl);
+    }
+    if (should && (!dl->active || st.term != dl->term)) {
+        if (dl->active)
+            deactivate(dl);
+        activate(dl, st.term);
+    }
+    uint64_t now = rc_now_ms();
+    uint64_t next = WAKE_MAX_MS;
+    if (dl->active) {
+        size_t budget = POP_BUDGET;
+        while (dl->nheap > 0 && dl->heap[0].at <= now && budget-- > 0) {
+            struct due e;
+            heap_pop(dl, &e);
+            due_one(dl, &e, now);
+        }
+        expire_inflight(dl, now);
+        start_transactions(dl);
+        if (dl->nheap > 0) {
+            uint64_t at = dl->heap[0].at;
+            next = at <= now ? 1 : at - now < next ? at - now : next;
+        }
+        if (dl->quiescing && (dl->ntx == 0 || now >= dl->quiesce_deadline)) {
+            void (*cb)(void *) = dl->quiesce_cb;
+            dl->quiesce_cb = NULL;
+            rc_info("delivery", "quiesced inflight=%u", dl->ntx);
+            if (cb)
+                cb(dl->quiesce_data);
+        }
+    }
+    close_idle(dl, false);
+    uv_timer_start(&dl->wake, wake_cb, next, 0);
+}
+
+/* ------------------------------------------------------------- interface */
+
+static void kick_now(struct rc_delivery *dl)
+{
+    if (!dl->stopping && dl->active)
+        uv_timer_start(&dl->wake, wake_cb, 0, 0);
+}
+
+void rc_delivery_on_accept(rc_node *n, const struct rc_msg *m)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl == NULL || !dl->active)
+        return;
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        if (m->rcpts[i].status == RC_ST_QUEUED)
+            heap_push(dl, m->id, (uint32_t)i, 0);
+    kick_now(dl);
+}
+
+void rc_delivery_on_status(rc_node *n, const struct rc_msg *m, size_t rcpt, int old_status)
+{
+    (void)old_status;
+    struct rc_delivery *dl = n->delivery;
+    if (dl == NULL || !dl->active)
+        return;
+    const struct rc_rcpt *r = &m->rcpts[rcpt];
+    if (r->status == RC_ST_DEFERRED) {
+        heap_push(dl, m->id, (uint32_t)rcpt, r->next_attempt_ms);
+        kick_now(dl);
+    }
+}
+
+void rc_delivery_on_restore(rc_node *n)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl && dl->active)
+        dl->term = 0; /* rebuild from the restored state at the next wake */
+}
+
+int rc_delivery_quiesce(rc_node *n, void (*cb)(void *), void *data)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl == NULL || !dl->active || dl->ntx == 0 || n->cfg.delivery_transfer_wait_ms == 0) {
+        cb(data);
+        return 0;
+    }
+    if (dl->quiescing)
+        return -1;
+    dl->quiescing = true;
+    dl->quiesce_cb = cb;
+    dl->quiesce_data = data;
+    dl->quiesce_deadline = rc_now_ms() + n->cfg.delivery_transfer_wait_ms;
+    rc_info("delivery", "quiescing inflight=%u wait_ms=%llu", dl->ntx,
+            (unsigned long long)n->cfg.delivery_transfer_wait_ms);
+    return 0;
+}
+
+void rc_delivery_resume(rc_node *n)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl && dl->quiescing) {
+        dl->quiescing = false;
+        dl->quiesce_cb = NULL;
+        kick_now(dl);
+    }
+}
+
+void rc_delivery_get_stats(rc_node *n, struct rc_delivery_stats *out)
+{
+    struct rc_delivery *dl = n->delivery;
+    memset(out, 0, sizeof *out);
+    if (dl == NULL)
+        return;
+    *out = dl->stats;
+    out->active = dl->active;
+    out->queue = dl->nheap;
+    out->inflight_transactions = dl->ntx;
+    out->connections = dl->nconns;
+}
+
+int rc_delivery_start(rc_node *n, char *err, size_t errlen)
+{
+    struct rc_delivery *dl = calloc(1, sizeof *dl);
+    if (dl == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    dl->n = n;
+    dl->inflight = rc_map_new();
+    dl->dests = rc_map_new();
+    if (dl->inflight == NULL || dl->dests == NULL)
+        goto nomem;
+    if (rc_retry_schedule_parse(n->cfg.retry_schedule, dl->delays, RC_RETRY_MAX, &dl->ndelays) != 0) {
+        snprintf(err, errlen, "delivery.retry_schedule: invalid");
+        goto fail;
+    }
+    struct dns_resolver_config rcfg = {.server = n->cfg.resolver};
+    char rerr[256];
+    if (dns_resolver_new(&dl->resolver, n->loop, &rcfg, rerr, sizeof rerr) != DNS_OK) {
+        snprintf(err, errlen, "delivery.resolver: %s", rerr);
+        goto fail;
+    }
+    dl->ccfg.helo_name = n->cfg.hostname;
+    dl->ccfg.connect_timeout_ms = (unsigned)n->cfg.delivery_connect_timeout_ms;
+    dl->ccfg.greeting_timeout_ms = (unsigned)n->cfg.delivery_command_timeout_ms;
+    dl->ccfg.command_timeout_ms = (unsigned)n->cfg.delivery_command_timeout_ms;
+    dl->ccfg.final_timeout_ms = (unsigned)n->cfg.delivery_data_timeout_ms;
+    dl->ccfg.tls_policy = strcmp(n->cfg.delivery_tls, "none") == 0       ? SMTP_TLS_NONE
+                          : strcmp(n->cfg.delivery_tls, "required") == 0 ? SMTP_TLS_REQUIRED
+                                                                         : SMTP_TLS_OPPORTUNISTIC;
+    dl->verp.secret = (const uint8_t *)n->cfg.bounce_secret;
+    dl->verp.secret_len = strlen(n->cfg.bounce_secret);
+    uv_timer_init(n->loop, &dl->wake);
+    dl->wake.data = dl;
+    uv_timer_start(&dl->wake, wake_cb, WAKE_MAX_MS, 0);
+    n->delivery = dl;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+fail:
+    rc_map_free(dl->inflight);
+    rc_map_free(dl->dests);
+    free(dl);
+    return -1;
+}
+
+static void wake_closed(uv_handle_t *h)
+{
+    client_closed(h->data);
+}
+
+static void resolver_closed(void *arg)
+{
+    client_closed(arg);
+}
+
+void rc_delivery_stop(rc_node *n, void (*cb)(void *), void *data)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl == NULL) {
+        cb(data);
+        return;
+    }
+    dl->stopping = true;
+    dl->stop_cb = cb;
+    dl->stop_data = data;
+    dl->closing++; /* held until everything below has started closing */
+    uv_timer_stop(&dl->wake);
+    dl->closing++;
+    uv_close((uv_handle_t *)&dl->wake, wake_closed);
+    /* Transactions in flight end with SMTP_INT_CANCELED (deferred); their
+     * proposals still go out while raft is open (it closes after us). A
+     * transaction waiting for its AttemptStart or its MX lookup ends when
+     * that answers (raft shutdown, resolver cancel). */
+    for (struct tx *t = dl->txs, *next; t; t = next) {
+        next = t->next;
+        struct conn *c = t->conn;
+        if (c) {
+            t->conn = NULL;
+            c->busy = false;
+            c->d->nbusy--;
+            conn_close(dl, c); /* may run tx_sent (canceled), which ends t */
+        }
+    }
+    close_idle(dl, true);
+    dl->closing++;
+    dns_resolver_close(dl->resolver, resolver_closed, dl);
+    client_closed(dl);
+}
+
+void rc_delivery_free(rc_node *n)
+{
+    struct rc_delivery *dl = n->delivery;
+    if (dl == NULL)
+        return;
+    size_t pos = 0;
+    const char *key;
+    void *value;
+    while (rc_map_next(dl->dests, &pos, &key, &value)) {
+        struct dest *d = value;
+        struct conn *c = d->conns;
+        while (c) {
+            struct conn *next = c->next;
+            free(c);
+            c = next;
+        }
+        free(d->ready);
+        free(d);
+    }
+    rc_map_free(dl->dests);
+    rc_map_free(dl->inflight);
+    free(dl->heap);
+    free(dl);
+    n->delivery = NULL;
+}
