@@ -30,7 +30,7 @@ site_of() { case $1 in 1|2) echo a ;; 3|4) echo b ;; *) echo w ;; esac; }
 one_run() { # one_run SET... -> prints milliseconds
     local sets=()
     for s in "$@"; do sets+=(--set "$s"); done
-    cluster up --layout 2+2+1 --net $NET --base $BASE "${sets[@]}" > /dev/null
+    cluster up --layout 2+2+1 --net $NET --base $BASE --set delivery.resolver=127.0.0.1:9 "${sets[@]}" > /dev/null
     local leader="" i
     # a settled cluster: a site node leads and all four SMTP nodes are listed
     for i in $(seq 1 300); do

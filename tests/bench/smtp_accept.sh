@@ -95,7 +95,7 @@ pf_start "$scratch/postfix" "$PF" 'defer_transports = smtp' 'queue_run_delay = 1
 # tests); limits raised for the 5,000 idle sessions from one address
 up=$("$here/scripts/cluster" up --net "$NET" --base 40 --dir "$scratch/cluster" \
   --set raft.election_timeout=1s --set smtp.max_connections=20000 --set smtp.max_connections_per_ip=20000 \
-  --set smtp.relay_networks=127.0.0.0/8)
+  --set smtp.relay_networks=127.0.0.0/8 --set delivery.resolver=127.0.0.1:9)
 leader=$("$ctl" -s "$NET.41:8080" cluster --json | json 'd["leader"]')
 follower=$(( leader % 3 + 1 ))
 L=$NET.$((40 + leader)):2525 F=$NET.$((40 + follower)):2525

@@ -26,6 +26,11 @@ class Cluster:
         self.base = base
         self.net = net
         self.sets = list(sets)
+        # Mail accepted by a test must not make the leader ask the machine's
+        # resolver about test domains: unless the test runs its own DNS, MX
+        # lookups go to a closed loopback port (deferred, nothing leaves).
+        if not any(s.startswith("delivery.resolver=") for s in self.sets):
+            self.sets.append("delivery.resolver=127.0.0.1:9")
         self.dir = tempfile.mkdtemp(prefix=f"ricochet-it-{base}-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
         self.nodes = {}
 
