@@ -337,6 +337,69 @@ static void test_snapshot_round_trip(void **state)
     rc_fsm_free(g);
 }
 
+static void attempt(rc_fsm *f, const char *id, uint32_t *rcpts, size_t n, uint64_t node)
+{
+    Ricochet__AttemptStart a;
+    ricochet__attempt_start__init(&a);
+    a.id = (char *)id;
+    a.recipients = rcpts;
+    a.n_recipients = n;
+    a.has_node = a.has_at_ms = true;
+    a.node = node;
+    a.at_ms = 1500;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    uint8_t reqid[16];
+    set_req(&rec, reqid, next_req++);
+    rec.kind_case = RICOCHET__RECORD__KIND_ATTEMPT;
+    rec.attempt = &a;
+    apply_one(f, &rec);
+}
+
+/* AttemptStart marks recipients until their next status; the mark survives
+ * a snapshot (a new leader must see it) and is never set on a final one. */
+static void test_attempt_marks(void **state)
+{
+    (void)state;
+    rc_fsm *f = new_fsm();
+    const char *r3[] = {"a@example.com", "b@example.com", "c@example.com"};
+    accept_msg(f, "M1", r3, 3);
+    status(f, "M1", 2, RC_ST_FAILED, true, "userunknown");
+    uint32_t idx[] = {0, 1, 2, 7}; /* 7: out of range, ignored */
+    attempt(f, "M1", idx, 4, 3);
+    const struct rc_msg *m = rc_fsm_message(f, "M1");
+    assert_int_equal(m->rcpts[0].attempt_node, 3);
+    assert_int_equal(m->rcpts[0].attempt_at_ms, 1500);
+    assert_int_equal(m->rcpts[1].attempt_node, 3);
+    assert_int_equal(m->rcpts[2].attempt_node, 0); /* final already */
+    status(f, "M1", 0, RC_ST_DELIVERED, false, NULL);
+    assert_int_equal(m->rcpts[0].attempt_node, 0);
+    assert_int_equal(m->rcpts[1].attempt_node, 3);
+    attempt(f, "NOPE", idx, 1, 3); /* unknown message: skipped, never fails */
+
+    struct raft_fsm *rf = rc_fsm_raft(f);
+    struct raft_buffer *bufs;
+    unsigned n;
+    assert_int_equal(rf->snapshot(rf, &bufs, &n), 0);
+    rc_fsm *g = new_fsm();
+    struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
+    memcpy(copy.base, bufs[0].base, bufs[0].len);
+    struct raft_fsm *rg = rc_fsm_raft(g);
+    assert_int_equal(rg->restore(rg, &copy), 0);
+    raft_free(bufs[0].base);
+    raft_free(bufs);
+    const struct rc_msg *mg = rc_fsm_message(g, "M1");
+    assert_int_equal(mg->rcpts[1].attempt_node, 3);
+    assert_int_equal(mg->rcpts[1].attempt_at_ms, 1500);
+    assert_int_equal(mg->rcpts[0].attempt_node, 0);
+    char d1[65], d2[65];
+    rc_fsm_digest_hex(f, d1);
+    rc_fsm_digest_hex(g, d2);
+    assert_string_equal(d1, d2);
+    rc_fsm_free(f);
+    rc_fsm_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_request_applies_once),
         cmocka_unit_test(test_bad_entries_never_fail_apply),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_attempt_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
