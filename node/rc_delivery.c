@@ -200,13 +200,29 @@ static bool address_domain(const char *addr, char *out, size_t len)
 
 static void kick_now(struct rc_delivery *dl);
 
+/* A recipient whose outcome is proposed but not yet applied stays "in
+ * flight" (value PENDING_OUTCOME) until the proposal's callback, which runs
+ * after the apply: otherwise a due entry could start a second attempt in
+ * between. */
+static char pending_outcome_marker;
+#define PENDING_OUTCOME ((void *)&pending_outcome_marker)
+
+struct status_ctx {
+    struct rc_delivery *dl;
+    char key[ID_MAX + 16];
+};
+
 static void status_done(void *data, int status)
 {
-    struct rc_delivery *dl = data;
+    struct status_ctx *c = data;
+    struct rc_delivery *dl = c->dl;
     if (status != RC_OK) {
         dl->stats.proposals_failed++;
-        rc_warn("delivery", "status_proposal_failed error=\"%s\"", rc_strerror(status));
+        rc_warn("delivery", "status_proposal_failed rcpt=%s error=\"%s\"", c->key, rc_strerror(status));
     }
+    if (rc_map_get(dl->inflight, c->key) == PENDING_OUTCOME)
+        rc_map_remove(dl->inflight, c->key);
+    free(c);
 }
 
 struct outcome {
@@ -249,9 +265,17 @@ static void propose_status(struct rc_delivery *dl, const char *id, uint32_t rcpt
     ricochet__record__init(&rec);
     rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
     rec.status = &u;
-    int rv = rc_raft_propose(dl->n->raft, &rec, status_done, dl);
+    struct status_ctx *c = malloc(sizeof *c);
+    if (c == NULL) {
+        rc_error("delivery", "status_dropped id=%s rcpt=%u reason=out_of_memory", id, rcpt);
+        return;
+    }
+    c->dl = dl;
+    inflight_key(c->key, sizeof c->key, id, rcpt);
+    rc_map_put(dl->inflight, c->key, PENDING_OUTCOME);
+    int rv = rc_raft_propose(dl->n->raft, &rec, status_done, c);
     if (rv != RC_OK)
-        status_done(dl, rv);
+        status_done(c, rv);
 }
 
 /* When the next attempt is due after `attempts` attempts: the schedule's
@@ -346,12 +370,16 @@ static void conn_release(struct rc_delivery *dl, struct conn *c)
         conn_close(dl, c);
 }
 
+/* Closes idle connections (all of them, or those idle for longer than
+ * delivery.idle_timeout) and forgets domains with nothing left, so that the
+ * table does not grow with every domain ever seen. */
 static void close_idle(struct rc_delivery *dl, bool all)
 {
     uint64_t now = rc_now_ms();
-    size_t pos = 0;
+    size_t pos = 0, nempty = 0;
     const char *key;
     void *value;
+    struct dest *empty[64];
     while (rc_map_next(dl->dests, &pos, &key, &value)) {
         struct dest *d = value;
         struct conn *c = d->conns;
@@ -362,6 +390,13 @@ static void close_idle(struct rc_delivery *dl, bool all)
                 conn_close(dl, c);
             c = next;
         }
+        if (!dl->stopping && d->nconns == 0 && d->head == d->n && nempty < sizeof empty / sizeof empty[0])
+            empty[nempty++] = d;
+    }
+    for (size_t i = 0; i < nempty; i++) {
+        rc_map_remove(dl->dests, empty[i]->domain);
+        free(empty[i]->ready);
+        free(empty[i]);
     }
 }
 
@@ -424,7 +459,8 @@ static void tx_end(struct tx *t)
     for (size_t i = 0; i < t->n; i++) {
         char key[ID_MAX + 16];
         inflight_key(key, sizeof key, t->id, t->rcpts[i]);
-        rc_map_remove(dl->inflight, key);
+        if (rc_map_get(dl->inflight, key) == t)
+            rc_map_remove(dl->inflight, key);
     }
     if (t->prev)
         t->prev->next = t->next;
@@ -784,6 +820,7 @@ static void deactivate(struct rc_delivery *dl)
         d->head = d->n = 0;
     }
     close_idle(dl, true);
+    rc_dsn_forget(dl->n);
     if (dl->quiescing) {
         dl->quiescing = false;
         if (dl->quiesce_cb) {
@@ -806,8 +843,10 @@ static void activate(struct rc_delivery *dl, uint64_t term)
     while ((m = rc_fsm_message_next(fsm, &pos)) != NULL) {
         for (size_t i = 0; i < m->n_rcpts; i++) {
             const struct rc_rcpt *r = &m->rcpts[i];
-            if (rc_status_terminal(r->status))
+            if (rc_status_terminal(r->status)) {
+                rc_dsn_check(dl->n, m, i);
                 continue;
+            }
             if (r->attempt_node && !is_inflight(dl, m->id, (uint32_t)i)) {
                 repeats++;
                 rc_warn("delivery", "delivery_repeat id=%s rcpt=%zu previous_node=%llu attempt_at=%llu "
@@ -851,6 +890,7 @@ static void wake_cb(uv_timer_t *timer)
         }
         expire_inflight(dl, now);
         start_transactions(dl);
+        rc_dsn_run(dl->n);
         if (dl->nheap > 0) {
             uint64_t at = dl->heap[0].at;
             next = at <= now ? 1 : at - now < next ? at - now : next;
@@ -896,6 +936,9 @@ void rc_delivery_on_status(rc_node *n, const struct rc_msg *m, size_t rcpt, int 
     if (r->status == RC_ST_DEFERRED) {
         heap_push(dl, m->id, (uint32_t)rcpt, r->next_attempt_ms);
         kick_now(dl);
+    } else if (rc_status_terminal(r->status)) {
+        rc_dsn_check(n, m, rcpt);
+        kick_now(dl);
     }
 }
 
@@ -932,6 +975,16 @@ void rc_delivery_resume(rc_node *n)
         dl->quiesce_cb = NULL;
         kick_now(dl);
     }
+}
+
+void rc_delivery_count_dsn(rc_node *n, bool queued)
+{
+    if (n->delivery == NULL)
+        return;
+    if (queued)
+        n->delivery->stats.dsn_sent++;
+    else
+        n->delivery->stats.dsn_failed++;
 }
 
 void rc_delivery_get_stats(rc_node *n, struct rc_delivery_stats *out)

@@ -467,6 +467,7 @@ void rc_node_free(rc_node *n)
     http_api_free(n->http); /* runs the loop inside: never from a callback */
     rc_smtp_free(n);
     rc_delivery_free(n);
+    rc_dsn_free(n);
     free(n);
 }
 

@@ -19,6 +19,7 @@ struct rc_dns;
 struct rc_health_probe;
 struct rc_view;
 struct rc_delivery;
+struct rc_dsn;
 struct rc_msg;
 
 struct rc_node {
@@ -48,6 +49,7 @@ struct rc_node {
     struct rc_dns *dns;                /* rc_dns.c */
     struct rc_health_probe *hprobe;    /* rc_health_probe.c */
     struct rc_delivery *delivery;      /* rc_delivery.c */
+    struct rc_dsn *dsn;                /* rc_dsn.c */
 };
 
 /* True when the node holds the body of message id (delivery waits for it). */
@@ -93,5 +95,12 @@ void rc_delivery_resume(rc_node *n); /* the transfer failed: deliver again */
 void rc_delivery_get_stats(rc_node *n, struct rc_delivery_stats *out);
 void rc_delivery_stop(rc_node *n, void (*cb)(void *), void *data);
 void rc_delivery_free(rc_node *n);
+void rc_delivery_count_dsn(rc_node *n, bool queued);
+
+/* rc_dsn.c: delivery status notifications to senders (leader only). */
+void rc_dsn_check(rc_node *n, const struct rc_msg *m, size_t rcpt); /* a final recipient: DSN owed? */
+void rc_dsn_run(rc_node *n);    /* builds and proposes the DSNs owed */
+void rc_dsn_forget(rc_node *n); /* leadership lost: the next leader rescans */
+void rc_dsn_free(rc_node *n);
 
 #endif
