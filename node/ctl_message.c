@@ -52,7 +52,13 @@ int ctl_cmd_message(const struct ctl *c, int argc, char **argv)
             char at[40], st[32], code[16], enh[32], reason[64], text[512], at2[44];
             ctl_fmt_time_ms(json_object_get(h, "at"), at, sizeof at);
             snprintf(at2, sizeof at2, "  %s", at);
-            const char *row[] = {at2, ctl_field(h, "status", "?", st, sizeof st), ctl_field(h, "code", "-", code, sizeof code),
+            /* no SMTP reply: the internal code (docs/EGRESS.md), e.g. "i146" */
+            json_t *ic = json_object_get(h, "internal_code");
+            if (json_object_get(h, "code") == NULL && json_is_integer(ic))
+                snprintf(code, sizeof code, "i%lld", (long long)json_integer_value(ic));
+            else
+                ctl_field(h, "code", "-", code, sizeof code);
+            const char *row[] = {at2, ctl_field(h, "status", "?", st, sizeof st), code,
                                  ctl_field(h, "enhanced", "-", enh, sizeof enh),
                                  ctl_field(h, "reason", "-", reason, sizeof reason),
                                  ctl_field(h, "text", "-", text, sizeof text)};
@@ -61,6 +67,45 @@ int ctl_cmd_message(const struct ctl *c, int argc, char **argv)
         ctl_table_print(t, stdout);
         ctl_table_free(t);
     }
+    json_decref(r);
+    return CTL_OK;
+}
+
+/* `ricochetctl discard ID [--rcpt N]`: POST /v1/messages/ID/discard. */
+int ctl_cmd_discard(const struct ctl *c, int argc, char **argv)
+{
+    const struct ctl_command *cmd = ctl_find_command("discard");
+    const char *id = NULL;
+    long rcpt = -1;
+    for (int i = 1; i < argc; i++) {
+        if (ctl_is_help(argv[i]))
+            return ctl_help(cmd);
+        if (strcmp(argv[i], "--rcpt") == 0 && i + 1 < argc) {
+            char *end;
+            rcpt = strtol(argv[++i], &end, 10);
+            if (*end || rcpt < 0)
+                return ctl_usage(cmd);
+        } else if (id == NULL && argv[i][0] != '-') {
+            id = argv[i];
+        } else {
+            return ctl_usage(cmd);
+        }
+    }
+    if (id == NULL || *id == '\0' || strlen(id) > 120)
+        return ctl_usage(cmd);
+    char *esc = ctl_escape_segment(id);
+    char path[700];
+    snprintf(path, sizeof path, "/v1/messages/%s/discard", esc ? esc : "");
+    free(esc);
+    json_t *body = rcpt >= 0 ? json_pack("{s:I}", "recipient", (json_int_t)rcpt) : json_object();
+    json_t *r;
+    int rv = ctl_request(c, "discard", "POST", path, body, &r);
+    if (rv != CTL_OK)
+        return rv;
+    if (c->json)
+        ctl_print_json(r);
+    else
+        printf("discarded %lld recipient(s) of %s\n", (long long)json_integer_value(json_object_get(r, "discarded")), id);
     json_decref(r);
     return CTL_OK;
 }

@@ -313,6 +313,107 @@ static void propose_and_answer(rc_node *n, http_request *req, Ricochet__Record *
         propose_done(p, rv);
 }
 
+/* ------------------------------------------------------------- discard */
+
+struct discard_ctx {
+    http_request *req;
+    unsigned pending, ok;
+    int err;
+};
+
+static void discard_release(struct discard_ctx *d)
+{
+    if (--d->pending > 0)
+        return;
+    if (d->err == RC_OK)
+        http_respond_json(d->req, 200, json_pack("{s:b, s:I}", "ok", 1, "discarded", (json_int_t)d->ok));
+    else
+        http_respond_json(d->req, rc_err_retryable(d->err) ? 503 : 400,
+                          json_pack("{s:s, s:b, s:I}", "error", rc_strerror(d->err), "retryable",
+                                    rc_err_retryable(d->err), "discarded", (json_int_t)d->ok));
+    free(d);
+}
+
+static void discard_done(void *data, int status)
+{
+    struct discard_ctx *d = data;
+    if (status == RC_OK)
+        d->ok++;
+    else
+        d->err = status;
+    discard_release(d);
+}
+
+/* POST /v1/messages/ID/discard [{"recipient": N}]: an operator ends the
+ * recipients that are not final yet (all, or one) as `discarded`; they are
+ * never attempted again. */
+static void post_message_action(http_request *req, void *data)
+{
+    rc_node *n = data;
+    const char *rest = http_request_path(req) + strlen("/v1/messages/");
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL || strcmp(slash, "/discard") != 0 || slash == rest || (size_t)(slash - rest) >= 128) {
+        http_respond_json(req, 404, json_pack("{s:s}", "error", "POST /v1/messages/ID/discard"));
+        return;
+    }
+    char id[128];
+    memcpy(id, rest, (size_t)(slash - rest));
+    id[slash - rest] = '\0';
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
+    if (m == NULL) {
+        http_respond_json(req, 404, json_pack("{s:s, s:s}", "error", "no such message", "id", id));
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = body_json(req, &jerr);
+    if (body == NULL) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+        return;
+    }
+    json_t *jr = json_object_get(body, "recipient");
+    long only = jr ? (long)json_integer_value(jr) : -1;
+    json_decref(body);
+    if (jr && (!json_is_integer(jr) || only < 0 || (size_t)only >= m->n_rcpts)) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", "recipient: no such index"));
+        return;
+    }
+    struct discard_ctx *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        http_respond_json(req, 503, json_pack("{s:s}", "error", "out of memory"));
+        return;
+    }
+    d->req = req;
+    d->pending = 1; /* held until every proposal is out */
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        if ((only >= 0 && (size_t)only != i) || rc_status_terminal(m->rcpts[i].status))
+            continue;
+        Ricochet__StatusUpdate u;
+        ricochet__status_update__init(&u);
+        u.id = id;
+        u.has_recipient = u.has_status = u.has_at_ms = u.has_node = true;
+        u.recipient = (uint32_t)i;
+        u.status = RICOCHET__STATUS__DISCARDED;
+        u.at_ms = rc_now_ms();
+        u.node = n->cfg.node_id;
+        u.reason = "discarded";
+        u.text = "discarded by an operator";
+        Ricochet__Record rec;
+        ricochet__record__init(&rec);
+        rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
+        rec.status = &u;
+        d->pending++;
+        int rv = rc_raft_propose(n->raft, &rec, discard_done, d);
+        if (rv != RC_OK)
+            discard_done(d, rv);
+    }
+    if (d->pending == 1 && d->ok == 0 && d->err == RC_OK) {
+        free(d);
+        http_respond_json(req, 409, json_pack("{s:s}", "error", "no recipient left to discard (all final)"));
+        return;
+    }
+    discard_release(d);
+}
+
 static void drain_common(http_request *req, rc_node *n, bool drain)
 {
     json_error_t jerr;
@@ -639,6 +740,7 @@ int rc_api_start(rc_node *n, char *err, size_t errlen)
         http_api_route(n->http, "POST", "/v1/suppressions", suppressions, n);
         http_api_route(n->http, "DELETE", "/v1/suppressions/", suppressions, n);
         http_api_route(n->http, "POST", "/v1/cluster/transfer", post_transfer, n);
+        http_api_route(n->http, "POST", "/v1/messages/", post_message_action, n);
         http_api_route(n->http, "POST", "/v1/cluster/drain", post_drain, n);
         http_api_route(n->http, "POST", "/v1/cluster/undrain", post_undrain, n);
         http_api_route(n->http, "POST", "/v1/admin/probe", post_probe, n);

@@ -12,7 +12,6 @@
  * can never cause another. */
 #include "node/rc_node_internal.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,9 +214,6 @@ static void dsn_build_and_propose(rc_node *n, const struct dsn_job *j)
         rc_error("dsn", "build_failed id=%s error=%d", j->dsn_id, rv);
         return;
     }
-    uint8_t sha[32];
-    EVP_Digest(body, body_len, sha, NULL, EVP_sha256(), NULL);
-
     Ricochet__Envelope e;
     ricochet__envelope__init(&e);
     e.mail_from = "";
@@ -227,26 +223,6 @@ static void dsn_build_and_propose(rc_node *n, const struct dsn_job *j)
     spec.address = m->mail_from;
     spec.notify = "NEVER"; /* RFC 3461 §6.2: never a DSN about a DSN */
     Ricochet__RecipientSpec *pspec = &spec;
-    Ricochet__Accept a;
-    ricochet__accept__init(&a);
-    a.id = (char *)j->dsn_id;
-    a.envelope = &e;
-    a.recipients = &pspec;
-    a.n_recipients = 1;
-    a.has_body = a.has_body_sha256 = true;
-    a.body.data = body;
-    a.body.len = body_len;
-    a.body_sha256.data = sha;
-    a.body_sha256.len = sizeof sha;
-    a.has_received_ms = a.has_expire_at_ms = a.has_ttr_at_ms = a.has_accepted_by = true;
-    a.received_ms = now;
-    a.expire_at_ms = now + n->cfg.expire_ms;
-    a.ttr_at_ms = now + n->cfg.ttr_ms;
-    a.accepted_by = n->cfg.node_id;
-    Ricochet__Record rec;
-    ricochet__record__init(&rec);
-    rec.kind_case = RICOCHET__RECORD__KIND_ACCEPT;
-    rec.accept = &a;
     struct dsn_proposal *p = calloc(1, sizeof *p);
     if (p == NULL) {
         free(body);
@@ -255,7 +231,7 @@ static void dsn_build_and_propose(rc_node *n, const struct dsn_job *j)
     p->n = n;
     snprintf(p->dsn_id, sizeof p->dsn_id, "%s", j->dsn_id);
     rc_map_put(n->dsn->proposed, p->dsn_id, p);
-    rv = rc_raft_propose(n->raft, &rec, dsn_proposed, p);
+    rv = rc_node_propose_accept(n, j->dsn_id, &e, &pspec, 1, body, body_len, dsn_proposed, p);
     free(body); /* the record was copied */
     if (rv != RC_OK)
         dsn_proposed(p, rv);

@@ -4,6 +4,7 @@
 #include "node/rc_node_internal.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -146,6 +147,36 @@ static void fetch_missing_bodies(rc_node *n)
             return; /* no peer now: the next tick retries */
         }
     }
+}
+
+int rc_node_propose_accept(rc_node *n, const char *id, Ricochet__Envelope *env, Ricochet__RecipientSpec **rcpts,
+                           size_t nrcpts, const uint8_t *body, size_t len, rc_propose_cb cb, void *data)
+{
+    uint8_t sha[32];
+    if (!EVP_Digest(body, len, sha, NULL, EVP_sha256(), NULL))
+        return RC_ENOMEM;
+    uint64_t now = rc_now_ms();
+    Ricochet__Accept a;
+    ricochet__accept__init(&a);
+    a.id = (char *)id;
+    a.envelope = env;
+    a.recipients = rcpts;
+    a.n_recipients = nrcpts;
+    a.has_body = a.has_body_sha256 = true;
+    a.body.data = (uint8_t *)body;
+    a.body.len = len;
+    a.body_sha256.data = sha;
+    a.body_sha256.len = sizeof sha;
+    a.has_received_ms = a.has_expire_at_ms = a.has_ttr_at_ms = a.has_accepted_by = true;
+    a.received_ms = now;
+    a.expire_at_ms = now + n->cfg.expire_ms;
+    a.ttr_at_ms = now + n->cfg.ttr_ms;
+    a.accepted_by = n->cfg.node_id;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_ACCEPT;
+    rec.accept = &a;
+    return rc_raft_propose(n->raft, &rec, cb, data);
 }
 
 bool rc_node_has_body(rc_node *n, const char *id)

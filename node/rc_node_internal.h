@@ -52,6 +52,15 @@ struct rc_node {
     struct rc_dsn *dsn;                /* rc_dsn.c */
 };
 
+/* Proposes a new message accepted by this node now (SMTP ingress, DSNs):
+ * the Accept record with the body, its SHA-256, and expiry and ttr from
+ * delivery.expire and delivery.ttr. Returns rc_raft_propose()'s result. */
+struct Ricochet__Envelope;
+struct Ricochet__RecipientSpec;
+int rc_node_propose_accept(rc_node *n, const char *id, struct Ricochet__Envelope *env,
+                           struct Ricochet__RecipientSpec **rcpts, size_t nrcpts, const uint8_t *body, size_t len,
+                           rc_propose_cb cb, void *data);
+
 /* True when the node holds the body of message id (delivery waits for it). */
 bool rc_node_has_body(rc_node *n, const char *id);
 

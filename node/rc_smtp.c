@@ -137,8 +137,7 @@ static void on_message(void *data, smtp_accept *tok, const char *id, const struc
     e.helo = env->helo;
     Ricochet__RecipientSpec *specs = calloc(env->n_rcpts, sizeof *specs);
     Ricochet__RecipientSpec **pspecs = calloc(env->n_rcpts, sizeof *pspecs);
-    uint8_t sha[32];
-    if (specs == NULL || pspecs == NULL || !EVP_Digest(body, len, sha, NULL, EVP_sha256(), NULL)) {
+    if (specs == NULL || pspecs == NULL) {
         free(specs);
         free(pspecs);
         free(p);
@@ -152,32 +151,10 @@ static void on_message(void *data, smtp_accept *tok, const char *id, const struc
         specs[i].orcpt = env->rcpts[i].orcpt;
         pspecs[i] = &specs[i];
     }
-    uint64_t now = rc_now_ms();
-    Ricochet__Accept a;
-    ricochet__accept__init(&a);
-    a.id = (char *)id;
-    a.envelope = &e;
-    a.recipients = pspecs;
-    a.n_recipients = env->n_rcpts;
-    a.has_body = a.has_body_sha256 = true;
-    a.body.data = (uint8_t *)body;
-    a.body.len = len;
-    a.body_sha256.data = sha;
-    a.body_sha256.len = 32;
-    a.has_received_ms = a.has_expire_at_ms = a.has_ttr_at_ms = a.has_accepted_by = true;
-    a.received_ms = now;
-    a.expire_at_ms = now + n->cfg.expire_ms;
-    a.ttr_at_ms = now + n->cfg.ttr_ms;
-    a.accepted_by = n->cfg.node_id;
-    Ricochet__Record rec;
-    ricochet__record__init(&rec);
-    rec.kind_case = RICOCHET__RECORD__KIND_ACCEPT;
-    rec.accept = &a;
-
     uv_timer_init(n->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, accept_timeout, n->cfg.accept_timeout_ms, 0);
-    int rv = rc_raft_propose(n->raft, &rec, accept_committed, p);
+    int rv = rc_node_propose_accept(n, id, &e, pspecs, env->n_rcpts, body, len, accept_committed, p);
     free(specs);
     free(pspecs);
     if (rv != RC_OK)

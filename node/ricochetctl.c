@@ -36,6 +36,11 @@ const struct ctl_command ctl_commands[] = {
      "GET /v1/messages/ID. Exit 1 when the node does not know the message.\n"
      "--consistent asks the leader to read through a raft barrier (sees every\n"
      "write acknowledged before the request).\n"},
+    {"discard", ctl_cmd_discard, true, "discard ID [--rcpt N]",
+     "End the recipients of a message that are not final yet as discarded.",
+     "POST /v1/messages/ID/discard [{\"recipient\": N}] (admin). They are never\n"
+     "attempted again; final recipients are left as they are. Exit 1 when none\n"
+     "was left to discard.\n"},
     {"transfer", ctl_cmd_transfer, true, "transfer [--to NODE_ID]",
      "Move raft leadership to NODE_ID (or to any voter) and wait until done.",
      "POST /v1/cluster/transfer {\"to\": N}. When the node asked is not the leader,\n"
