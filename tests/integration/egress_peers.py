@@ -1,5 +1,5 @@
 """Real peers for the egress integration test (issue 4), started and stopped
-by PID: NSD serving the test zone, Postfix's smtp-sink as an accepting MX,
+by PID: NSD serving the test zone, Postfix's smtp-sink as an accepting MX (and a slow one),
 the scripted aiosmtpd server (tests/peers/egress_smtpd.py) for 4xx/5xx/stalls,
 a second aiosmtpd instance as the sender's mailbox (receives the DSNs), and a
 private real Postfix (tests/bench/postfix_lib.sh) that accepts every
@@ -28,6 +28,7 @@ MX_PORT = 2526                 # delivery.port: the same on every fake MX
 SINK = f"{NET}.10"             # smtp-sink            (sink.test, nomx.test)
 SCRIPT = f"{NET}.11"           # scripted aiosmtpd    (script.test, twomx.test)
 POSTFIX = f"{NET}.12"          # real Postfix         (postfix.test)
+SLOW_SINK = f"{NET}.13"        # smtp-sink -w 1       (slow.test: attempts stay in flight for a failover)
 SENDER_MX = f"{NET}.14"        # aiosmtpd mailbox     (sender.test: DSNs land here)
 DEAD = f"{NET}.19"             # nothing listens      (twomx.test pref 10, refused.test)
 BOUNCE_DOMAIN = "bounce.ricochet.test"
@@ -54,6 +55,8 @@ nullmx       IN MX  0 .
 postfix      IN MX  10 mx.postfix
 mx.postfix   IN A   {POSTFIX}
 sender       IN MX  10 mx.sender
+slow         IN MX  10 mx.slow
+mx.slow      IN A   {SLOW_SINK}
 mx.sender    IN A   {SENDER_MX}
 """
 
@@ -87,6 +90,7 @@ class Peers:
         self.pf_dir = os.path.join(self.dir, "postfix")
         self.pf_started = False
         self.sink_dump = os.path.join(self.dir, "sink", "dump")
+        self.slow_dump = os.path.join(self.dir, "sink", "slow")
         self.script_log = os.path.join(self.dir, "script.log")
         self.script_rcpts = os.path.join(self.dir, "script.rcpt.log")
         self.mailbox_log = os.path.join(self.dir, "sender.log")
@@ -148,12 +152,16 @@ zone:
         # smtp-sink: accepts everything, dumps every transaction (MAIL/RCPT args + message)
         os.makedirs(os.path.dirname(self.sink_dump))
         os.chmod(os.path.dirname(self.sink_dump), 0o777)  # it writes as nobody
-        self._spawn("sink", ["/usr/sbin/smtp-sink", "-u", "nobody", "-D", self.sink_dump, f"{SINK}:{MX_PORT}", "256"])
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []  # smtp-sink refuses to run as root
+        self._spawn("sink", ["/usr/sbin/smtp-sink", *user, "-D", self.sink_dump, f"{SINK}:{MX_PORT}", "256"])
+        # the same, answering DATA after 1 s: a failover finds attempts in flight
+        self._spawn("slowsink", ["/usr/sbin/smtp-sink", *user, "-w", "1", "-D", self.slow_dump,
+                                 f"{SLOW_SINK}:{MX_PORT}", "256"])
         # scripted server (with PIPELINING) and the sender's mailbox
         self._spawn("script", [PYTHON, SMTPD, "--listen", f"{SCRIPT}:{MX_PORT}", "--pipelining",
                                "--log", self.script_log, "--rcpt-log", self.script_rcpts])
         self._spawn("mailbox", [PYTHON, SMTPD, "--listen", f"{SENDER_MX}:{MX_PORT}", "--log", self.mailbox_log])
-        for host in (SINK, SCRIPT, SENDER_MX):
+        for host in (SINK, SLOW_SINK, SCRIPT, SENDER_MX):
             wait_port(host, MX_PORT, greeting=True)
         log("smtp-sink, scripted aiosmtpd and the sender mailbox greet")
         if self.want_postfix:
@@ -232,12 +240,13 @@ zone:
     def mailbox(self):
         return self._jsonl(self.mailbox_log)
 
-    def sink_transactions(self):
-        """[{mail: 'FROM:<...> ...', rcpts: [...], headers: {...}}] from smtp-sink's dump."""
-        if not os.path.exists(self.sink_dump):
+    def sink_transactions(self, slow=False):
+        """[{mail: '<...> ...', rcpts: ['<...>'], lines: [...]}] from smtp-sink's dump."""
+        path = self.slow_dump if slow else self.sink_dump
+        if not os.path.exists(path):
             return []
         txs, cur = [], None
-        with open(self.sink_dump, errors="replace") as f:
+        with open(path, errors="replace") as f:
             for line in f:
                 line = line.rstrip("\r\n")
                 if line.startswith("X-Client-Addr:"):
