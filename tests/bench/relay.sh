@@ -87,7 +87,8 @@ sink     IN MX  10 mx.sink
 mx.sink  IN A   $SINK_RC
 ZONE
 nsd_start "$scratch/nsd" "$scratch/nsd" "$DNS_IP" "$DNS_PORT" "" test
-wait_until 30 bash -c "[ \"\$(dig +short +time=1 +tries=1 -p $DNS_PORT @$DNS_IP mx.sink.test A)\" = $SINK_RC ]"
+wait_until 60 bash -c "[ \"\$(dig +short +time=1 +tries=1 -p $DNS_PORT @$DNS_IP mx.sink.test A)\" = $SINK_RC ]" ||
+  { echo "NSD does not answer:"; cat "$scratch/nsd/nsd.out" "$scratch/nsd/nsd.log"; exit 1; }
 
 # --- two smtp-sinks (one per system), each dumping every transaction
 mkdir -p "$scratch/sink" && chmod 777 "$scratch/sink"

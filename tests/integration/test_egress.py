@@ -174,8 +174,8 @@ def verp_ok(addr):
 
 def test_status_paths():
     """One cluster, every status path at once (they run concurrently)."""
-    with Cluster("3", 0, net=P.NET, sets=sets("delivery.expire=12s", "delivery.ttr=10m",
-                                              "delivery.command_timeout=3s", "delivery.data_timeout=3s")) as c:
+    with Cluster("3", 0, net=P.NET, sets=sets("delivery.expire=20s", "delivery.ttr=10m",
+                                              "delivery.command_timeout=5s", "delivery.data_timeout=5s")) as c:
         c.wait_leader()
         sent = {}
         sent["sink"] = submit(c, ["u1@sink.test"])
