@@ -5,5 +5,5 @@
 # the DSNs. Every status path with its history, DSN, lost_in_space, kill -9
 # of the leader during 200 deliveries and a planned transfer. Serial: it
 # takes fixed addresses and a Postfix instance. Needs root for Postfix.
-ricochet_script_test(egress LABEL integration TIMEOUT 900 SERIAL
-  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_egress.py)
+ricochet_script_test(egress_e2e LABEL integration TIMEOUT 900 SERIAL
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_egress_e2e.py)

@@ -17,7 +17,7 @@
 # in-flight 0, delivered outcomes == sent). Targets alternate for RUNS runs;
 # medians are reported with the ratio Ricochet/Postfix.
 #
-#   tests/bench/relay.sh [MESSAGES (5000)] [RUNS (3)]
+#   tests/bench/relay_e2e.sh [MESSAGES (5000)] [RUNS (3)]
 #
 # Needs root (private Postfix), a build in build/ (or RICOCHET_BUILD). Binds
 # 127.0.8.x only; everything it starts is stopped by PID on exit.
