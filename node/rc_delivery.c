@@ -81,6 +81,7 @@ struct tx {
     uint8_t *body;
     size_t body_len;
     bool body_8bit;
+    char (*host_names)[DNS_NAME_MAX]; /* MX names: the client keeps pointers to them until its callback */
     uint64_t deadline; /* earliest ttr of its recipients */
     bool lost;         /* lost_in_space already proposed */
     struct tx *prev, *next;
@@ -107,6 +108,7 @@ struct rc_delivery {
     rc_map *inflight;   /* "ID/INDEX" → tx */
     rc_map *dests;      /* domain → struct dest */
     struct tx *txs;     /* active transactions */
+    unsigned pending_outcomes; /* status proposals not yet answered */
     unsigned ntx, nconns;
 
     bool stopping;
@@ -216,6 +218,7 @@ static void status_done(void *data, int status)
 {
     struct status_ctx *c = data;
     struct rc_delivery *dl = c->dl;
+    dl->pending_outcomes--;
     if (status != RC_OK) {
         dl->stats.proposals_failed++;
         rc_warn("delivery", "status_proposal_failed rcpt=%s error=\"%s\"", c->key, rc_strerror(status));
@@ -223,6 +226,8 @@ static void status_done(void *data, int status)
     if (rc_map_get(dl->inflight, c->key) == PENDING_OUTCOME)
         rc_map_remove(dl->inflight, c->key);
     free(c);
+    if (dl->quiescing)
+        kick_now(dl);
 }
 
 struct outcome {
@@ -273,6 +278,7 @@ static void propose_status(struct rc_delivery *dl, const char *id, uint32_t rcpt
     c->dl = dl;
     inflight_key(c->key, sizeof c->key, id, rcpt);
     rc_map_put(dl->inflight, c->key, PENDING_OUTCOME);
+    dl->pending_outcomes++;
     int rv = rc_raft_propose(dl->n->raft, &rec, status_done, c);
     if (rv != RC_OK)
         status_done(c, rv);
@@ -448,6 +454,7 @@ static void tx_free(struct tx *t)
     free(t->addrs);
     free(t->rcpts);
     free(t->body);
+    free(t->host_names);
     free(t);
 }
 
@@ -561,14 +568,17 @@ static void tx_resolved(const struct dns_mx_result *res, void *arg)
         return;
     }
     struct smtp_client_host *hosts = calloc(res->n, sizeof *hosts);
-    if (hosts == NULL) {
+    t->host_names = calloc(res->n, sizeof *t->host_names);
+    if (hosts == NULL || t->host_names == NULL) {
+        free(hosts);
         tx_defer_all(t, RC_INT_DNS_TEMPFAIL, "out of memory", NULL);
         tx_end(t);
         return;
     }
     for (size_t i = 0; i < res->n; i++) {
         hosts[i].addr = res->targets[i].addr;
-        hosts[i].name = res->targets[i].host;
+        snprintf(t->host_names[i], sizeof t->host_names[i], "%s", res->targets[i].host);
+        hosts[i].name = t->host_names[i];
         if (hosts[i].addr.ss_family == AF_INET)
             ((struct sockaddr_in *)&hosts[i].addr)->sin_port = htons((uint16_t)dl->n->cfg.delivery_port);
         else
@@ -585,7 +595,7 @@ static void tx_resolved(const struct dns_mx_result *res, void *arg)
     dl->stats.transactions++;
     dl->stats.rcpt_attempts += t->n;
     int rv = smtp_client_send(t->conn->client, hosts, res->n, &msg, tx_sent, t);
-    free(hosts); /* the client copies the host list */
+    free(hosts); /* the client copies the list (not the names, kept in t) */
     if (rv != SMTP_CLIENT_OK) {
         rc_warn("delivery", "send_failed id=%s error=\"%s\"", t->id, smtp_client_strerror(rv));
         tx_defer_all(t, SMTP_INT_CANCELED, smtp_client_strerror(rv), NULL);
@@ -808,6 +818,16 @@ static void expire_inflight(struct rc_delivery *dl, uint64_t now)
     }
 }
 
+/* What a planned transfer waits for: transactions whose outcome still
+ * counts (not already lost_in_space), and outcomes not yet committed. */
+static unsigned awaited_transactions(const struct rc_delivery *dl)
+{
+    unsigned k = dl->pending_outcomes;
+    for (const struct tx *t = dl->txs; t; t = t->next)
+        k += !t->lost;
+    return k;
+}
+
 static void deactivate(struct rc_delivery *dl)
 {
     dl->active = false;
@@ -895,7 +915,7 @@ static void wake_cb(uv_timer_t *timer)
             uint64_t at = dl->heap[0].at;
             next = at <= now ? 1 : at - now < next ? at - now : next;
         }
-        if (dl->quiescing && (dl->ntx == 0 || now >= dl->quiesce_deadline)) {
+        if (dl->quiescing && (awaited_transactions(dl) == 0 || now >= dl->quiesce_deadline)) {
             void (*cb)(void *) = dl->quiesce_cb;
             dl->quiesce_cb = NULL;
             rc_info("delivery", "quiesced inflight=%u", dl->ntx);
@@ -952,7 +972,7 @@ void rc_delivery_on_restore(rc_node *n)
 int rc_delivery_quiesce(rc_node *n, void (*cb)(void *), void *data)
 {
     struct rc_delivery *dl = n->delivery;
-    if (dl == NULL || !dl->active || dl->ntx == 0 || n->cfg.delivery_transfer_wait_ms == 0) {
+    if (dl == NULL || !dl->active || awaited_transactions(dl) == 0 || n->cfg.delivery_transfer_wait_ms == 0) {
         cb(data);
         return 0;
     }

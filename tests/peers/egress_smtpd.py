@@ -16,7 +16,7 @@ Per recipient, by the local part's prefix:
   stallrcpt…  never answer RCPT
 Per message, by the first recipient's prefix, after the final dot:
   dropdata…   close the connection without a reply
-  stalldata…  never answer
+  stalldata…  never answer            slowdata…  answer 250 after 0.3 s
   d554…       554 5.7.1 content rejected    d451… 451 4.3.0 try later
 Options: --size N advertises SIZE N; --pipelining advertises PIPELINING;
 --tls-cert/--tls-key offer STARTTLS. Every accepted message is appended to
@@ -87,6 +87,8 @@ class Handler:
             await asyncio.sleep(3600)
         if first.startswith('stalldata'):
             await asyncio.sleep(3600)
+        if first.startswith('slowdata'):
+            await asyncio.sleep(0.3)
         if first.startswith('d554'):
             return '554 5.7.1 Message content rejected'
         if first.startswith('d451'):
