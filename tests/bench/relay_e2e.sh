@@ -167,9 +167,12 @@ rc_delivered=$(calc "int($(metric 'ricochet_delivery_outcomes_total{status="deli
 rc_deferred=$(metric 'ricochet_delivery_outcomes_total{status="deferred"}')
 rc_queue=$(metric ricochet_delivery_queue)
 ok=1
-[ "$pf_seen" = "$sent" ] && [ "$pf_left" = 0 ] || { echo "POSTFIX LOST OR STUCK: sink saw $pf_seen of $sent, $pf_left queued"; ok=0; }
-[ "$rc_seen" = "$sent" ] && [ "$rc_queue" = 0 ] && [ "$rc_delivered" = $((runs * msgs)) ] ||
-  { echo "RICOCHET LOST OR STUCK: sink saw $rc_seen of $sent, queue $rc_queue, delivered outcomes $rc_delivered of $((runs * msgs)) measured"; ok=0; }
+if ! { [ "$pf_seen" = "$sent" ] && [ "$pf_left" = 0 ]; }; then
+  echo "POSTFIX LOST OR STUCK: sink saw $pf_seen of $sent, $pf_left queued"; ok=0
+fi
+if ! { [ "$rc_seen" = "$sent" ] && [ "$rc_queue" = 0 ] && [ "$rc_delivered" = $((runs * msgs)) ]; }; then
+  echo "RICOCHET LOST OR STUCK: sink saw $rc_seen of $sent, queue $rc_queue, delivered outcomes $rc_delivered of $((runs * msgs)) measured"; ok=0
+fi
 
 m_pf=$(median 0 "${pf[@]}") m_rc=$(median 0 "${rc[@]}") c_pf=$(median 2 "${pfc[@]}") c_rc=$(median 2 "${rcc[@]}")
 echo
