@@ -18,6 +18,8 @@
 # medians are reported with the ratio Ricochet/Postfix.
 #
 #   tests/bench/relay_e2e.sh [MESSAGES (5000)] [RUNS (3)]
+#   RICOCHET_SETS="delivery.max_connections_per_domain=20 ..." adds --set
+#   options to the cluster (default: the product's defaults).
 #
 # Needs root (private Postfix), a build in build/ (or RICOCHET_BUILD). Binds
 # 127.0.8.x only; everything it starts is stopped by PID on exit.
@@ -101,13 +103,15 @@ pf_start "$scratch/postfix" "$PF" "relayhost = [$SINK_PF]:$MX_PORT"
 pf_master=$(tr -d ' \n' < "$scratch/postfix/queue/pid/master.pid")
 
 # --- Ricochet: 3 nodes on 127.0.8.1-3, the product's election timeout
+extra_sets=()
+for s in ${RICOCHET_SETS:-}; do extra_sets+=(--set "$s"); done
 up=$("$here/scripts/cluster" up --net "$NET" --base 0 --dir "$scratch/cluster" \
   --set raft.election_timeout=1s --set smtp.relay_networks=127.0.0.0/8 \
-  --set "delivery.resolver=$DNS_IP:$DNS_PORT" --set "delivery.port=$MX_PORT")
+  --set "delivery.resolver=$DNS_IP:$DNS_PORT" --set "delivery.port=$MX_PORT" "${extra_sets[@]+"${extra_sets[@]}"}")
 leader=$("$ctl" -s "$NET.1:8080" cluster --json | json 'd["leader"]')
 L=$NET.$leader:2525 LH=$NET.$leader:8080
 rc_pids=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }' <<<"$up" | tr '\n' ' ')
-echo "ricochet: leader node $leader ($L), pids $rc_pids; defaults: delivery.max_connections_per_domain 10, max_rcpts 50, idle_timeout 10s"
+echo "ricochet: leader node $leader ($L), pids $rc_pids; settings: product defaults (delivery.max_connections_per_domain 10, max_rcpts 50, idle_timeout 10s)${RICOCHET_SETS:+ except $RICOCHET_SETS}"
 echo "postfix: master $pf_master, relayhost [$SINK_PF]:$MX_PORT, stock concurrency (default_destination_concurrency_limit $(postconf -c "$scratch/postfix/etc" -h default_destination_concurrency_limit))"
 
 metric() { $measure metric "$LH" "$1"; }
