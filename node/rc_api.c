@@ -610,10 +610,11 @@ static void get_metrics(http_request *req, void *data)
         "ricochet_delivery_outcomes_total{status=\"failed\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"undeliverable\"} %" PRIu64 "\n"
         "ricochet_delivery_outcomes_total{status=\"expired\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"lost_in_space\"} %" PRIu64 "\n"
         "# HELP ricochet_delivery_repeats_total Recipients tried again after a leader change because an earlier attempt had no recorded outcome.\n# TYPE ricochet_delivery_repeats_total counter\nricochet_delivery_repeats_total %" PRIu64 "\n"
-        "# HELP ricochet_dsn_sent_total Delivery status notifications queued to senders.\n# TYPE ricochet_dsn_sent_total counter\nricochet_dsn_sent_total %" PRIu64 "\n",
+        "# HELP ricochet_dsn_sent_total Delivery status notifications queued to senders.\n# TYPE ricochet_dsn_sent_total counter\nricochet_dsn_sent_total %" PRIu64 "\n"
+        "# HELP ricochet_messages_forgotten_total Messages removed from the state by delivery.retention since this node started.\n# TYPE ricochet_messages_forgotten_total counter\nricochet_messages_forgotten_total %" PRIu64 "\n",
         ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
         ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
-        ds.repeats, ds.dsn_sent);
+        ds.repeats, ds.dsn_sent, rc_fsm_forgotten_messages(fsm));
     (void)more;
     http_respond_text(req, 200, "text/plain; version=0.0.4", buf);
 }

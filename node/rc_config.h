@@ -65,7 +65,7 @@ struct rc_config {
     uint64_t delivery_max_conns, delivery_max_conns_domain, delivery_max_rcpts;
     bool delivery_verp_per_rcpt, delivery_dsn;
     uint64_t delivery_connect_timeout_ms, delivery_command_timeout_ms, delivery_data_timeout_ms;
-    uint64_t delivery_idle_timeout_ms, delivery_dsn_max_full, delivery_transfer_wait_ms;
+    uint64_t delivery_idle_timeout_ms, delivery_dsn_max_full, delivery_transfer_wait_ms, delivery_retention_ms;
     char delivery_tls[16];
 
     /* [dns] */

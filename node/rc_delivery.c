@@ -39,6 +39,8 @@
 #define POP_BUDGET 20000     /* due entries moved per wake; more wait for the next (immediate) wake */
 #define BODY_RETRY_MS 1000   /* body not yet in the local spool */
 #define BUSY_RETRY_MS 1000   /* proposal refused (leadership moving) */
+#define RETENTION_SWEEP_MS 5000 /* how often the leader looks for messages past delivery.retention */
+#define FORGET_MAX 1000      /* messages per Forget record */
 
 struct due {
     uint64_t at;
@@ -110,6 +112,9 @@ struct rc_delivery {
     struct tx *txs;     /* active transactions */
     unsigned pending_outcomes; /* status proposals not yet answered */
     unsigned ntx, nconns;
+
+    uint64_t last_sweep_ms;
+    bool forget_inflight;
 
     bool stopping;
     int closing;        /* handles and clients still closing */
@@ -851,6 +856,61 @@ static void deactivate(struct rc_delivery *dl)
     }
 }
 
+static void forget_done(void *data, int status)
+{
+    struct rc_delivery *dl = data;
+    dl->forget_inflight = false;
+    if (status != RC_OK)
+        rc_warn("delivery", "forget_proposal_failed error=\"%s\"", rc_strerror(status));
+}
+
+/* Retention: messages whose every recipient is final and whose last event
+ * is older than delivery.retention leave the state (and the spools), in
+ * Forget records of at most FORGET_MAX ids, one in flight at a time. */
+static void retention_sweep(struct rc_delivery *dl, uint64_t now)
+{
+    if (dl->forget_inflight || now - dl->last_sweep_ms < RETENTION_SWEEP_MS)
+        return;
+    dl->last_sweep_ms = now;
+    uint64_t retention = dl->n->cfg.delivery_retention_ms;
+    if (now < retention)
+        return;
+    rc_fsm *fsm = rc_raft_fsm(dl->n->raft);
+    char **ids = malloc(FORGET_MAX * sizeof *ids);
+    if (ids == NULL)
+        return;
+    size_t pos = 0, n = 0;
+    const struct rc_msg *m;
+    while (n < FORGET_MAX && (m = rc_fsm_message_next(fsm, &pos)) != NULL) {
+        uint64_t last = m->received_ms;
+        bool final = true;
+        for (size_t i = 0; i < m->n_rcpts && final; i++) {
+            const struct rc_rcpt *r = &m->rcpts[i];
+            final = rc_status_terminal(r->status);
+            if (r->n_history && r->history[r->n_history - 1].at_ms > last)
+                last = r->history[r->n_history - 1].at_ms;
+        }
+        if (final && last + retention <= now)
+            ids[n++] = m->id;
+    }
+    if (n > 0) {
+        Ricochet__Forget g;
+        ricochet__forget__init(&g);
+        g.ids = ids;
+        g.n_ids = n;
+        g.has_at_ms = true;
+        g.at_ms = now;
+        Ricochet__Record rec;
+        ricochet__record__init(&rec);
+        rec.kind_case = RICOCHET__RECORD__KIND_FORGET;
+        rec.forget = &g;
+        rc_info("delivery", "retention_forget messages=%zu", n);
+        if (rc_raft_propose(dl->n->raft, &rec, forget_done, dl) == RC_OK)
+            dl->forget_inflight = true;
+    }
+    free(ids); /* the record was copied */
+}
+
 /* A new leadership: every non-terminal recipient goes into the heap. */
 static void activate(struct rc_delivery *dl, uint64_t term)
 {
@@ -910,6 +970,7 @@ static void wake_cb(uv_timer_t *timer)
         }
         expire_inflight(dl, now);
         start_transactions(dl);
+        retention_sweep(dl, now);
         rc_dsn_run(dl->n);
         if (dl->nheap > 0) {
             uint64_t at = dl->heap[0].at;

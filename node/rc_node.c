@@ -27,6 +27,12 @@ static void on_accept(void *data, const struct rc_msg *m, const uint8_t *body, s
     rc_delivery_on_accept(n, m);
 }
 
+static void on_forget(void *data, const struct rc_msg *m)
+{
+    rc_node *n = data;
+    rc_spool_remove(n->spool, m->id);
+}
+
 static void on_status(void *data, const struct rc_msg *m, size_t rcpt, int old_status)
 {
     rc_delivery_on_status(data, m, rcpt, old_status);
@@ -367,6 +373,7 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
         .on_view = on_view,
         .on_restore = on_restore,
         .on_status = on_status,
+        .on_forget = on_forget,
     };
     if (rc_raft_start(&n->raft, loop, &rcfg, &hooks, n, err, errlen) != RC_OK)
         goto err_after_spool;

@@ -27,6 +27,7 @@ struct rc_fsm {
     char **dedup_ring;    /* insertion order, for eviction */
     size_t dedup_head, dedup_len;
     uint64_t applied, skipped, unknown;
+    uint64_t forgotten; /* messages removed by retention since start (not replicated) */
     uint8_t digest[32];
     rc_notes *notes;      /* bounce notes (rc_notes.h) */
 };
@@ -421,6 +422,29 @@ notify:
         f->hooks.on_status(f->data, m, u->recipient, from);
 }
 
+/* Retention: a message leaves the state only when every recipient is final
+ * (the leader checked too, but this is the decision every node makes). */
+static void apply_forget(rc_fsm *f, const Ricochet__Forget *g)
+{
+    for (size_t i = 0; i < g->n_ids; i++) {
+        struct rc_msg *m = g->ids[i] ? rc_map_get(f->messages, g->ids[i]) : NULL;
+        if (m == NULL)
+            continue;
+        bool final = true;
+        for (size_t k = 0; k < m->n_rcpts; k++)
+            final &= rc_status_terminal(m->rcpts[k].status);
+        if (!final) {
+            rc_info("fsm", "forget_skipped id=%s reason=not_final", m->id);
+            continue;
+        }
+        if (f->hooks.on_forget)
+            f->hooks.on_forget(f->data, m);
+        rc_map_remove(f->messages, m->id);
+        msg_free(m);
+        f->forgotten++;
+    }
+}
+
 /* Marks recipients as being attempted (see AttemptStart in the schema).
  * A recipient that reached a final status keeps none. */
 static void apply_attempt(rc_fsm *f, const Ricochet__AttemptStart *a)
@@ -518,6 +542,7 @@ static void apply_record(rc_fsm *f, const Ricochet__Record *rec)
     case RICOCHET__RECORD__KIND_SUPPRESSION: apply_suppression(f, rec->suppression); break;
     case RICOCHET__RECORD__KIND_VIEW: apply_view(f, rec->view); break;
     case RICOCHET__RECORD__KIND_ATTEMPT: apply_attempt(f, rec->attempt); break;
+    case RICOCHET__RECORD__KIND_FORGET: apply_forget(f, rec->forget); break;
     case RICOCHET__RECORD__KIND_BOUNCE_NOTE:
         if (rec->bounce_note == NULL || rc_notes_add(f->notes, rec->bounce_note) != 0) {
             rc_error("fsm", "bounce_note_failed reason=%s", rec->bounce_note ? "out_of_memory" : "empty");
@@ -1066,6 +1091,7 @@ void rc_fsm_free(rc_fsm *f)
 struct raft_fsm *rc_fsm_raft(rc_fsm *f) { return &f->raft; }
 uint64_t rc_fsm_applied_records(const rc_fsm *f) { return f->applied; }
 uint64_t rc_fsm_skipped_records(const rc_fsm *f) { return f->skipped; }
+uint64_t rc_fsm_forgotten_messages(const rc_fsm *f) { return f->forgotten; }
 void rc_fsm_digest_hex(const rc_fsm *f, char out[65]) { hex_of(f->digest, 32, out); }
 const struct rc_msg *rc_fsm_message(const rc_fsm *f, const char *id) { return rc_map_get(f->messages, id); }
 size_t rc_fsm_message_count(const rc_fsm *f) { return rc_map_count(f->messages); }

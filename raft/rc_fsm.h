@@ -112,6 +112,8 @@ struct rc_fsm_hooks {
     void (*on_status)(void *data, const struct rc_msg *msg, size_t rcpt, int old_status);
     /* The cluster view changed. */
     void (*on_view)(void *data, const struct rc_view *view);
+    /* A message leaves the state (retention): drop its body. */
+    void (*on_forget)(void *data, const struct rc_msg *msg);
     /* The state was replaced by a snapshot (bodies may be missing locally). */
     void (*on_restore)(void *data);
     /* A snapshot is about to be taken: make every stored body durable.
@@ -142,6 +144,7 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len);
 int rc_fsm_restore(rc_fsm *f, const uint8_t *payload, size_t len);
 
 uint64_t rc_fsm_applied_records(const rc_fsm *f);
+uint64_t rc_fsm_forgotten_messages(const rc_fsm *f); /* removed by retention since start */
 uint64_t rc_fsm_skipped_records(const rc_fsm *f); /* duplicates, bad or forbidden */
 void rc_fsm_digest_hex(const rc_fsm *f, char out[65]);
 

@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from clusterlib import SRC, Cluster, log, main
@@ -416,5 +417,38 @@ def test_lost_in_space_and_planned_transfer():
         peers.stop()
 
 
+def test_retention_forgets_final_messages():
+    """delivery.retention: a message whose recipients are all final leaves the
+    state on every node once its last event is older than the retention; one
+    still being retried stays."""
+    peers = Peers()
+    try:
+        peers.start()
+        with Cluster("3", base=40, net=NET, sets=sets(**{"delivery.retention": "2s", "delivery.expire": "60s"})) as c:
+            leader = c.wait_leader()
+            done = submit(c, leader, ["r1@sink.test", "r2@sink.test"])
+            wait_final(c, leader, done)
+            pending = submit(c, leader, ["t450keep@script.test"])
+
+            def gone_everywhere():
+                for i in c.nodes:
+                    try:
+                        message(c, i, done)
+                        return False
+                    except urllib.error.HTTPError as e:
+                        if e.code != 404:
+                            raise
+                return True
+            c.wait("the delivered message to be forgotten on every node", gone_everywhere, timeout=40, interval=0.5)
+            assert message(c, leader, pending)["recipients"][0]["status"] in ("queued", "deferred")
+            forgotten = sum(metrics(c, i)["ricochet_messages_forgotten_total"] for i in c.nodes)
+            assert forgotten >= 3, forgotten
+            log(f"a final message left the state on all 3 nodes after delivery.retention (2 s); "
+                f"a deferred one stayed")
+    finally:
+        peers.stop()
+
+
 if __name__ == "__main__":
-    main([test_status_paths, test_failover_during_delivery, test_lost_in_space_and_planned_transfer])
+    main([test_status_paths, test_failover_during_delivery, test_lost_in_space_and_planned_transfer,
+          test_retention_forgets_final_messages])

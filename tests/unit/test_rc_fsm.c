@@ -400,6 +400,51 @@ static void test_attempt_marks(void **state)
     rc_fsm_free(g);
 }
 
+static int forgotten_seen;
+static void count_forget(void *data, const struct rc_msg *m)
+{
+    (void)data;
+    (void)m;
+    forgotten_seen++;
+}
+
+/* Retention: Forget removes a message only when every recipient is final. */
+static void test_forget_only_final(void **state)
+{
+    (void)state;
+    rc_fsm *f;
+    struct rc_fsm_hooks hooks = {.on_forget = count_forget};
+    struct rc_fsm_config cfg = {.dedup_capacity = 1000, .soft_bounce_limit = 3};
+    assert_int_equal(rc_fsm_new(&f, &cfg, &hooks, NULL), 0);
+    const char *r2[] = {"a@example.com", "b@example.com"};
+    accept_msg(f, "DONE", r2, 2);
+    accept_msg(f, "HALF", r2, 2);
+    status(f, "DONE", 0, RC_ST_DELIVERED, false, NULL);
+    status(f, "DONE", 1, RC_ST_FAILED, true, "userunknown");
+    status(f, "HALF", 0, RC_ST_DELIVERED, false, NULL);
+    Ricochet__Forget g;
+    ricochet__forget__init(&g);
+    char *ids[] = {"DONE", "HALF", "NONE"};
+    g.ids = ids;
+    g.n_ids = 3;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    uint8_t reqid[16];
+    set_req(&rec, reqid, next_req++);
+    rec.kind_case = RICOCHET__RECORD__KIND_FORGET;
+    rec.forget = &g;
+    forgotten_seen = 0;
+    apply_one(f, &rec);
+    assert_null(rc_fsm_message(f, "DONE"));
+    assert_non_null(rc_fsm_message(f, "HALF"));
+    assert_int_equal(forgotten_seen, 1);
+    assert_int_equal(rc_fsm_forgotten_messages(f), 1);
+    assert_int_equal(rc_fsm_message_count(f), 1);
+    /* the suppression the failure caused stays */
+    assert_non_null(rc_fsm_suppression(f, "b@example.com"));
+    rc_fsm_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_bad_entries_never_fail_apply),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_attempt_marks),
+        cmocka_unit_test(test_forget_only_final),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
