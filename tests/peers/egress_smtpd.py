@@ -21,7 +21,9 @@ Per message, by the first recipient's prefix, after the final dot:
 Options: --size N advertises SIZE N; --pipelining advertises PIPELINING;
 --tls-cert/--tls-key offer STARTTLS. Every accepted message is appended to
 --log as one JSON object per line (mail_from, mail_options, rcpts, data,
-peer, tls).
+peer, tls). With --rcpt-log, every RCPT command (accepted or not) is
+appended there too (mail_from, rcpt, reply), so a test can prove that an
+address was never offered.
 """
 import argparse
 import asyncio
@@ -52,6 +54,14 @@ class Handler:
         return '250 2.1.0 Ok'
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = await self.rcpt_reply(envelope, address)
+        if self.args.rcpt_log:
+            with open(self.args.rcpt_log, 'a') as f:
+                f.write(json.dumps({'mail_from': envelope.mail_from, 'rcpt': address,
+                                    'options': rcpt_options, 'reply': reply}) + '\n')
+        return reply
+
+    async def rcpt_reply(self, envelope, address):
         local = address.split('@')[0].lower()
         if local.startswith('stallrcpt'):
             await asyncio.sleep(3600)
@@ -138,6 +148,7 @@ def main():
     ap.add_argument('--tls-cert')
     ap.add_argument('--tls-key')
     ap.add_argument('--log', required=True)
+    ap.add_argument('--rcpt-log')
     args = ap.parse_args()
     host, port = args.listen.rsplit(':', 1)
     tls = None
