@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Measuring helpers for tests/bench/relay_e2e.sh.
+"""Measuring helpers for tests/bench/relay.sh.
 
   relay_measure.py cpu PID...
       CPU seconds (user+system) used so far by each PID and every live

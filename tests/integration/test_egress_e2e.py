@@ -502,6 +502,34 @@ def test_failover():
         assert not dups, f"delivered twice after a planned transfer: {dups}"
 
 
+def test_retention_and_discard():
+    """delivery.retention: a message whose recipients are all final leaves the
+    state of every node once its last event is older than the retention; one
+    still being retried stays, until an operator discards it."""
+    with Cluster("3", 0, net=P.NET, sets=sets("delivery.retention=2s", "delivery.expire=60s")) as c:
+        c.wait_leader()
+        done = submit(c, ["ret1@sink.test", "ret2@sink.test"])
+        wait_rcpt(c, done, 0, "delivered")
+        wait_rcpt(c, done, 1, "delivered")
+        keep = submit(c, ["t450keep@script.test"])
+        c.wait("the delivered message to leave every node",
+               lambda: all(http_get(c, f"/v1/messages/{done}", node=i)[0] == 404 for i in c.alive_ids()),
+               timeout=40, interval=0.5)
+        r = message(c, keep)["recipients"][0]
+        expect(r["status"] in ("queued", "deferred"), "a recipient still retried is kept", r)
+        leader = c.wait_leader()
+        out = c.ctl(leader, "discard", keep).stdout
+        assert "discarded 1 recipient" in out, out
+        r = wait_rcpt(c, keep, 0, "discarded")
+        expect(hist(r, "discarded")[0]["reason"] == "discarded", "the operator's discard in the history", r)
+        assert c.ctl(leader, "discard", keep, check=False).returncode != 0, "nothing left to discard"
+        forgotten = metric(c, "ricochet_messages_forgotten_total")
+        assert forgotten >= 3, forgotten
+        log("a final message left the state on all 3 nodes after delivery.retention (2 s); "
+            "a deferred one stayed until `ricochetctl discard`")
+
+
 if __name__ == "__main__":
     with P.Peers() as PEERS:
-        main([test_status_paths, test_postfix_bounce, test_lost_in_space, test_failover])
+        main([test_status_paths, test_postfix_bounce, test_lost_in_space, test_failover,
+              test_retention_and_discard])
