@@ -8,9 +8,9 @@
  * Failure modes: DSN_EINVAL for input the scheduler should never pass (no
  * recipient, an unknown action); DSN_ENOMEM when the output buffer cannot
  * be allocated (GLib itself aborts on allocation failure). A hostile field
- * is never an error: it is cleaned. A hostile original (NUL bytes, a line
- * over 998 octets) is returned as headers only, or not at all, and the
- * text says so. */
+ * is never an error: it is cleaned. A hostile original (NUL bytes, a bare
+ * CR, a line over 998 octets) is returned as headers only, or not at all,
+ * and the text says so. */
 #define _GNU_SOURCE
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -194,7 +194,9 @@ static bool dsn_status_ok(const char *s)
 }
 
 /* Bytes that can travel as a message/rfc822 or text/rfc822-headers body
- * as they are: no NUL and no line longer than 998 octets. */
+ * as they are: no NUL, no bare CR (RFC 5322 forbids it, and our output has
+ * only CRLF line ends), no line longer than 998 octets. A bare LF is fine:
+ * the output filter makes it CRLF. */
 static bool dsn_raw_ok(const uint8_t *b, size_t n)
 {
     if (memchr(b, '\0', n) != NULL)
@@ -203,7 +205,10 @@ static bool dsn_raw_ok(const uint8_t *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (b[i] == '\n') {
             line = 0;
-        } else if (b[i] != '\r' && ++line > DSN_LINE_MAX) {
+        } else if (b[i] == '\r') {
+            if (i + 1 >= n || b[i + 1] != '\n')
+                return false;
+        } else if (++line > DSN_LINE_MAX) {
             return false;
         }
     }
@@ -275,7 +280,7 @@ static struct dsn_plan dsn_plan_return(const struct dsn_input *in)
         if (in->original_len > max_full)
             p.note = "The original message was too large to return; its headers are attached.";
         else if (!dsn_raw_ok(in->original, in->original_len))
-            p.note = "The original message holds NUL bytes or overlong lines; its headers are attached.";
+            p.note = "The original message holds NUL bytes, bare CRs or overlong lines; its headers are attached.";
         else {
             p.what = DSN_RET_FULL;
             p.len = in->original_len;

@@ -535,7 +535,20 @@ static void test_odd_originals(void **state)
     g_free(h);
     parsed_close(&p);
 
+    /* a bare CR in the body (padding a line past 998 octets between LFs):
+     * headers only */
+    static const char bare_cr[] = "Subject: cr\r\n\r\nline one\rline two\r\n";
+    in.original = (const uint8_t *)bare_cr;
+    in.original_len = sizeof bare_cr - 1;
+    parsed_open(&p, &in);
+    h = part_text(g_mime_multipart_get_part(p.report, 2));
+    assert_string_equal(h, "Subject: cr\r\n");
+    g_free(h);
+    assert_non_null(strstr(p.human, "bare CRs"));
+    parsed_close(&p);
+
     /* an overlong header line: nothing returned */
+    in.original = (const uint8_t *)big;
     memset(big, 'b', sizeof big);
     memcpy(big, "Subject: ", 9);
     in.original_len = sizeof big;
