@@ -324,7 +324,11 @@ static void dsn_human(GString *g, const struct dsn_input *in, const char *host, 
         const struct dsn_rcpt *r = &in->rcpts[i];
         char *addr = dsn_clean_addr(r->final_recipient);
         int a = dsn_action_index(r->action);
-        g_string_append_printf(g, "\n<%s>: the message %s.\n", addr, dsn_actions[a].says);
+        /* failed with a 4.x.x status: retried until the message expired */
+        bool expired = dsn_actions[a].kind == DSN_K_FAILED && dsn_status_ok(r->status) && r->status[0] == '4';
+        g_string_append_printf(g, "\n<%s>: the message %s.\n", addr,
+                               expired ? "could not be delivered before it expired; we have stopped retrying"
+                                       : dsn_actions[a].says);
         g_free(addr);
         if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
             char *mta = dsn_clean_host(r->remote_mta);

@@ -423,6 +423,7 @@ static void test_mixed_and_reasons(void **state)
     assert_string_equal(fget(&p.f, 3, "Status"), "4.4.7");
     assert_string_equal(fget(&p.f, 4, "Status"), "4.0.0");
     assert_non_null(fget(&p.f, 4, "Will-Retry-Until"));
+    assert_non_null(strstr(p.human, "<slow@example.org>: the message could not be delivered before it expired"));
     bounce_report *br = analyse(&p);
     assert_int_equal(bounce_report_rcpt_count(br), n);
     for (size_t i = 0; i < n; i++) {
