@@ -1,400 +1,537 @@
-/* DSN builder (smtp/dsn.h). The delivery-status fields are plain text that
- * we write ourselves (RFC 3464 §2.2/§2.3: header-like lines); the MIME
- * structure around them, the header encoding and the serialisation are
- * GMime's. GMime/GLib stay private to this file. */
-#include "smtp/dsn.h"
-
+/* Builds the DSN that goes back to the original sender (smtp/dsn.h).
+ *
+ * Happy path: check the input, clean every field into one safe line, write
+ * the human-readable text and the delivery-status fields, pick how much of
+ * the original to return, and let GMime assemble and serialise the
+ * multipart/report; a GMime unix2dos filter makes every line end in CRLF.
+ *
+ * Failure modes: DSN_EINVAL for input the scheduler should never pass (no
+ * recipient, an unknown action); DSN_ENOMEM when the output buffer cannot
+ * be allocated (GLib itself aborts on allocation failure). A hostile field
+ * is never an error: it is cleaned. A hostile original (NUL bytes, a bare
+ * CR, a line over 998 octets) is returned as headers only, or not at all,
+ * and the text says so. */
+#define _GNU_SOURCE
 #include <gmime/gmime.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+#include <sys/random.h>
 
-#define DSN_DEFAULT_MAX_FULL (1u << 20)
-#define DSN_VALUE_MAX 900 /* octets of one field value; folded at FOLD_AT */
-#define DSN_FOLD_AT 76
+#include "smtp/dsn.h"
+
+/* RFC 5322 2.1.1: a line is at most 998 octets without its CRLF. */
+#define DSN_LINE_MAX 998
+/* Fold field lines near this column when the value has spaces. */
+#define DSN_FOLD_COL 76
 
 static pthread_once_t dsn_gmime_once = PTHREAD_ONCE_INIT;
 
+/* The same initialisation as the bounce analyser: g_mime_init() counts its
+ * callers, so both libraries in one process are fine. */
 static void dsn_gmime_init(void)
 {
     g_mime_init();
 }
 
-/* ------------------------------------------------------------ text buffer */
+enum dsn_kind { DSN_K_FAILED, DSN_K_DELAYED, DSN_K_SUCCESS };
 
-struct text {
-    char *p;
-    size_t len, cap;
-    bool oom;
+static const struct {
+    const char *action;
+    enum dsn_kind kind;
+    const char *status;   /* when none is given */
+    const char *says;     /* human-readable */
+} dsn_actions[] = {
+    {"failed", DSN_K_FAILED, "5.0.0", "could not be delivered; we have given up"},
+    {"delayed", DSN_K_DELAYED, "4.0.0", "has not been delivered yet; we are still trying"},
+    {"delivered", DSN_K_SUCCESS, "2.0.0", "was delivered to the mailbox"},
+    {"relayed", DSN_K_SUCCESS, "2.0.0",
+     "was handed to a server that does not send delivery reports; no further notice will follow"},
+    {"expanded", DSN_K_SUCCESS, "2.0.0",
+     "was delivered to an alias or list, which may send reports of its own"},
 };
+#define DSN_NACTIONS (sizeof dsn_actions / sizeof dsn_actions[0])
 
-static void text_add(struct text *t, const char *s, size_t n)
+static int dsn_action_index(const char *action)
 {
-    if (t->oom)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t ncap = t->cap ? t->cap : 1024;
-        while (ncap < t->len + n + 1)
-            ncap *= 2;
-        char *np = realloc(t->p, ncap);
-        if (np == NULL) {
-            t->oom = true;
-            return;
-        }
-        t->p = np;
-        t->cap = ncap;
+    if (action == NULL)
+        return -1;
+    for (size_t i = 0; i < DSN_NACTIONS; i++)
+        if (strcasecmp(action, dsn_actions[i].action) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* One line of printable ASCII from anything: controls (CR, LF, TAB, ...)
+ * become spaces, non-ASCII bytes '?'; at most max bytes ("..." marks a
+ * cut); leading and trailing spaces go. NULL gives "". g_free() it. */
+static char *dsn_clean(const char *s, size_t max)
+{
+    if (s == NULL)
+        s = "";
+    size_t n = strnlen(s, max + 1);
+    bool cut = n > max;
+    if (cut)
+        n = max;
+    char *o = g_malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        o[i] = c >= 0x80 ? '?' : (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
     }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
+    o[n] = '\0';
+    if (cut && n >= 3)
+        memcpy(o + n - 3, "...", 3);
+    return g_strstrip(o);
 }
 
-static void text_str(struct text *t, const char *s)
+/* An address for Final-Recipient and the text: cleaned, without the <>. */
+static char *dsn_clean_addr(const char *s)
 {
-    text_add(t, s, strlen(s));
+    char *o = dsn_clean(s, DSN_MAX_FIELD);
+    size_t n = strlen(o);
+    if (n >= 2 && o[0] == '<' && o[n - 1] == '>') {
+        memmove(o, o + 1, n - 2);
+        o[n - 2] = '\0';
+    }
+    return o;
 }
 
-static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_printf(struct text *t, const char *fmt, ...)
+/* An address for the From/To header: also no space or character that
+ * would end the address or start another one. */
+static char *dsn_header_addr(const char *s)
 {
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        text_add(t, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    char *o = dsn_clean_addr(s);
+    for (char *p = o; *p; p++)
+        if (strchr(" ,;<>()\"\\", *p) != NULL)
+            *p = '_';
+    return o;
 }
 
-/* A caller's string made safe for one header-like line: controls to
- * spaces, non-ASCII to '?', runs of spaces kept, at most max octets. */
-static void safe_copy(char *dst, size_t size, const char *src, size_t max)
+/* A host name (or [address literal]) for Reporting-MTA/Remote-MTA: only the
+ * characters a name or literal can have. */
+static char *dsn_clean_host(const char *s)
 {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)(src ? src : ""); *p && n + 1 < size && n < max; p++)
-        dst[n++] = *p < 0x20 || *p == 0x7f ? ' ' : *p >= 0x80 ? '?' : (char)*p;
-    while (n > 0 && dst[n - 1] == ' ')
-        n--;
-    dst[n] = '\0';
+    char *o = dsn_clean(s, 255);
+    char *w = o;
+    for (const char *p = o; *p; p++)
+        if (g_ascii_isalnum(*p) || strchr(".-_[]:", *p) != NULL)
+            *w++ = *p;
+    *w = '\0';
+    return o;
 }
 
-/* "Name: value" folded at spaces so that lines stay short (RFC 5322 §2.2.3
- * folding, which RFC 3464 fields share); a word longer than a line stays
- * whole (values are capped at DSN_VALUE_MAX, far below 998). */
-static void field(struct text *t, const char *name, const char *value)
+/* A token for the Message-ID left side. */
+static char *dsn_clean_token(const char *s)
 {
-    char v[DSN_VALUE_MAX + 1];
-    safe_copy(v, sizeof v, value, DSN_VALUE_MAX);
-    size_t col = strlen(name) + 2;
-    text_printf(t, "%s:", name);
-    const char *p = v;
-    while (*p == ' ')
-        p++;
-    bool first = true;
-    while (*p) {
-        const char *end = strchr(p, ' ');
-        size_t wl = end ? (size_t)(end - p) : strlen(p);
-        if (!first && col + 1 + wl > DSN_FOLD_AT) {
-            text_str(t, "\n");
-            col = 0;
-        }
-        text_str(t, " ");
-        text_add(t, p, wl);
-        col += 1 + wl;
-        first = false;
-        p += wl;
+    char *o = dsn_clean(s, 64);
+    for (char *p = o; *p; p++)
+        if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-' && *p != '_')
+            *p = '_';
+    return o;
+}
+
+/* "name: value" folded at spaces near DSN_FOLD_COL. value is one clean
+ * line of at most DSN_MAX_FIELD bytes, so even unfoldable it stays short of
+ * 998 octets. Runs of spaces become one. */
+static void dsn_field(GString *g, const char *name, const char *value)
+{
+    g_string_append_printf(g, "%s:", name);
+    size_t col = strlen(name) + 1;
+    const char *p = value;
+    for (;;) {
         while (*p == ' ')
             p++;
+        const char *w = p;
+        while (*p != '\0' && *p != ' ')
+            p++;
+        size_t wl = (size_t)(p - w);
+        if (wl == 0)
+            break;
+        if (col + 1 + wl > DSN_FOLD_COL && col > strlen(name) + 1) {
+            g_string_append(g, "\n ");
+            col = 1;
+        } else {
+            g_string_append_c(g, ' ');
+            col++;
+        }
+        g_string_append_len(g, w, (gssize)wl);
+        col += wl;
     }
-    text_str(t, "\n");
+    g_string_append_c(g, '\n');
 }
 
-static void rfc5322_date(uint64_t ms, char *out, size_t size)
+/* RFC 5322 date-time in UTC, by GMime. */
+static char *dsn_date(uint64_t ms)
 {
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    GDateTime *dt = g_date_time_new_from_unix_utc((gint64)(ms / 1000));
+    if (dt == NULL) /* past year 9999 */
+        dt = g_date_time_new_from_unix_utc(0);
+    char *s = g_mime_utils_header_format_date(dt);
+    g_date_time_unref(dt);
+    return s;
 }
 
-static const char *default_status(const char *action)
+/* Enhanced status "c.s.d" with class 2, 4 or 5 (RFC 3463). */
+static bool dsn_status_ok(const char *s)
 {
-    if (strcasecmp(action, "failed") == 0)
-        return "5.0.0";
-    if (strcasecmp(action, "delayed") == 0)
-        return "4.0.0";
-    return "2.0.0";
+    if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+        return false;
+    const char *p = s + 2;
+    for (int part = 0; part < 2; part++) {
+        int digits = 0;
+        while (g_ascii_isdigit(*p) && digits < 4) {
+            p++;
+            digits++;
+        }
+        if (digits == 0 || digits > 3)
+            return false;
+        if (part == 0 && *p++ != '.')
+            return false;
+    }
+    return *p == '\0';
 }
 
-static bool valid_action(const char *a)
+/* Bytes that can travel as a message/rfc822 or text/rfc822-headers body
+ * as they are: no NUL, no bare CR (RFC 5322 forbids it, and our output has
+ * only CRLF line ends), no line longer than 998 octets. A bare LF is fine:
+ * the output filter makes it CRLF. */
+static bool dsn_raw_ok(const uint8_t *b, size_t n)
 {
-    static const char *const ok[] = {"failed", "delayed", "delivered", "relayed", "expanded"};
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        if (strcasecmp(a, ok[i]) == 0)
+    if (memchr(b, '\0', n) != NULL)
+        return false;
+    size_t line = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == '\n') {
+            line = 0;
+        } else if (b[i] == '\r') {
+            if (i + 1 >= n || b[i + 1] != '\n')
+                return false;
+        } else if (++line > DSN_LINE_MAX) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool dsn_has_8bit(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] >= 0x80)
             return true;
     return false;
 }
 
-/* ------------------------------------------------------------- the parts */
-
-static void human_text(struct text *t, const struct dsn_input *in, bool any_failed, bool any_delayed,
-                       bool headers_only_for_size)
+/* Length of the header block: up to and including the line end before the
+ * first empty line; the whole original when there is no empty line. */
+static size_t dsn_header_len(const uint8_t *b, size_t n)
 {
-    char host[256], qid[128];
-    safe_copy(host, sizeof host, in->reporting_mta, 255);
-    safe_copy(qid, sizeof qid, in->queue_id, 127);
-    text_printf(t, "This is the mail system at %s.\n\n", host);
-    if (any_failed)
-        text_str(t, "Your message could not be delivered to one or more recipients.\n"
-                    "It is attached below, or its headers are.\n\n");
-    else if (any_delayed)
-        text_str(t, "Your message has not been delivered yet to the recipients below;\n"
-                    "delivery is still being retried. No action is needed.\n\n");
-    else
-        text_str(t, "Your message was delivered or relayed as you asked (NOTIFY=SUCCESS).\n\n");
-    for (size_t i = 0; i < in->nrcpts; i++) {
-        const struct dsn_rcpt *r = &in->rcpts[i];
-        char addr[512], diag[DSN_VALUE_MAX + 1], mta[256];
-        safe_copy(addr, sizeof addr, r->final_recipient, 511);
-        safe_copy(diag, sizeof diag, r->diagnostic, DSN_VALUE_MAX);
-        safe_copy(mta, sizeof mta, r->remote_mta, 255);
-        struct text line = {0};
-        char what[900];
-        snprintf(what, sizeof what, "<%s>: %s%s%s%s", addr, r->action, mta[0] ? " (remote host " : "", mta,
-                 mta[0] ? ")" : "");
-        field(&line, "Recipient", what);
-        if (diag[0])
-            field(&line, "Reason", diag);
-        if (!line.oom && line.p)
-            text_add(t, line.p, line.len);
-        free(line.p);
-        text_str(t, "\n");
-    }
-    if (qid[0])
-        text_printf(t, "Queue ID: %s\n", qid);
-    if (headers_only_for_size)
-        text_str(t, "The original message was too large to return whole; only its headers are attached.\n");
-}
-
-static void status_fields(struct text *t, const struct dsn_input *in)
-{
-    char v[DSN_VALUE_MAX + 32], date[64], tmp[DSN_VALUE_MAX + 1];
-    safe_copy(tmp, sizeof tmp, in->reporting_mta, 255);
-    snprintf(v, sizeof v, "dns; %s", tmp);
-    field(t, "Reporting-MTA", v);
-    if (in->envid && in->envid[0])
-        field(t, "Original-Envelope-Id", in->envid);
-    if (in->arrival_ms) {
-        rfc5322_date(in->arrival_ms, date, sizeof date);
-        field(t, "Arrival-Date", date);
-    }
-    for (size_t i = 0; i < in->nrcpts; i++) {
-        const struct dsn_rcpt *r = &in->rcpts[i];
-        text_str(t, "\n");
-        if (r->original_recipient && r->original_recipient[0]) {
-            /* "addr-type;address"; without a type it is an rfc822 address */
-            safe_copy(tmp, sizeof tmp, r->original_recipient, 600);
-            if (strchr(tmp, ';'))
-                field(t, "Original-Recipient", tmp);
-            else {
-                snprintf(v, sizeof v, "rfc822;%s", tmp);
-                field(t, "Original-Recipient", v);
-            }
-        }
-        safe_copy(tmp, sizeof tmp, r->final_recipient, 600);
-        snprintf(v, sizeof v, "rfc822; %s", tmp);
-        field(t, "Final-Recipient", v);
-        safe_copy(tmp, sizeof tmp, r->action, 16);
-        for (char *p = tmp; *p; p++)
-            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        field(t, "Action", tmp);
-        safe_copy(tmp, sizeof tmp, r->status && r->status[0] ? r->status : default_status(r->action), 15);
-        field(t, "Status", tmp);
-        if (r->remote_mta && r->remote_mta[0]) {
-            safe_copy(tmp, sizeof tmp, r->remote_mta, 255);
-            snprintf(v, sizeof v, "dns; %s", tmp);
-            field(t, "Remote-MTA", v);
-        }
-        if (r->diagnostic && r->diagnostic[0]) {
-            safe_copy(tmp, sizeof tmp, r->diagnostic, DSN_VALUE_MAX - 16);
-            snprintf(v, sizeof v, "%s; %s", r->diagnostic_is_smtp ? "smtp" : "X-Ricochet", tmp);
-            field(t, "Diagnostic-Code", v);
-        }
-        if (r->last_attempt_ms) {
-            rfc5322_date(r->last_attempt_ms, date, sizeof date);
-            field(t, "Last-Attempt-Date", date);
-        }
-        if (r->will_retry_until_ms && strcasecmp(r->action, "delayed") == 0) {
-            rfc5322_date(r->will_retry_until_ms, date, sizeof date);
-            field(t, "Will-Retry-Until", date);
-        }
-    }
-}
-
-/* Length of the original's header block (up to the empty line, or all of
- * it when there is none), with either line ending. */
-static size_t header_block_len(const uint8_t *p, size_t n)
-{
+    size_t start = 0; /* start of the current line */
     for (size_t i = 0; i < n; i++) {
-        if (p[i] != '\n')
+        if (b[i] != '\n')
             continue;
-        if (i + 1 < n && p[i + 1] == '\n')
-            return i + 1;
-        if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
-            return i + 1;
+        size_t len = i - start;
+        if (len == 0 || (len == 1 && b[start] == '\r'))
+            return start;
+        start = i + 1;
     }
     return n;
 }
 
-/* The original as a part's content: NUL bytes (not allowed in 8bit MIME,
- * RFC 2045 §2.8) become spaces; the 8bit flag says whether any byte is
- * non-ASCII. */
-static GMimePart *original_part(const uint8_t *p, size_t n, bool whole)
+/* A leaf part holding data as it is, with that Content-Transfer-Encoding. */
+static GMimePart *dsn_leaf(const char *type, const char *subtype, const void *data, size_t len,
+                           GMimeContentEncoding enc, const char *description)
 {
-    GMimePart *part = whole ? g_mime_part_new_with_type("message", "rfc822")
-                            : g_mime_part_new_with_type("text", "rfc822-headers");
-    GByteArray *ba = g_byte_array_sized_new((guint)n);
-    bool eight = false;
-    for (size_t i = 0; i < n; i++) {
-        guint8 c = p[i] ? p[i] : ' ';
-        eight |= c >= 0x80;
-        g_byte_array_append(ba, &c, 1);
-    }
-    GMimeStream *s = g_mime_stream_mem_new_with_byte_array(ba); /* takes ba */
+    GMimePart *part = g_mime_part_new_with_type(type, subtype);
+    GMimeStream *s = g_mime_stream_mem_new();
+    if (len > 0)
+        g_mime_stream_write(s, data, len);
+    g_mime_stream_seek(s, 0, GMIME_STREAM_SEEK_SET);
     GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
     g_mime_part_set_content(part, w);
-    g_mime_part_set_content_encoding(part, eight ? GMIME_CONTENT_ENCODING_8BIT : GMIME_CONTENT_ENCODING_7BIT);
     g_object_unref(w);
     g_object_unref(s);
+    g_mime_part_set_content_encoding(part, enc);
+    if (description != NULL)
+        g_mime_object_set_header(GMIME_OBJECT(part), "Content-Description", description, NULL);
     return part;
 }
 
-static GMimePart *text_part(const char *type, const char *subtype, const char *text)
+/* What goes into part 3. */
+enum dsn_return { DSN_RET_NONE, DSN_RET_FULL, DSN_RET_HDRS };
+
+struct dsn_plan {
+    enum dsn_return what;
+    size_t len;          /* bytes of the original returned */
+    const char *note;    /* for the human-readable text */
+};
+
+static struct dsn_plan dsn_plan_return(const struct dsn_input *in)
 {
-    GMimePart *part = g_mime_part_new_with_type(type, subtype);
-    GMimeStream *s = g_mime_stream_mem_new_with_buffer(text, strlen(text));
-    GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
-    g_mime_part_set_content(part, w);
-    g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_7BIT);
-    if (strcmp(type, "text") == 0)
-        g_mime_object_set_content_type_parameter(GMIME_OBJECT(part), "charset", "us-ascii");
-    g_object_unref(w);
-    g_object_unref(s);
-    return part;
+    struct dsn_plan p = {DSN_RET_NONE, 0, NULL};
+    size_t max_full = in->max_full_size ? in->max_full_size : DSN_DEFAULT_MAX_FULL_SIZE;
+    if (in->original == NULL || in->original_len == 0) {
+        p.note = "The original message is not available.";
+        return p;
+    }
+    bool hdrs_asked = in->ret != NULL && strcasecmp(in->ret, "HDRS") == 0;
+    if (!hdrs_asked) {
+        if (in->original_len > max_full)
+            p.note = "The original message was too large to return; its headers are attached.";
+        else if (!dsn_raw_ok(in->original, in->original_len))
+            p.note = "The original message holds NUL bytes, bare CRs or overlong lines; its headers are attached.";
+        else {
+            p.what = DSN_RET_FULL;
+            p.len = in->original_len;
+            p.note = "The original message is attached.";
+            return p;
+        }
+    } else {
+        p.note = "The headers of the original message are attached.";
+    }
+    size_t hl = dsn_header_len(in->original, in->original_len);
+    if (hl == 0 || !dsn_raw_ok(in->original, hl)) {
+        p.note = "The headers of the original message could not be returned.";
+        return p;
+    }
+    p.what = DSN_RET_HDRS;
+    p.len = hl;
+    return p;
+}
+
+static void dsn_human(GString *g, const struct dsn_input *in, const char *host, const char *qid,
+                      enum dsn_kind subject_kind, const struct dsn_plan *plan)
+{
+    g_string_append_printf(g, "This is the mail delivery system at %s.\n\n", host);
+    switch (subject_kind) {
+    case DSN_K_FAILED:
+        g_string_append(g, "Your message could not be delivered to one or more of its recipients.\n"
+                           "The recipients and the reasons are listed below.\n");
+        break;
+    case DSN_K_DELAYED:
+        g_string_append(g, "Your message has not been delivered yet to one or more of its recipients.\n"
+                           "We are still trying; you do not need to send it again.\n");
+        break;
+    case DSN_K_SUCCESS:
+        g_string_append(g, "You asked for a notice of successful delivery; here it is.\n");
+        break;
+    }
+    char *arrived = dsn_date(in->arrival_ms);
+    g_string_append_printf(g, "\nQueue ID: %s\nArrived:  %s\n", qid[0] ? qid : "(none)", arrived);
+    g_free(arrived);
+    for (size_t i = 0; i < in->nrcpts; i++) {
+        const struct dsn_rcpt *r = &in->rcpts[i];
+        char *addr = dsn_clean_addr(r->final_recipient);
+        int a = dsn_action_index(r->action);
+        /* failed with a 4.x.x status: retried until the message expired */
+        bool expired = dsn_actions[a].kind == DSN_K_FAILED && dsn_status_ok(r->status) && r->status[0] == '4';
+        g_string_append_printf(g, "\n<%s>: the message %s.\n", addr,
+                               expired ? "could not be delivered before it expired; we have stopped retrying"
+                                       : dsn_actions[a].says);
+        g_free(addr);
+        if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
+            char *mta = dsn_clean_host(r->remote_mta);
+            g_string_append_printf(g, "    Remote server: %s\n", mta);
+            g_free(mta);
+        }
+        if (r->diagnostic != NULL && r->diagnostic[0] != '\0') {
+            char *d = dsn_clean(r->diagnostic, DSN_MAX_FIELD);
+            g_string_append_printf(g, "    %s %s\n",
+                                   r->diagnostic_is_smtp ? "It replied:" : "Reason:", d);
+            g_free(d);
+        }
+        if (dsn_actions[a].kind == DSN_K_DELAYED && r->will_retry_until_ms != 0) {
+            char *until = dsn_date(r->will_retry_until_ms);
+            g_string_append_printf(g, "    We will keep trying until %s.\n", until);
+            g_free(until);
+        }
+    }
+    g_string_append_printf(g, "\n%s\n", plan->note);
+}
+
+static void dsn_fields(GString *g, const struct dsn_input *in, const char *host)
+{
+    char *v;
+    char *line = g_strdup_printf("dns; %s", host);
+    dsn_field(g, "Reporting-MTA", line);
+    g_free(line);
+    if (in->envid != NULL && in->envid[0] != '\0') {
+        v = dsn_clean(in->envid, DSN_MAX_FIELD);
+        dsn_field(g, "Original-Envelope-Id", v);
+        g_free(v);
+    }
+    v = dsn_date(in->arrival_ms);
+    dsn_field(g, "Arrival-Date", v);
+    g_free(v);
+    for (size_t i = 0; i < in->nrcpts; i++) {
+        const struct dsn_rcpt *r = &in->rcpts[i];
+        int a = dsn_action_index(r->action);
+        g_string_append_c(g, '\n');
+        if (r->original_recipient != NULL && r->original_recipient[0] != '\0') {
+            v = dsn_clean(r->original_recipient, DSN_MAX_FIELD);
+            /* "addr-type;addr"; a bare address is taken as rfc822 */
+            line = strchr(v, ';') != NULL ? g_strdup(v) : g_strdup_printf("rfc822;%s", v);
+            dsn_field(g, "Original-Recipient", line);
+            g_free(line);
+            g_free(v);
+        }
+        v = dsn_clean_addr(r->final_recipient);
+        line = g_strdup_printf("rfc822; %s", v);
+        dsn_field(g, "Final-Recipient", line);
+        g_free(line);
+        g_free(v);
+        dsn_field(g, "Action", dsn_actions[a].action);
+        dsn_field(g, "Status", dsn_status_ok(r->status) ? r->status : dsn_actions[a].status);
+        if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
+            v = dsn_clean_host(r->remote_mta);
+            if (v[0] != '\0') {
+                line = g_strdup_printf("dns; %s", v);
+                dsn_field(g, "Remote-MTA", line);
+                g_free(line);
+            }
+            g_free(v);
+        }
+        if (r->diagnostic != NULL && r->diagnostic[0] != '\0') {
+            v = dsn_clean(r->diagnostic, DSN_MAX_FIELD);
+            line = g_strdup_printf("%s; %s", r->diagnostic_is_smtp ? "smtp" : "X-Ricochet", v);
+            dsn_field(g, "Diagnostic-Code", line);
+            g_free(line);
+            g_free(v);
+        }
+        if (r->last_attempt_ms != 0) {
+            v = dsn_date(r->last_attempt_ms);
+            dsn_field(g, "Last-Attempt-Date", v);
+            g_free(v);
+        }
+        if (dsn_actions[a].kind == DSN_K_DELAYED && r->will_retry_until_ms != 0) {
+            v = dsn_date(r->will_retry_until_ms);
+            dsn_field(g, "Will-Retry-Until", v);
+            g_free(v);
+        }
+    }
+}
+
+static int dsn_check(const struct dsn_input *in, uint8_t **out, size_t *out_len)
+{
+    if (in == NULL || out == NULL || out_len == NULL || in->rcpts == NULL || in->nrcpts == 0 ||
+        in->reporting_mta == NULL || in->to_address == NULL)
+        return DSN_EINVAL;
+    for (size_t i = 0; i < in->nrcpts; i++)
+        if (in->rcpts[i].final_recipient == NULL || in->rcpts[i].final_recipient[0] == '\0' ||
+            dsn_action_index(in->rcpts[i].action) < 0)
+            return DSN_EINVAL;
+    return DSN_OK;
 }
 
 int dsn_build(const struct dsn_input *in, uint8_t **out, size_t *out_len)
 {
-    if (in == NULL || out == NULL || out_len == NULL || in->nrcpts == 0 || in->rcpts == NULL ||
-        in->reporting_mta == NULL || in->from_address == NULL || in->to_address == NULL || in->to_address[0] == '\0')
-        return DSN_EINVAL;
-    bool any_failed = false, any_delayed = false;
-    for (size_t i = 0; i < in->nrcpts; i++) {
-        const struct dsn_rcpt *r = &in->rcpts[i];
-        if (r->final_recipient == NULL || r->action == NULL || !valid_action(r->action))
-            return DSN_EINVAL;
-        any_failed |= strcasecmp(r->action, "failed") == 0;
-        any_delayed |= strcasecmp(r->action, "delayed") == 0;
-    }
+    int rv = dsn_check(in, out, out_len);
+    if (rv != DSN_OK)
+        return rv;
     pthread_once(&dsn_gmime_once, dsn_gmime_init);
 
-    size_t max_full = in->max_full_size ? in->max_full_size : DSN_DEFAULT_MAX_FULL;
-    bool have_orig = in->original != NULL && in->original_len > 0;
-    bool want_full = in->ret == NULL || strcasecmp(in->ret, "HDRS") != 0;
-    bool too_big = have_orig && want_full && in->original_len > max_full;
-    bool whole = have_orig && want_full && !too_big;
+    /* One subject for the whole report: a mix of kinds is told as a failure. */
+    enum dsn_kind kind = dsn_actions[dsn_action_index(in->rcpts[0].action)].kind;
+    for (size_t i = 1; i < in->nrcpts; i++)
+        if (dsn_actions[dsn_action_index(in->rcpts[i].action)].kind != kind)
+            kind = DSN_K_FAILED;
+    static const char *const subjects[] = {
+        [DSN_K_FAILED] = "Undelivered Mail Returned to Sender",
+        [DSN_K_DELAYED] = "Delayed Mail (still being retried)",
+        [DSN_K_SUCCESS] = "Successful Mail Delivery Report",
+    };
 
-    struct text human = {0}, fields = {0};
-    human_text(&human, in, any_failed, any_delayed, too_big);
-    status_fields(&fields, in);
-    if (human.oom || fields.oom) {
-        free(human.p);
-        free(fields.p);
-        return DSN_ENOMEM;
+    char *host = dsn_clean_host(in->reporting_mta);
+    if (host[0] == '\0') {
+        g_free(host);
+        host = g_strdup("localhost");
     }
+    char *qid = dsn_clean_token(in->queue_id);
+    char *from = in->from_address != NULL && in->from_address[0] != '\0'
+                     ? dsn_header_addr(in->from_address)
+                     : g_strdup_printf("MAILER-DAEMON@%s", host);
+    char *to = dsn_header_addr(in->to_address);
+    struct dsn_plan plan = dsn_plan_return(in);
 
-    GMimeMessage *msg = g_mime_message_new(TRUE);
-    char addr[512], subject_host[256], mid[512];
-    safe_copy(addr, sizeof addr, in->from_address, 511);
-    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, "Mail Delivery System", addr);
-    safe_copy(addr, sizeof addr, in->to_address, 511);
-    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, addr);
-    g_mime_message_set_subject(msg,
-                               any_failed    ? "Undelivered Mail Returned to Sender"
-                               : any_delayed ? "Delayed Mail (still being retried)"
-                                             : "Successful Mail Delivery Report",
-                               NULL);
-    GDateTime *dt = g_date_time_new_from_unix_utc((gint64)(in->now_ms / 1000));
-    g_mime_message_set_date(msg, dt);
-    g_date_time_unref(dt);
-    safe_copy(subject_host, sizeof subject_host, in->reporting_mta, 255);
-    char qid[128];
-    safe_copy(qid, sizeof qid, in->queue_id ? in->queue_id : "dsn", 127);
-    for (char *p = qid; *p; p++)
-        if (*p == ' ' || *p == '<' || *p == '>' || *p == '@')
-            *p = '_';
-    snprintf(mid, sizeof mid, "%s.dsn.%llu@%s", qid, (unsigned long long)in->now_ms, subject_host);
+    GMimeMessage *msg = g_mime_message_new(FALSE);
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, "Mail Delivery System", from);
+    if (to[0] != '\0')
+        g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, to);
+    g_mime_message_set_subject(msg, subjects[kind], NULL);
+    GDateTime *now = g_date_time_new_from_unix_utc((gint64)(in->now_ms / 1000));
+    if (now == NULL)
+        now = g_date_time_new_from_unix_utc(0);
+    g_mime_message_set_date(msg, now);
+    g_date_time_unref(now);
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = ((uint64_t)g_random_int() << 32) | g_random_int();
+    char *mid = g_strdup_printf("%s.dsn.%016llx@%s", qid[0] ? qid : "noqueue", (unsigned long long)rnd,
+                                host);
     g_mime_message_set_message_id(msg, mid);
+    g_free(mid);
     g_mime_object_set_header(GMIME_OBJECT(msg), "Auto-Submitted", "auto-replied", NULL);
+    if (qid[0] != '\0')
+        g_mime_object_set_header(GMIME_OBJECT(msg), "X-Ricochet-Queue-ID", qid, NULL);
 
     GMimeMultipart *report = g_mime_multipart_new_with_subtype("report");
     g_mime_object_set_content_type_parameter(GMIME_OBJECT(report), "report-type", "delivery-status");
-    GMimePart *p1 = text_part("text", "plain", human.p);
-    g_mime_part_set_content_description(p1, "Notification");
+
+    GString *text = g_string_new(NULL);
+    dsn_human(text, in, host, qid, kind, &plan);
+    GMimePart *p1 = dsn_leaf("text", "plain", text->str, text->len, GMIME_CONTENT_ENCODING_7BIT,
+                             "Notification");
+    g_mime_object_set_content_type_parameter(GMIME_OBJECT(p1), "charset", "us-ascii");
+    g_string_free(text, TRUE);
     g_mime_multipart_add(report, GMIME_OBJECT(p1));
     g_object_unref(p1);
-    GMimePart *p2 = text_part("message", "delivery-status", fields.p);
-    g_mime_part_set_content_description(p2, "Delivery report");
+
+    GString *fields = g_string_new(NULL);
+    dsn_fields(fields, in, host);
+    GMimePart *p2 = dsn_leaf("message", "delivery-status", fields->str, fields->len,
+                             GMIME_CONTENT_ENCODING_7BIT, "Delivery report");
+    g_string_free(fields, TRUE);
     g_mime_multipart_add(report, GMIME_OBJECT(p2));
     g_object_unref(p2);
-    if (have_orig) {
-        size_t n = whole ? in->original_len : header_block_len(in->original, in->original_len);
-        GMimePart *p3 = original_part(in->original, n, whole);
-        g_mime_part_set_content_description(p3, whole ? "Undelivered Message" : "Undelivered Message Headers");
+
+    if (plan.what != DSN_RET_NONE) {
+        bool full = plan.what == DSN_RET_FULL;
+        GMimeContentEncoding enc = dsn_has_8bit(in->original, plan.len) ? GMIME_CONTENT_ENCODING_8BIT
+                                                                       : GMIME_CONTENT_ENCODING_7BIT;
+        GMimePart *p3 = dsn_leaf(full ? "message" : "text", full ? "rfc822" : "rfc822-headers",
+                                 in->original, plan.len, enc,
+                                 full ? "Undelivered Message" : "Undelivered Message Headers");
         g_mime_multipart_add(report, GMIME_OBJECT(p3));
         g_object_unref(p3);
     }
     g_mime_message_set_mime_part(msg, GMIME_OBJECT(report));
     g_object_unref(report);
-    free(human.p);
-    free(fields.p);
 
-    GMimeFormatOptions *fo = g_mime_format_options_clone(NULL);
-    g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+    /* Serialise; the filter turns every bare LF (ours, GMime's, the
+     * original's) into CRLF. */
     GMimeStream *mem = g_mime_stream_mem_new();
     GMimeStream *filtered = g_mime_stream_filter_new(mem);
-    /* Content streams keep the caller's line endings; one unix2dos pass over
-     * the whole output makes every line end in CRLF (existing CRLF kept). */
     GMimeFilter *crlf = g_mime_filter_unix2dos_new(FALSE);
     g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), crlf);
     g_object_unref(crlf);
-    ssize_t w = g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, filtered);
+    g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, filtered);
     g_mime_stream_flush(filtered);
-    g_mime_format_options_free(fo);
-    g_object_unref(msg);
-    int rv = DSN_OK;
+    g_object_unref(filtered);
     GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-    if (w < 0 || ba == NULL) {
+    uint8_t *buf = malloc(ba->len ? ba->len : 1);
+    if (buf == NULL) {
         rv = DSN_ENOMEM;
     } else {
-        *out = malloc(ba->len ? ba->len : 1);
-        if (*out == NULL) {
-            rv = DSN_ENOMEM;
-        } else {
-            memcpy(*out, ba->data, ba->len);
-            *out_len = ba->len;
-        }
+        memcpy(buf, ba->data, ba->len);
+        *out = buf;
+        *out_len = ba->len;
     }
-    g_object_unref(filtered);
     g_object_unref(mem);
+    g_object_unref(msg);
+    g_free(host);
+    g_free(qid);
+    g_free(from);
+    g_free(to);
     return rv;
 }

@@ -1,4 +1,4 @@
-# Delivery status notifications for senders (smtp/dsn.h): GMime builds the
-# MIME structure; GMime/GLib stay private to this library.
+# Delivery status notifications that we send (smtp/dsn.h): the builder only;
+# node/ decides when and injects them. GMime/GLib stay private to it.
 add_library(ricochet_dsn STATIC ${CMAKE_CURRENT_LIST_DIR}/dsn.c)
-target_link_libraries(ricochet_dsn PRIVATE PkgConfig::GMIME PUBLIC ricochet_base)
+target_link_libraries(ricochet_dsn PRIVATE PkgConfig::GMIME)

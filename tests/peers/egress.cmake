@@ -5,7 +5,3 @@ add_executable(egress_send ${CMAKE_CURRENT_LIST_DIR}/egress_send.c)
 target_link_libraries(egress_send PRIVATE ricochet_smtp_client ricochet_dns_resolver ricochet_verp)
 ricochet_script_test(egress_mx COMMAND ${CMAKE_CURRENT_LIST_DIR}/egress_mx.sh LABEL peers)
 ricochet_script_test(egress_smtp COMMAND ${CMAKE_CURRENT_LIST_DIR}/egress_smtp.sh LABEL peers)
-# Our DSNs read back by Sisimai (a real, independent bounce parser).
-add_executable(dsn_write ${CMAKE_CURRENT_LIST_DIR}/dsn_write.c)
-target_link_libraries(dsn_write PRIVATE ricochet_dsn)
-ricochet_script_test(dsn_sisimai COMMAND ${CMAKE_CURRENT_LIST_DIR}/dsn_sisimai.sh $<TARGET_FILE:dsn_write> LABEL peers)
