@@ -5,6 +5,9 @@
 #   pf_stop DIR                                stop it (SIGTERM, then SIGKILL by PID)
 #   pf_queued DIR [SUBDIR...]                  files in its queue (default: incoming active deferred)
 #   pf_log DIR                                 path of its log file
+#   bench_teardown RC SCRATCH PID...           end of a Postfix-vs-Ricochet bench:
+#       kill the PIDs, stop SCRATCH/postfix and the cluster in SCRATCH/cluster,
+#       remove SCRATCH (kept, with a note, when RC != 0 and RICOCHET_KEEP is set)
 #
 # Everything lives under DIR (made if missing; DIR and its parents must be
 # searchable by the postfix user, so not under a 0700 directory): DIR/etc
@@ -132,4 +135,19 @@ pf_queued() {
     [ -d "$dir/queue/$q" ] && n=$((n + $(find "$dir/queue/$q" -type f | wc -l)))
   done
   echo "$n"
+}
+
+bench_teardown() {
+  local rc=$1 scratch=$2 p here
+  shift 2
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  for p in "$@"; do kill "$p" 2>/dev/null; done
+  for p in "$@"; do wait "$p" 2>/dev/null; done
+  pf_stop "$scratch/postfix"
+  "$here/scripts/cluster" down --dir "$scratch/cluster" >/dev/null 2>&1 || true
+  if [ "$rc" = 0 ] || [ -z "${RICOCHET_KEEP:-}" ]; then
+    rm -rf "$scratch"
+  else
+    echo "failed; logs kept in $scratch (cluster/n*/ricochetd.log, postfix/maillog)" >&2
+  fi
 }

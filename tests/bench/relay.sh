@@ -46,17 +46,9 @@ scratch=$(mktemp -d /tmp/ricochet-bench-relay-XXXXXX)
 chmod 755 "$scratch" # the postfix user enters its queue below it, smtp-sink (nobody) writes its dumps
 PIDS=()
 cleanup() {
-  local rc=$? p
+  local rc=$?
   set +e
-  pf_stop "$scratch/postfix"
-  "$here/scripts/cluster" down --dir "$scratch/cluster" >/dev/null 2>&1 || true
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
-  if [ "$rc" = 0 ] || [ -z "${RICOCHET_KEEP:-}" ]; then
-    rm -rf "$scratch"
-  else
-    echo "failed; logs kept in $scratch (cluster/n*/ricochetd.log, postfix/maillog)" >&2
-  fi
+  bench_teardown "$rc" "$scratch" "${PIDS[@]+"${PIDS[@]}"}"
 }
 trap cleanup EXIT
 

@@ -43,14 +43,7 @@ sink_pid=""
 cleanup() {
   local rc=$?
   set +e
-  [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
-  pf_stop "$scratch/postfix"
-  "$here/scripts/cluster" down --dir "$scratch/cluster" >/dev/null 2>&1 || true
-  if [ "$rc" = 0 ] || [ -z "${RICOCHET_KEEP:-}" ]; then
-    rm -rf "$scratch"
-  else
-    echo "failed; logs kept in $scratch (cluster/n*/ricochetd.log, postfix/maillog)" >&2
-  fi
+  bench_teardown "$rc" "$scratch" $sink_pid
 }
 trap cleanup EXIT
 
