@@ -369,6 +369,13 @@ static int set_member(struct rc_config *c, const char *section, const char *key,
             return -1;
         }
         snprintf(m->address, sizeof m->address, "%s", value);
+    } else if (strcmp(key, "address6") == 0) {
+        unsigned char buf[16];
+        if (strlen(value) >= sizeof m->address6 || inet_pton(AF_INET6, value, buf) != 1) {
+            snprintf(err, errlen, "%s.address6: \"%s\" is not an IPv6 literal", section, value);
+            return -1;
+        }
+        snprintf(m->address6, sizeof m->address6, "%s", value);
     } else if (strcmp(key, "role") == 0) {
         if (strcmp(value, "voter") && strcmp(value, "standby") && strcmp(value, "spare")) {
             snprintf(err, errlen, "%s.role: \"%s\" is not voter, standby or spare", section, value);
@@ -400,7 +407,7 @@ static int set_member(struct rc_config *c, const char *section, const char *key,
             *(unsigned *)((char *)m + ports[i].off) = (unsigned)p;
             return 0;
         }
-        snprintf(err, errlen, "%s.%s: unknown key (member keys: site, address, role, witness, raft_port, peer_port, smtp_port, submission_port, dns_port, http_port)", section, key);
+        snprintf(err, errlen, "%s.%s: unknown key (member keys: site, address, address6, role, witness, raft_port, peer_port, smtp_port, submission_port, dns_port, http_port)", section, key);
         return -1;
     }
     return 0;
@@ -632,6 +639,7 @@ void rc_config_reference(FILE *out)
                  "| key | type | default | meaning |\n|---|---|---|---|\n"
                  "| `site` | string | (required) | Site name (e.g. `a`, `b`, `w`). |\n"
                  "| `address` | IPv4 literal | (required) | Address of the member (libraft addresses are IPv4). |\n"
+                 "| `address6` | IPv6 literal | (none) | The member's public IPv6 address: published as AAAA for its name (and NS glue) beside the A record; clients and MX lookups then reach it over IPv6. |\n"
                  "| `role` | voter/standby/spare | `voter` | Raft role. |\n"
                  "| `witness` | boolean | `false` | Votes but never keeps leadership (hands it to a site node at once). |\n"
                  "| `raft_port`, `peer_port`, `smtp_port`, `submission_port`, `dns_port`, `http_port` | port | `[cluster]` defaults | Per-member port overrides. |\n");

@@ -18,6 +18,7 @@ struct rc_cfg_member {
     uint64_t id;
     char site[32];
     char address[16]; /* IPv4 literal */
+    char address6[46]; /* IPv6 literal published as AAAA, or "" */
     char role[16];    /* voter, standby, spare */
     bool witness;
     unsigned raft_port, peer_port, smtp_port, submission_port, dns_port, http_port;

@@ -92,6 +92,7 @@ void rc_dns_view_from(const struct rc_config *c, const struct rc_view *rv, const
         vn->name = st->names[i];
         vn->site = m->site;
         vn->ipv4 = m->address;
+        vn->ipv6 = m->address6[0] ? m->address6 : NULL;
         /* The witness votes but does not keep leadership nor take mail:
          * it is a name server, never an MX. */
         vn->smtp = !m->witness;

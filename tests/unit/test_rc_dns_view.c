@@ -147,6 +147,9 @@ static void config_keys_apply(void **state)
     set("dns", "ttl", "60");
     set("dns", "mx_pref_leader", "5");
     set("dns", "mx_pref_other", "50");
+    set("member.3", "address6", "2001:db8::3");
+    char err6[256];
+    assert_int_not_equal(rc_config_set(&cfg, "member.4", "address6", "192.0.2.4", err6, sizeof err6), 0);
     struct rc_view v = view_all_healthy("a", 4);
     const char *extra[] = {"@ TXT \"v=spf1 -all\""};
     struct dns_view dv;
@@ -167,6 +170,10 @@ static void config_keys_apply(void **state)
     assert_true(has(buf, "smtp.mx.example.net.", "MX", "50 n3.mx.example.net."));
     assert_true(has(buf, "mx.example.net.", "TXT", "v=spf1 -all"));
     assert_true(has(buf, "n1.mx.example.net.", "60", "192.0.2.1"));
+    /* member.N.address6: AAAA beside the A record */
+    assert_true(has(buf, "n3.mx.example.net.", "AAAA", "2001:db8::3"));
+    assert_true(has(buf, "n3.mx.example.net.", "A", "198.51.100.3"));
+    assert_false(has(buf, "n4.mx.example.net.", "AAAA", ""));
     free(buf);
 }
 
