@@ -92,6 +92,7 @@ static const struct cfg_item schema[] = {
     {"delivery", "idle_timeout", T_DURATION, 0, 3600000, "10s", F(delivery_idle_timeout_ms), "An idle outgoing connection is kept this long for the next transaction to the same domain (0: close at once)."},
     {"delivery", "tls", T_STR, 0, 0, "opportunistic", F(delivery_tls), "STARTTLS policy: none, opportunistic (when offered) or required (else try the next host, then defer)."},
     {"delivery", "dsn", T_BOOL, 0, 1, "true", F(delivery_dsn), "Send delivery status notifications (RFC 3464) to the envelope sender as NOTIFY asks (failures when NOTIFY was not given; never for the null sender)."},
+    {"delivery", "delay_warning", T_DURATION, 0, 30ull * 86400000, "4h", F(delivery_delay_warning_ms), "A recipient whose NOTIFY asks for DELAY and that is still deferred this long after acceptance gets one delay DSN (0: never)."},
     {"delivery", "dsn_max_full", T_SIZE, 0, 1u << 30, "1M", F(delivery_dsn_max_full), "Largest original returned whole in a DSN (RET=FULL or no RET); larger ones are returned as headers only."},
     {"delivery", "retention", T_DURATION, 1000, 3650ull * 86400000, "7d", F(delivery_retention_ms), "A message whose every recipient is final is removed from the state, and its body from every spool, this long after its last event (late asynchronous bounces and complaints for it are then kept as unmapped notes)."},
     {"delivery", "transfer_wait", T_DURATION, 0, 600000, "30s", F(delivery_transfer_wait_ms), "A planned leadership transfer first lets attempts in flight finish, for at most this long."},

@@ -67,6 +67,7 @@ struct rc_config {
     bool delivery_verp_per_rcpt, delivery_dsn;
     uint64_t delivery_connect_timeout_ms, delivery_command_timeout_ms, delivery_data_timeout_ms;
     uint64_t delivery_idle_timeout_ms, delivery_dsn_max_full, delivery_transfer_wait_ms, delivery_retention_ms;
+    uint64_t delivery_delay_warning_ms;
     char delivery_tls[16];
 
     /* [dns] */

@@ -1016,6 +1016,7 @@ void rc_delivery_on_status(rc_node *n, const struct rc_msg *m, size_t rcpt, int 
     const struct rc_rcpt *r = &m->rcpts[rcpt];
     if (r->status == RC_ST_DEFERRED) {
         heap_push(dl, m->id, (uint32_t)rcpt, r->next_attempt_ms);
+        rc_dsn_check(n, m, rcpt); /* a delay warning, if NOTIFY asks */
         kick_now(dl);
     } else if (rc_status_terminal(r->status)) {
         rc_dsn_check(n, m, rcpt);

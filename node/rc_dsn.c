@@ -69,11 +69,24 @@ static bool is_failure(int status)
            status == RC_ST_EXPIRED;
 }
 
-/* 'D' for a failure DSN, 'S' for a success DSN, 0 when none is owed. */
+/* 'D' for a failure DSN, 'S' for a success DSN, 'W' for a delay warning,
+ * 0 when none is owed. */
 static char dsn_kind(const rc_node *n, const struct rc_msg *m, const struct rc_rcpt *r)
 {
     if (!n->cfg.delivery_dsn || m->mail_from == NULL || m->mail_from[0] == '\0')
         return 0;
+    if (r->status == RC_ST_DEFERRED) {
+        /* One warning: at the deferral that crosses delivery.delay_warning
+         * (not at every later one, and not again once the warning itself
+         * has left the state by retention). */
+        if (r->notify == NULL || !notify_has(r->notify, "DELAY") || n->cfg.delivery_delay_warning_ms == 0 ||
+            r->n_history == 0)
+            return 0;
+        uint64_t due = m->received_ms + n->cfg.delivery_delay_warning_ms;
+        uint64_t last = r->history[r->n_history - 1].at_ms;
+        uint64_t prev = r->n_history >= 2 ? r->history[r->n_history - 2].at_ms : 0;
+        return last >= due && prev < due ? 'W' : 0;
+    }
     if (is_failure(r->status))
         return r->notify == NULL || notify_has(r->notify, "FAILURE") ? 'D' : 0;
     if (r->status == RC_ST_DELIVERED && r->notify && notify_has(r->notify, "SUCCESS"))
@@ -170,12 +183,16 @@ static void dsn_build_and_propose(rc_node *n, const struct dsn_job *j)
     } else if (h && h->text) {
         snprintf(diag, sizeof diag, "%s", h->text);
     }
+    char kind = j->dsn_id[strlen(j->id)];
     const char *status = h && h->enhanced && h->enhanced[0] && r->status != RC_ST_EXPIRED ? h->enhanced
                                                                                        : derived_status(r);
+    if (kind == 'W' && status[0] != '4')
+        status = "4.0.0";
     struct dsn_rcpt dr = {
         .final_recipient = r->address,
         .original_recipient = r->orcpt,
-        .action = j->dsn_id[strlen(j->id)] == 'S' ? "relayed" : "failed",
+        .action = kind == 'S' ? "relayed" : kind == 'W' ? "delayed" : "failed",
+        .will_retry_until_ms = kind == 'W' ? m->expire_at_ms : 0,
         .status = status,
         .remote_mta = h ? h->remote_mta : NULL,
         .diagnostic = diag[0] ? diag : NULL,

@@ -107,7 +107,7 @@ void rc_delivery_free(rc_node *n);
 void rc_delivery_count_dsn(rc_node *n, bool queued);
 
 /* rc_dsn.c: delivery status notifications to senders (leader only). */
-void rc_dsn_check(rc_node *n, const struct rc_msg *m, size_t rcpt); /* a final recipient: DSN owed? */
+void rc_dsn_check(rc_node *n, const struct rc_msg *m, size_t rcpt); /* final or deferred: DSN owed? */
 void rc_dsn_run(rc_node *n);    /* builds and proposes the DSNs owed */
 void rc_dsn_forget(rc_node *n); /* leadership lost: the next leader rescans */
 void rc_dsn_free(rc_node *n);

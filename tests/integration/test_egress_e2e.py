@@ -506,8 +506,10 @@ def test_retention_and_discard():
     """delivery.retention: a message whose recipients are all final leaves the
     state of every node once its last event is older than the retention; one
     still being retried stays, until an operator discards it."""
-    with Cluster("3", 0, net=P.NET, sets=sets("delivery.retention=2s", "delivery.expire=60s")) as c:
+    with Cluster("3", 0, net=P.NET, sets=sets("delivery.retention=2s", "delivery.expire=60s",
+                                              "delivery.delay_warning=1s")) as c:
         c.wait_leader()
+        late = submit_smtplib(c, SENDER, ["t450late@script.test"], rcpt_options=["NOTIFY=DELAY,FAILURE"])
         done = submit(c, ["ret1@sink.test", "ret2@sink.test"])
         wait_rcpt(c, done, 0, "delivered")
         wait_rcpt(c, done, 1, "delivered")
@@ -517,6 +519,16 @@ def test_retention_and_discard():
                timeout=40, interval=0.5)
         r = message(c, keep)["recipients"][0]
         expect(r["status"] in ("queued", "deferred"), "a recipient still retried is kept", r)
+        # NOTIFY=DELAY: one delay warning once the recipient is deferred past
+        # delivery.delay_warning (1 s), and only one
+        def delayed():
+            return [m for m in PEERS.mailbox() if "t450late@script.test" in m["data"] and "Action: delayed" in m["data"]]
+        c.wait("the delay DSN for t450late", delayed, timeout=40, interval=0.3)
+        time.sleep(2.5)  # more deferrals happen: still one warning
+        warn = delayed()
+        assert len(warn) == 1, f"{len(warn)} delay DSNs"
+        assert "Will-Retry-Until:" in warn[0]["data"] and "Status: 4.2.1" in warn[0]["data"], warn[0]["data"][:1500]
+        # (its message <ID>W0 may have left the state already: retention is 2 s here)
         leader = c.wait_leader()
         out = c.ctl(leader, "discard", keep).stdout
         assert "discarded 1 recipient" in out, out
@@ -526,7 +538,7 @@ def test_retention_and_discard():
         forgotten = metric(c, "ricochet_messages_forgotten_total")
         assert forgotten >= 3, forgotten
         log("a final message left the state on all 3 nodes after delivery.retention (2 s); "
-            "a deferred one stayed until `ricochetctl discard`")
+            "a deferred one stayed until `ricochetctl discard`; NOTIFY=DELAY got one delay DSN")
 
 
 if __name__ == "__main__":
