@@ -165,6 +165,13 @@ def test_handshake_and_refusals_on_a_real_cluster():
 
         leader = c.wait_leader()
         follower = next(n for n in (1, 2, 3) if n != leader)
+        # The impersonation above replaced node 1's own connection to node 3
+        # ("replaced by a newer connection"); node 1 dials again by itself.
+        # Until it has, a forwarded proposal fails fast (retryable), so wait
+        # for one to commit before measuring.
+        c.wait("the follower's peer channel to the leader to be back",
+               lambda: (c.ctl_json(follower, "probe", "--count", "1", "--size", "16", check=False) or {}).get("committed") == 1,
+               timeout=30, interval=0.2)
         r = c.ctl_json(follower, "probe", "--count", "200", "--size", "128", "--inflight", "8")
         assert r["committed"] == 200, r
         log(f"still serving: leader {leader}, 200 proposals from follower {follower} committed")
