@@ -698,7 +698,7 @@ static void get_metrics(http_request *req, void *data)
         len = (int)strlen(buf);
     struct rc_delivery_stats ds;
     rc_delivery_get_stats(n, &ds);
-    int more = snprintf(buf + len, sizeof buf - (size_t)len,
+    snprintf(buf + len, sizeof buf - (size_t)len,
         "# HELP ricochet_delivery_active 1 when this node delivers (the leader).\n# TYPE ricochet_delivery_active gauge\nricochet_delivery_active %d\n"
         "# HELP ricochet_delivery_queue Recipients waiting for their next attempt (leader).\n# TYPE ricochet_delivery_queue gauge\nricochet_delivery_queue %zu\n"
         "# HELP ricochet_delivery_inflight Delivery transactions in flight.\n# TYPE ricochet_delivery_inflight gauge\nricochet_delivery_inflight %u\n"
@@ -716,7 +716,6 @@ static void get_metrics(http_request *req, void *data)
         ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
         ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
         ds.repeats, ds.dsn_sent, rc_fsm_forgotten_messages(fsm));
-    (void)more;
     http_respond_text(req, 200, "text/plain; version=0.0.4", buf);
 }
 

@@ -205,34 +205,33 @@ static void rc_bounce_suppress(struct rc_bounce_job *j, const char *address, con
 
 /* ---- analysis --------------------------------------------------------------------- */
 
-/* The report's entry about address (final or original recipient), or the
- * single entry, or the first that is a bounce. */
-static const struct bounce_rcpt *rc_bounce_entry(const bounce_report *rep, const char *address)
-{
-    size_t n = bounce_report_rcpt_count(rep);
-    for (size_t i = 0; i < n; i++) {
-        const struct bounce_rcpt *x = bounce_report_rcpt(rep, i);
-        if (strcasecmp(x->recipient, address) == 0 || strcasecmp(x->original, address) == 0)
-            return x;
-    }
-    if (n == 1)
-        return bounce_report_rcpt(rep, 0);
-    for (size_t i = 0; i < n; i++) {
-        const struct bounce_rcpt *x = bounce_report_rcpt(rep, i);
-        if (x->hard >= 0)
-            return x;
-    }
-    return NULL;
-}
-
-/* For a message-level return path (VERP_RCPT_MESSAGE): only a report entry
- * that names the address maps to it; guessing could bounce the wrong one. */
+/* The report entry that names the address (Final- or Original-Recipient). */
 static const struct bounce_rcpt *rc_bounce_entry_exact(const bounce_report *rep, const char *address)
 {
     size_t n = bounce_report_rcpt_count(rep);
     for (size_t i = 0; i < n; i++) {
         const struct bounce_rcpt *x = bounce_report_rcpt(rep, i);
         if (strcasecmp(x->recipient, address) == 0 || strcasecmp(x->original, address) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+/* For a recipient's own return path: the entry that names it, else the
+ * only entry, else the first one with a class. A message-level return path
+ * (VERP_RCPT_MESSAGE) uses rc_bounce_entry_exact only: guessing could
+ * bounce the wrong recipient. */
+static const struct bounce_rcpt *rc_bounce_entry(const bounce_report *rep, const char *address)
+{
+    const struct bounce_rcpt *x = rc_bounce_entry_exact(rep, address);
+    if (x != NULL)
+        return x;
+    size_t n = bounce_report_rcpt_count(rep);
+    if (n == 1)
+        return bounce_report_rcpt(rep, 0);
+    for (size_t i = 0; i < n; i++) {
+        x = bounce_report_rcpt(rep, i);
+        if (x->hard >= 0)
             return x;
     }
     return NULL;

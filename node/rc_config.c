@@ -363,20 +363,17 @@ static int set_member(struct rc_config *c, const char *section, const char *key,
             return -1;
         }
         snprintf(m->site, sizeof m->site, "%s", value);
-    } else if (strcmp(key, "address") == 0) {
-        unsigned char buf[4];
-        if (strlen(value) >= sizeof m->address || inet_pton(AF_INET, value, buf) != 1) {
-            snprintf(err, errlen, "%s.address: \"%s\" is not an IPv4 literal (libraft addresses are IPv4)", section, value);
-            return -1;
-        }
-        snprintf(m->address, sizeof m->address, "%s", value);
-    } else if (strcmp(key, "address6") == 0) {
+    } else if (strcmp(key, "address") == 0 || strcmp(key, "address6") == 0) {
+        bool v6 = key[7] == '6';
+        char *dst = v6 ? m->address6 : m->address;
+        size_t size = v6 ? sizeof m->address6 : sizeof m->address;
         unsigned char buf[16];
-        if (strlen(value) >= sizeof m->address6 || inet_pton(AF_INET6, value, buf) != 1) {
-            snprintf(err, errlen, "%s.address6: \"%s\" is not an IPv6 literal", section, value);
+        if (strlen(value) >= size || inet_pton(v6 ? AF_INET6 : AF_INET, value, buf) != 1) {
+            snprintf(err, errlen, "%s.%s: \"%s\" is not an %s literal%s", section, key, value, v6 ? "IPv6" : "IPv4",
+                     v6 ? "" : " (libraft addresses are IPv4)");
             return -1;
         }
-        snprintf(m->address6, sizeof m->address6, "%s", value);
+        snprintf(dst, size, "%s", value);
     } else if (strcmp(key, "role") == 0) {
         if (strcmp(value, "voter") && strcmp(value, "standby") && strcmp(value, "spare")) {
             snprintf(err, errlen, "%s.role: \"%s\" is not voter, standby or spare", section, value);

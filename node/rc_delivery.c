@@ -25,12 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns/dns_resolver.h"
 #include "node/base/rc_log.h"
 #include "proto/ricochet.pb-c.h"
 #include "raft/rc_map.h"
 #include "smtp/bounce.h"
+#include "smtp/smtp_addr.h"
 #include "smtp/smtp_client.h"
 #include "smtp/verp.h"
 
@@ -192,11 +194,11 @@ static bool is_inflight(struct rc_delivery *dl, const char *id, uint32_t rcpt)
 /* The domain of an address, lower-cased; false for no usable domain. */
 static bool address_domain(const char *addr, char *out, size_t len)
 {
-    const char *at = strrchr(addr, '@');
-    if (at == NULL || at == addr || at[1] == '\0' || strlen(at + 1) >= len)
+    const char *dom = smtp_addr_domain(addr);
+    if (dom == NULL || dom == addr + 1 || strlen(dom) >= len)
         return false;
     size_t i = 0;
-    for (const char *p = at + 1; *p; p++) {
+    for (const char *p = dom; *p; p++) {
         if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>')
             return false;
         out[i++] = (char)tolower((unsigned char)*p);
@@ -630,14 +632,6 @@ static void tx_attempt_committed(void *data, int status)
     }
 }
 
-static bool body_is_8bit(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] & 0x80)
-            return true;
-    return false;
-}
-
 /* Takes the first ready recipient of d and the other ready recipients of
  * the same message (up to delivery.max_rcpts) into one transaction. Returns
  * false when no connection slot is free. */
@@ -676,7 +670,8 @@ static bool tx_start(struct rc_delivery *dl, struct dest *d)
         tx_free(t);
         return true;
     }
-    t->body_8bit = (m->body_type && strcasecmp(m->body_type, "8BITMIME") == 0) || body_is_8bit(t->body, t->body_len);
+    /* the client also marks a body with bytes >= 0x80 as 8-bit */
+    t->body_8bit = m->body_type && strcasecmp(m->body_type, "8BITMIME") == 0;
     /* Gather: the first entry, then same-message entries among the next ones. */
     size_t scan_end = d->n - d->head > 256 ? d->head + 256 : d->n;
     t->deadline = m->ttr_at_ms;
@@ -801,9 +796,8 @@ static void start_transactions(struct rc_delivery *dl)
     void *value;
     while (rc_map_next(dl->dests, &pos, &key, &value)) {
         struct dest *d = value;
-        while (d->head < d->n && dl->nconns <= dl->n->cfg.delivery_max_conns)
-            if (!tx_start(dl, d))
-                break;
+        while (d->head < d->n && tx_start(dl, d)) /* false: no connection slot free */
+            ;
     }
 }
 

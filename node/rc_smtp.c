@@ -4,7 +4,6 @@
  * record committed on a quorum, 451 when that did not happen within
  * smtp.accept_timeout (the record may still commit later: at-least-once), and
  * 421 at connect or MAIL when this node knows no leader. */
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "node/rc_bounce.h"
 #include "node/rc_node_internal.h"
 #include "proto/ricochet.pb-c.h"
+#include "smtp/smtp_addr.h"
 #include "smtp/smtp_server.h"
 
 struct pending_accept {
@@ -163,12 +163,6 @@ static void on_message(void *data, smtp_accept *tok, const char *id, const struc
 
 static const struct smtp_hooks hooks = {.admit = admit, .new_id = new_id, .on_message = on_message};
 
-static const char *domain_of(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    return at ? at + 1 : addr;
-}
-
 int rc_smtp_start(rc_node *n, char *err, size_t errlen)
 {
     struct smtp_server_config sc;
@@ -187,8 +181,10 @@ int rc_smtp_start(rc_node *n, char *err, size_t errlen)
     sc.max_unread_output = c->max_unread_output;
     if (c->bounce_domain[0])
         sc.local_domains[sc.n_local_domains++] = c->bounce_domain;
-    if (c->feedback_address[0])
-        sc.local_domains[sc.n_local_domains++] = domain_of(c->feedback_address);
+    if (c->feedback_address[0]) {
+        const char *fb = smtp_addr_domain(c->feedback_address);
+        sc.local_domains[sc.n_local_domains++] = fb ? fb : c->feedback_address;
+    }
     if (smtp_parse_networks(&sc, c->relay_networks, err, errlen) != 0) {
         char tmp[256];
         snprintf(tmp, sizeof tmp, "%s", err);
