@@ -1,30 +1,77 @@
 /* `ricochetctl transfer [--to NODE_ID]`: POST /v1/cluster/transfer {"to": N}
  * (0: any voter). Only the leader can hand leadership over: when the node
- * asked answers 421 with the leader's id, the command looks the leader's
- * HTTP address up in GET /v1/cluster and asks it instead (once). The node
- * answers when the transfer is done (or failed). */
+ * asked answers 421 with the leader's id, the command asks the leader
+ * instead. The leader answers once it has stepped down; the command then
+ * waits until the cluster agrees on a new leader and checks that it is the
+ * one asked for. Raft gives no such promise: the target's election can
+ * lose to another node's (e.g. when the target has just restarted and its
+ * connections are not up yet), so the command asks whoever won to hand
+ * over again, a bounded number of times. */
 #include <string.h>
+#include <time.h>
 
 #include "node/ctl.h"
 
-/* HTTP address of node `id` from the cluster view served by `server`. */
-static int leader_address(const struct ctl *c, json_int_t id, char *out, size_t n)
+#define TRANSFER_ATTEMPTS 3
+#define LEADER_WAIT_MS 15000
+#define LEADER_POLL_MS 100
+
+struct view_leader {
+    json_int_t self;
+    json_int_t leader; /* 0: none known */
+    char leader_http[256];
+};
+
+/* Who `server` says leads, and that leader's HTTP address. */
+static int view_leader(const struct ctl *c, const char *server, struct view_leader *v)
 {
-    json_t *r;
-    if (ctl_request(c, "transfer (looking up the leader)", "GET", "/v1/cluster", NULL, &r) != CTL_OK)
+    json_t *r = NULL;
+    char err[256];
+    int status = ctl_http_to(c, server, "GET", "/v1/cluster", NULL, &r, err, sizeof err);
+    if (status != 200 || r == NULL) {
+        json_decref(r);
         return -1;
+    }
+    v->self = json_integer_value(json_object_get(r, "self"));
+    v->leader = json_integer_value(json_object_get(r, "leader"));
+    v->leader_http[0] = '\0';
     size_t i;
     json_t *node;
-    int rv = -1;
     json_array_foreach(json_object_get(r, "nodes"), i, node) {
         const char *http = json_string_value(json_object_get(node, "http"));
-        if (json_integer_value(json_object_get(node, "id")) == id && http) {
-            snprintf(out, n, "%s", http);
-            rv = 0;
-        }
+        if (json_integer_value(json_object_get(node, "id")) == v->leader && http)
+            snprintf(v->leader_http, sizeof v->leader_http, "%s", http);
     }
     json_decref(r);
-    return rv;
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* After `old` stepped down: waits until `server` knows a leader other than
+ * `old`. Returns 0 and fills v, or -1 when none appeared in time. */
+static int await_new_leader(const struct ctl *c, const char *server, json_int_t old, struct view_leader *v)
+{
+    for (int waited = 0; waited < LEADER_WAIT_MS; waited += LEADER_POLL_MS) {
+        if (view_leader(c, server, v) == 0 && v->leader != 0 && v->leader != old && v->leader_http[0])
+            return 0;
+        sleep_ms(LEADER_POLL_MS);
+    }
+    return -1;
+}
+
+static int refused(const struct ctl *c, json_t *r, int status, const char *server)
+{
+    const char *msg = json_string_value(json_object_get(r, "error"));
+    ctl_err("transfer: %s (HTTP %d from %s)", msg ? msg : "refused", status, server);
+    if (c->json && r)
+        ctl_print_json(r);
+    json_decref(r);
+    return CTL_REFUSED;
 }
 
 int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
@@ -44,37 +91,64 @@ int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
             return ctl_usage(cmd);
         }
     }
-    const char *server = c->server;
-    char leader_http[256];
-    json_t *r;
-    int status;
-    int rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
-                            json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
-    if (rv == CTL_REFUSED && status == 421 && json_is_integer(json_object_get(r, "leader")) &&
-        leader_address(c, json_integer_value(json_object_get(r, "leader")), leader_http, sizeof leader_http) == 0) {
+    char server[256];
+    snprintf(server, sizeof server, "%s", c->server);
+    struct view_leader v = {0};
+    for (int attempt = 1;; attempt++) {
+        json_t *r;
+        int status;
+        int rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
+                                json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
+        if (rv == CTL_REFUSED && status == 421 && json_is_integer(json_object_get(r, "leader")) &&
+            view_leader(c, server, &v) == 0 && v.leader == json_integer_value(json_object_get(r, "leader")) &&
+            v.leader_http[0]) {
+            json_decref(r);
+            snprintf(server, sizeof server, "%s", v.leader_http);
+            if (!c->json)
+                fprintf(stderr, "ricochetctl: transfer: asking the leader (node %lld) at %s\n",
+                        (long long)v.leader, server);
+            rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
+                                json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
+        }
+        if (rv == CTL_REFUSED)
+            return refused(c, r, status, server);
+        if (rv != CTL_OK)
+            return rv;
         json_decref(r);
-        server = leader_http;
+
+        /* `server` is the node that just stepped down. */
+        struct view_leader old;
+        json_int_t old_id = view_leader(c, server, &old) == 0 ? old.self : 0;
+        if (await_new_leader(c, server, old_id, &v) != 0) {
+            ctl_err("transfer: node %lld stepped down but no new leader was known within %d s",
+                    (long long)old_id, LEADER_WAIT_MS / 1000);
+            return CTL_REFUSED;
+        }
+        if (to == 0 || (uint64_t)v.leader == to)
+            break;
+        if (attempt == TRANSFER_ATTEMPTS) {
+            ctl_err("transfer: node %lld won the election instead of node %llu, %d times; giving up",
+                    (long long)v.leader, (unsigned long long)to, TRANSFER_ATTEMPTS);
+            if (c->json) {
+                json_t *out = json_pack("{s:s, s:I, s:I}", "error", "leadership went elsewhere",
+                                        "leader", v.leader, "attempts", (json_int_t)attempt);
+                ctl_print_json(out);
+                json_decref(out);
+            }
+            return CTL_REFUSED;
+        }
         if (!c->json)
-            fprintf(stderr, "ricochetctl: transfer: asking the leader at %s\n", server);
-        rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
-                            json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
+            fprintf(stderr, "ricochetctl: transfer: node %lld won the election instead of node %llu; "
+                    "asking it to hand over (attempt %d of %d)\n",
+                    (long long)v.leader, (unsigned long long)to, attempt + 1, TRANSFER_ATTEMPTS);
+        snprintf(server, sizeof server, "%s", v.leader_http);
     }
-    if (rv == CTL_REFUSED) {
-        const char *msg = json_string_value(json_object_get(r, "error"));
-        ctl_err("transfer: %s (HTTP %d from %s)", msg ? msg : "refused", status, server);
-        if (c->json && r)
-            ctl_print_json(r);
-        json_decref(r);
-        return rv;
-    }
-    if (rv != CTL_OK)
-        return rv;
     if (c->json) {
-        ctl_print_json(r);
+        json_t *out = json_pack("{s:b, s:I}", "ok", 1, "leader", v.leader);
+        ctl_print_json(out);
+        json_decref(out);
     } else {
-        char leader[32];
-        printf("leadership transferred: leader is now node %s\n", ctl_field(r, "leader", "unknown", leader, sizeof leader));
+        printf("leadership transferred: leader is now node %lld\n", (long long)v.leader);
     }
-    json_decref(r);
     return CTL_OK;
 }
