@@ -22,8 +22,9 @@ struct view_leader {
     char leader_http[256];
 };
 
-/* Who `server` says leads, and that leader's HTTP address. */
-static int view_leader(const struct ctl *c, const char *server, struct view_leader *v)
+/* What `server` says of itself and of the leader; with `want` nonzero,
+ * leader_http is node `want`'s HTTP address instead of the leader's. */
+static int view_leader_of(const struct ctl *c, const char *server, json_int_t want, struct view_leader *v)
 {
     json_t *r = NULL;
     char err[256];
@@ -39,11 +40,16 @@ static int view_leader(const struct ctl *c, const char *server, struct view_lead
     json_t *node;
     json_array_foreach(json_object_get(r, "nodes"), i, node) {
         const char *http = json_string_value(json_object_get(node, "http"));
-        if (json_integer_value(json_object_get(node, "id")) == v->leader && http)
+        if (json_integer_value(json_object_get(node, "id")) == (want ? want : v->leader) && http)
             snprintf(v->leader_http, sizeof v->leader_http, "%s", http);
     }
     json_decref(r);
     return 0;
+}
+
+static int view_leader(const struct ctl *c, const char *server, struct view_leader *v)
+{
+    return view_leader_of(c, server, 0, v);
 }
 
 static void sleep_ms(long ms)
@@ -105,8 +111,8 @@ int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
             json_decref(r);
             snprintf(server, sizeof server, "%s", v.leader_http);
             if (!c->json)
-                fprintf(stderr, "ricochetctl: transfer: asking the leader (node %lld) at %s\n",
-                        (long long)v.leader, server);
+                fprintf(stderr, "ricochetctl: transfer: asking the leader at %s (node %lld)\n", server,
+                        (long long)v.leader);
             rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
                                 json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
         }
@@ -114,21 +120,26 @@ int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
             return refused(c, r, status, server);
         if (rv != CTL_OK)
             return rv;
+        /* `server` is the node that just stepped down. Its answer names
+         * the new leader when it knew it already; else wait for one. */
+        json_int_t named = json_integer_value(json_object_get(r, "leader"));
         json_decref(r);
-
-        /* `server` is the node that just stepped down. */
         struct view_leader old;
         json_int_t old_id = view_leader(c, server, &old) == 0 ? old.self : 0;
-        if (await_new_leader(c, server, old_id, &v) != 0) {
+        if (named != 0 && named != old_id) {
+            if (view_leader_of(c, server, named, &v) != 0)
+                v.leader_http[0] = '\0';
+            v.leader = named;
+        } else if (await_new_leader(c, server, old_id, &v) != 0) {
             ctl_err("transfer: node %lld stepped down but no new leader was known within %d s",
                     (long long)old_id, LEADER_WAIT_MS / 1000);
             return CTL_REFUSED;
         }
         if (to == 0 || (uint64_t)v.leader == to)
             break;
-        if (attempt == TRANSFER_ATTEMPTS) {
-            ctl_err("transfer: node %lld won the election instead of node %llu, %d times; giving up",
-                    (long long)v.leader, (unsigned long long)to, TRANSFER_ATTEMPTS);
+        if (attempt == TRANSFER_ATTEMPTS || v.leader_http[0] == '\0') {
+            ctl_err("transfer: node %lld won the election instead of node %llu (attempt %d of %d); giving up",
+                    (long long)v.leader, (unsigned long long)to, attempt, TRANSFER_ATTEMPTS);
             if (c->json) {
                 json_t *out = json_pack("{s:s, s:I, s:I}", "error", "leadership went elsewhere",
                                         "leader", v.leader, "attempts", (json_int_t)attempt);

@@ -11,7 +11,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   libcmocka-dev clang-14 libclang-rt-14-dev
-  swaks postfix bind9-dnsutils knot-dnsutils nsd unbound dnsperf
+  swaks libnet-ssleay-perl postfix bind9-dnsutils knot-dnsutils nsd unbound dnsperf
   libsisimai-perl python3 python3-aiosmtpd
   iproute2 nftables socat procps ansible
 )

@@ -166,7 +166,14 @@ class Cluster:
         return self.wait(f"nodes {ids} to converge", check, timeout)
 
 
+def _stop_on_sigterm(signum, frame):
+    # SIGTERM (ctest's timeout, an interrupted CI run) unwinds through the
+    # tests' `with` blocks, so that every process they started is stopped.
+    raise SystemExit(128 + signum)
+
+
 def main(tests):
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     failed = 0
     for t in tests:
         log(f"=== {t.__name__}")

@@ -31,6 +31,7 @@ POSTFIX = f"{NET}.12"          # real Postfix         (postfix.test)
 SLOW_SINK = f"{NET}.13"        # smtp-sink -w 1       (slow.test: attempts stay in flight for a failover)
 SENDER_MX = f"{NET}.14"        # aiosmtpd mailbox     (sender.test: DSNs land here)
 DEAD = f"{NET}.19"             # nothing listens      (twomx.test pref 10, refused.test)
+BLACKHOLE = f"{NET}.18"        # listens, never accepts, backlog full: SYNs go unanswered (blackhole.test)
 BOUNCE_DOMAIN = "bounce.ricochet.test"
 
 
@@ -58,6 +59,8 @@ sender       IN MX  10 mx.sender
 slow         IN MX  10 mx.slow
 mx.slow      IN A   {SLOW_SINK}
 mx.sender    IN A   {SENDER_MX}
+blackhole    IN MX  10 mx.blackhole
+mx.blackhole IN A   {BLACKHOLE}
 """
 
 
@@ -85,6 +88,7 @@ class Peers:
         self.dir = tempfile.mkdtemp(prefix="ricochet-egress-peers-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
         os.chmod(self.dir, 0o755)  # Postfix and smtp-sink (as nobody) must enter it
         self.procs = []
+        self.held = []  # the blackhole listener and the connections that fill its queue
         self.want_postfix = postfix
         self.cluster_smtp = cluster_smtp
         self.pf_dir = os.path.join(self.dir, "postfix")
@@ -164,8 +168,35 @@ zone:
         for host in (SINK, SLOW_SINK, SCRIPT, SENDER_MX):
             wait_port(host, MX_PORT, greeting=True)
         log("smtp-sink, scripted aiosmtpd and the sender mailbox greet")
+        self.start_blackhole()
         if self.want_postfix:
             self.start_postfix()
+
+    def start_blackhole(self):
+        """A host whose TCP connects time out rather than fail: a listener
+        that never accepts, with its accept queue filled by connections of
+        our own, so that the kernel drops further SYNs (no RST, no SYN-ACK)."""
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((BLACKHOLE, MX_PORT))
+        lst.listen(0)
+        self.held.append(lst)
+        for _ in range(4):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            c.connect_ex((BLACKHOLE, MX_PORT))
+            self.held.append(c)
+        time.sleep(0.2)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect((BLACKHOLE, MX_PORT))
+            raise AssertionError(f"{BLACKHOLE}:{MX_PORT} accepted a connection: the blackhole does not hold")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+        log(f"connections to {BLACKHOLE}:{MX_PORT} time out")
 
     def start_postfix(self):
         """A real Postfix as MX of postfix.test: every recipient is accepted
@@ -217,6 +248,9 @@ zone:
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait()
         self.procs = []
+        for sock in self.held:
+            sock.close()
+        self.held = []
         if os.environ.get("RICOCHET_KEEP"):
             log(f"peers' files kept in {self.dir}")
         else:

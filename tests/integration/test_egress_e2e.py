@@ -22,7 +22,8 @@ codes, internal codes, remote MTA), and what the peer saw:
   message ORIGIDD0; NOTIFY=NEVER and the null sender get none;
 * 552 5.2.2: failed; only 450: deferred then expired (delivery.expire);
 * a stall after the final dot: deferred with internal code 147; a stall on
-  RCPT: internal code 146; connection refused on every MX host: 162;
+  RCPT: internal code 146; connection refused on every MX host: 162; a
+  host whose connects time out (SYNs unanswered): 160;
 * two MX hosts, the preferred one refusing: delivered by the second;
 * NXDOMAIN and null MX (RFC 7505): undeliverable;
 * real Postfix as remote MX accepts an unknown user, bounces it later to the
@@ -188,6 +189,7 @@ def test_status_paths():
         sent["stalldata"] = submit(c, ["stalldata1@script.test"])
         sent["stallrcpt"] = submit(c, ["stallrcpt1@script.test"])
         sent["refused"] = submit(c, ["r1@refused.test"])
+        sent["conntimeout"] = submit(c, ["t1@blackhole.test"])
         sent["twomx"] = submit(c, ["ok4@twomx.test"])
         sent["nxdomain"] = submit(c, ["x@nosuch.test"])
         sent["nullmx"] = submit(c, ["x@nullmx.test"])
@@ -287,6 +289,7 @@ def test_status_paths():
         internal("stall after the final dot: 147", "stalldata", 147)
         internal("stall on RCPT: 146", "stallrcpt", 146)
         internal("connection refused on every MX: 162", "refused", 162)
+        internal("connect timeout: 160", "conntimeout", 160)
 
         def twomx():
             r = wait_rcpt(c, sent["twomx"], 0, TERMINAL)
