@@ -469,25 +469,118 @@ static void rc_bounce_committed(void *data, int status)
     rc_bounce_maybe_free(j);
 }
 
+/* What the analysis on the thread pool needs, copied: the SMTP session may
+ * go away (client disconnect) while the work runs. */
+struct rc_bounce_work {
+    uv_work_t req;
+    rc_node *n;
+    smtp_accept *tok;
+    char id[64];
+    char *sender;
+    char **rcpts;
+    size_t n_rcpts;
+    char *body;
+    size_t len;
+    struct bounce_limits lim;
+    bounce_report *rep;
+    int rv;
+    char err[160];
+};
+
+static void rc_bounce_work_free(struct rc_bounce_work *w)
+{
+    for (size_t i = 0; i < w->n_rcpts; i++)
+        free(w->rcpts[i]);
+    free(w->rcpts);
+    free(w->sender);
+    free(w->body);
+    bounce_report_free(w->rep);
+    free(w);
+}
+
+static struct rc_bounce_work *rc_bounce_work_new(rc_node *n, smtp_accept *tok, const char *id,
+                                                 const struct smtp_envelope *env, const uint8_t *body, size_t len)
+{
+    struct rc_bounce_work *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->n = n;
+    w->tok = tok;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->lim.max_size = (size_t)n->cfg.bounce_max_size;
+    w->sender = strdup(env->mail_from ? env->mail_from : "");
+    w->rcpts = calloc(env->n_rcpts ? env->n_rcpts : 1, sizeof *w->rcpts);
+    w->body = malloc(len ? len : 1);
+    if (w->sender == NULL || w->rcpts == NULL || w->body == NULL) {
+        rc_bounce_work_free(w);
+        return NULL;
+    }
+    memcpy(w->body, body, len);
+    w->len = len;
+    for (; w->n_rcpts < env->n_rcpts; w->n_rcpts++) {
+        w->rcpts[w->n_rcpts] = strdup(env->rcpts[w->n_rcpts].address);
+        if (w->rcpts[w->n_rcpts] == NULL) {
+            rc_bounce_work_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+/* On a libuv worker thread: the analysis touches nothing of the node. */
+static void rc_bounce_analyse_work(uv_work_t *req)
+{
+    struct rc_bounce_work *w = req->data;
+    w->rv = bounce_analyse(w->body, w->len, &w->lim, &w->rep, w->err, sizeof w->err);
+}
+
+static void rc_bounce_record(struct rc_bounce_work *w);
+
+static void rc_bounce_analysed(uv_work_t *req, int status)
+{
+    struct rc_bounce_work *w = req->data;
+    if (status != 0 || w->n->stopping)
+        smtp_accept_done(w->tok, "451 4.3.0 Node shutting down, try again later");
+    else
+        rc_bounce_record(w);
+    rc_bounce_work_free(w);
+}
+
+/* A report can be large (bounce.max_size) and its MIME tree deep: it is
+ * analysed on the libuv thread pool, never on the event loop that serves
+ * SMTP, DNS and raft; what it means is written to the log back on the loop. */
 void rc_bounce_intake(rc_node *n, smtp_accept *tok, const char *id, const struct smtp_envelope *env,
                       const uint8_t *body, size_t len)
 {
-    struct rc_bounce_job *j = calloc(1, sizeof *j);
-    if (j == NULL) {
+    struct rc_bounce_work *w = rc_bounce_work_new(n, tok, id, env, body, len);
+    if (w == NULL) {
         smtp_accept_done(tok, "451 4.3.0 Insufficient system resources");
         return;
     }
-    j->n = n;
-    j->tok = tok;
-    snprintf(j->id, sizeof j->id, "%s", id);
-    const char *sender = env->mail_from ? env->mail_from : "";
+    w->req.data = w;
+    if (uv_queue_work(n->loop, &w->req, rc_bounce_analyse_work, rc_bounce_analysed) != 0) {
+        rc_bounce_analyse_work(&w->req);
+        rc_bounce_analysed(&w->req, 0);
+    }
+}
 
-    struct bounce_limits lim = {.max_size = (size_t)n->cfg.bounce_max_size};
-    bounce_report *rep = NULL;
-    char err[160] = "";
-    int rv = bounce_analyse((const char *)body, len, &lim, &rep, err, sizeof err);
-    for (size_t i = 0; i < env->n_rcpts; i++) {
-        const char *to = env->rcpts[i].address;
+static void rc_bounce_record(struct rc_bounce_work *w)
+{
+    rc_node *n = w->n;
+    struct rc_bounce_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        smtp_accept_done(w->tok, "451 4.3.0 Insufficient system resources");
+        return;
+    }
+    j->n = n;
+    j->tok = w->tok;
+    snprintf(j->id, sizeof j->id, "%s", w->id);
+    const char *sender = w->sender;
+    const bounce_report *rep = w->rep;
+    int rv = w->rv;
+    const char *err = w->err;
+    for (size_t i = 0; i < w->n_rcpts; i++) {
+        const char *to = w->rcpts[i];
         if (rv != BOUNCE_OK) {
             char d[200];
             snprintf(d, sizeof d, "not analysed: %s", err[0] ? err : bounce_strerror(rv));
@@ -503,10 +596,9 @@ void rc_bounce_intake(rc_node *n, smtp_accept *tok, const char *id, const struct
             rc_bounce_verp(j, rep, to, sender);
         }
     }
-    bounce_report_free(rep);
 
     if (j->nrecs == 0) { /* out of memory for every record */
-        smtp_accept_done(tok, "451 4.3.0 Insufficient system resources");
+        smtp_accept_done(j->tok, "451 4.3.0 Insufficient system resources");
         rc_bounce_job_free(j);
         return;
     }

@@ -585,8 +585,10 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
     int rv = BOUNCE_OK;
     size_t olen = 0;
     char *opaque = bounce_opaque_returned(data, len, &olen);
-    GMimeStream *s = opaque ? g_mime_stream_mem_new_with_buffer(opaque, olen) : g_mime_stream_mem_new_with_buffer(data, len);
-    free(opaque);
+    /* the relabelled copy is handed over as it is (GLib allocates with
+     * malloc); the caller's bytes are copied once */
+    GMimeStream *s = opaque ? g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)opaque, olen))
+                            : g_mime_stream_mem_new_with_buffer(data, len);
     GMimeParser *p = g_mime_parser_new_with_stream(s);
     g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
     GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
