@@ -62,6 +62,12 @@ int ctl_request(const struct ctl *c, const char *what, const char *method, const
 int ctl_request_to(const struct ctl *c, const char *server, const char *what, const char *method, const char *path,
                    json_t *body, json_t **reply, int *status, bool keep_error);
 
+/* Hands leadership to voter `to` (0: any), asking `start` first (the
+ * leader is found from there), and waits until the cluster agrees on the
+ * new leader; when another voter won, asks it again (bounded). Progress on
+ * stderr unless --json. Sets *leader; returns a ctl_exit code. */
+int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_t *leader);
+
 /* Prints v as one line of JSON on stdout (the --json contract). */
 void ctl_print_json(const json_t *v);
 /* "ricochetctl: " + message on stderr. */
@@ -101,6 +107,7 @@ int ctl_cmd_cluster(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_message(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_discard(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv);
+int ctl_cmd_drill(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_suppressions(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_drain(const struct ctl *c, int argc, char **argv); /* drain and undrain */
 int ctl_cmd_probe(const struct ctl *c, int argc, char **argv);

@@ -80,25 +80,10 @@ static int refused(const struct ctl *c, json_t *r, int status, const char *serve
     return CTL_REFUSED;
 }
 
-int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
+int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_t *leader)
 {
-    const struct ctl_command *cmd = ctl_find_command("transfer");
-    uint64_t to = 0;
-    for (int i = 1; i < argc; i++) {
-        if (ctl_is_help(argv[i]))
-            return ctl_help(cmd);
-        if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
-            if (ctl_parse_u64("transfer --to", argv[++i], 1, INT64_MAX, &to) != 0)
-                return CTL_USAGE;
-        } else if (strncmp(argv[i], "--to=", 5) == 0) {
-            if (ctl_parse_u64("transfer --to", argv[i] + 5, 1, INT64_MAX, &to) != 0)
-                return CTL_USAGE;
-        } else {
-            return ctl_usage(cmd);
-        }
-    }
     char server[256];
-    snprintf(server, sizeof server, "%s", c->server);
+    snprintf(server, sizeof server, "%s", start);
     struct view_leader v = {0};
     for (int attempt = 1;; attempt++) {
         json_t *r;
@@ -154,12 +139,37 @@ int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
                     (long long)v.leader, (unsigned long long)to, attempt + 1, TRANSFER_ATTEMPTS);
         snprintf(server, sizeof server, "%s", v.leader_http);
     }
+    *leader = v.leader;
+    return CTL_OK;
+}
+
+int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv)
+{
+    const struct ctl_command *cmd = ctl_find_command("transfer");
+    uint64_t to = 0;
+    for (int i = 1; i < argc; i++) {
+        if (ctl_is_help(argv[i]))
+            return ctl_help(cmd);
+        if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
+            if (ctl_parse_u64("transfer --to", argv[++i], 1, INT64_MAX, &to) != 0)
+                return CTL_USAGE;
+        } else if (strncmp(argv[i], "--to=", 5) == 0) {
+            if (ctl_parse_u64("transfer --to", argv[i] + 5, 1, INT64_MAX, &to) != 0)
+                return CTL_USAGE;
+        } else {
+            return ctl_usage(cmd);
+        }
+    }
+    int64_t leader = 0;
+    int rv = ctl_transfer_run(c, c->server, to, &leader);
+    if (rv != CTL_OK)
+        return rv;
     if (c->json) {
-        json_t *out = json_pack("{s:b, s:I}", "ok", 1, "leader", v.leader);
+        json_t *out = json_pack("{s:b, s:I}", "ok", 1, "leader", (json_int_t)leader);
         ctl_print_json(out);
         json_decref(out);
     } else {
-        printf("leadership transferred: leader is now node %lld\n", (long long)v.leader);
+        printf("leadership transferred: leader is now node %lld\n", (long long)leader);
     }
     return CTL_OK;
 }

@@ -11,6 +11,7 @@
 #include "node/base/rc_log.h"
 #include "node/http_api.h"
 #include "node/rc_bounce.h"
+#include "node/rc_dns.h"
 #include "node/rc_node_internal.h"
 #include "proto/ricochet.pb-c.h"
 #include "raft/rc_forward.h"
@@ -38,6 +39,22 @@ static const struct rc_view_node *view_node(const struct rc_view *v, uint64_t id
         if (v->nodes[i].id == id)
             return &v->nodes[i];
     return NULL;
+}
+
+/* `name` (relative to `zone`, "@", or absolute with a final dot) as an
+ * absolute name with its final dot, as the responder publishes it. */
+static json_t *dns_fqdn(const char *name, const char *zone)
+{
+    char out[512];
+    size_t zl = strlen(zone), nl = strlen(name);
+    const char *zdot = zl && zone[zl - 1] == '.' ? "" : ".";
+    if (strcmp(name, "@") == 0)
+        snprintf(out, sizeof out, "%s%s", zone, zdot);
+    else if (nl && name[nl - 1] == '.')
+        snprintf(out, sizeof out, "%s", name);
+    else
+        snprintf(out, sizeof out, "%s.%s%s", name, zone, zdot);
+    return json_string(out);
 }
 
 static json_t *cluster_json(rc_node *n)
@@ -71,8 +88,15 @@ static json_t *cluster_json(rc_node *n)
             "http", addr_json(m->address, m->http_port),
             "raft", addr_json(m->address, m->raft_port),
             "peer", addr_json(m->address, m->peer_port)));
+        char name[32];
+        rc_dns_node_label(m->id, name, sizeof name);
+        json_object_set_new(json_array_get(nodes, json_array_size(nodes) - 1), "dns_name",
+                            dns_fqdn(name, n->cfg.dns_zone));
     }
-    return json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:I, s:s, s:I, s:b, s:o}",
+    json_t *names = json_pack("{s:o, s:o, s:o}", "zone", dns_fqdn("@", n->cfg.dns_zone),
+        "relay_name", dns_fqdn(n->cfg.dns_relay_name, n->cfg.dns_zone),
+        "bounce_name", n->cfg.dns_bounce_name[0] ? dns_fqdn(n->cfg.dns_bounce_name, n->cfg.dns_zone) : json_null());
+    return json_pack("{s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:b, s:I, s:s, s:I, s:s, s:I, s:b, s:o, s:o}",
         "self", (json_int_t)n->cfg.node_id,
         "state", state_name(st.state),
         "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null(),
@@ -87,6 +111,7 @@ static json_t *cluster_json(rc_node *n)
         "leader_site", view->leader_site,
         "messages", (json_int_t)rc_fsm_message_count(fsm),
         "disk_low", st.disk_low,
+        "dns_names", names,
         "nodes", nodes);
 }
 

@@ -86,7 +86,10 @@ struct tx {
     size_t body_len;
     bool body_8bit;
     char (*host_names)[DNS_NAME_MAX]; /* MX names: the client keeps pointers to them until its callback */
+    struct smtp_client_host *hosts;   /* resolved, in the order to try */
+    size_t nhosts;
     uint64_t deadline; /* earliest ttr of its recipients */
+    bool resolving;    /* MX lookup running: nobody contacted, no attempt marked yet */
     bool lost;         /* lost_in_space already proposed */
     struct tx *prev, *next;
 };
@@ -462,6 +465,7 @@ static void tx_free(struct tx *t)
     free(t->rcpts);
     free(t->body);
     free(t->host_names);
+    free(t->hosts);
     free(t);
 }
 
@@ -556,10 +560,45 @@ static void tx_sent(smtp_client *c, const struct smtp_client_result *res, void *
     tx_end(t);
 }
 
+static void tx_attempt_committed(void *data, int status);
+
+/* Marks the attempt in the log before the first byte goes out, so that a
+ * new leader knows this attempt may have happened (repeat counting). */
+static void tx_mark_attempt(struct tx *t)
+{
+    Ricochet__AttemptStart a;
+    ricochet__attempt_start__init(&a);
+    a.id = t->id;
+    a.recipients = t->rcpts;
+    a.n_recipients = t->n;
+    a.has_node = a.has_at_ms = true;
+    a.node = t->dl->n->cfg.node_id;
+    a.at_ms = rc_now_ms();
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_ATTEMPT;
+    rec.attempt = &a;
+    int rv = rc_raft_propose(t->dl->n->raft, &rec, tx_attempt_committed, t);
+    if (rv != RC_OK)
+        tx_attempt_committed(t, rv);
+}
+
+/* The MX lookup comes first: it contacts nobody, so a planned transfer
+ * need not wait for it and a new leader has no attempt to count. */
 static void tx_resolved(const struct dns_mx_result *res, void *arg)
 {
     struct tx *t = arg;
     struct rc_delivery *dl = t->dl;
+    t->resolving = false;
+    if (!dl->active || dl->stopping || dl->quiescing) {
+        /* Leadership is going (or gone): the recipients stay as they are,
+         * for this leader after a failed transfer or for the next one. */
+        if (dl->active && !dl->stopping)
+            for (size_t i = 0; i < t->n; i++)
+                heap_push(dl, t->id, t->rcpts[i], rc_now_ms() + BUSY_RETRY_MS);
+        tx_end(t); /* kicks the scheduler, which sees the quiesce through */
+        return;
+    }
     if (res->status == DNS_MX_PERMFAIL) {
         struct outcome o = {.status = RC_ST_UNDELIVERABLE, .text = res->errmsg,
                             .reason = res->err == DNS_ENULLMX ? "notaccept" : "hostunknown", .hard = true};
@@ -568,46 +607,30 @@ static void tx_resolved(const struct dns_mx_result *res, void *arg)
         tx_end(t);
         return;
     }
-    if (res->status != DNS_MX_OK || res->n == 0 || dl->stopping) {
+    if (res->status != DNS_MX_OK || res->n == 0) {
         dl->stats.deferred += t->n;
         tx_defer_all(t, RC_INT_DNS_TEMPFAIL, res->errmsg[0] ? res->errmsg : "MX lookup failed", "networkerror");
         tx_end(t);
         return;
     }
-    struct smtp_client_host *hosts = calloc(res->n, sizeof *hosts);
+    t->hosts = calloc(res->n, sizeof *t->hosts);
     t->host_names = calloc(res->n, sizeof *t->host_names);
-    if (hosts == NULL || t->host_names == NULL) {
-        free(hosts);
+    if (t->hosts == NULL || t->host_names == NULL) {
         tx_defer_all(t, RC_INT_DNS_TEMPFAIL, "out of memory", NULL);
         tx_end(t);
         return;
     }
     for (size_t i = 0; i < res->n; i++) {
-        hosts[i].addr = res->targets[i].addr;
+        t->hosts[i].addr = res->targets[i].addr;
         snprintf(t->host_names[i], sizeof t->host_names[i], "%s", res->targets[i].host);
-        hosts[i].name = t->host_names[i];
-        if (hosts[i].addr.ss_family == AF_INET)
-            ((struct sockaddr_in *)&hosts[i].addr)->sin_port = htons((uint16_t)dl->n->cfg.delivery_port);
+        t->hosts[i].name = t->host_names[i];
+        if (t->hosts[i].addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&t->hosts[i].addr)->sin_port = htons((uint16_t)dl->n->cfg.delivery_port);
         else
-            ((struct sockaddr_in6 *)&hosts[i].addr)->sin6_port = htons((uint16_t)dl->n->cfg.delivery_port);
+            ((struct sockaddr_in6 *)&t->hosts[i].addr)->sin6_port = htons((uint16_t)dl->n->cfg.delivery_port);
     }
-    struct smtp_client_msg msg = {
-        .mail_from = t->mail_from,
-        .rcpts = (const char *const *)t->addrs,
-        .nrcpts = t->n,
-        .body = t->body,
-        .body_len = t->body_len,
-        .body_8bit = t->body_8bit,
-    };
-    dl->stats.transactions++;
-    dl->stats.rcpt_attempts += t->n;
-    int rv = smtp_client_send(t->conn->client, hosts, res->n, &msg, tx_sent, t);
-    free(hosts); /* the client copies the list (not the names, kept in t) */
-    if (rv != SMTP_CLIENT_OK) {
-        rc_warn("delivery", "send_failed id=%s error=\"%s\"", t->id, smtp_client_strerror(rv));
-        tx_defer_all(t, SMTP_INT_CANCELED, smtp_client_strerror(rv), NULL);
-        tx_end(t);
-    }
+    t->nhosts = res->n;
+    tx_mark_attempt(t);
 }
 
 static void tx_attempt_committed(void *data, int status)
@@ -624,11 +647,21 @@ static void tx_attempt_committed(void *data, int status)
         tx_end(t);
         return;
     }
-    int rv = dns_resolver_mx(dl->resolver, t->d->domain, tx_resolved, t);
-    if (rv != DNS_OK) {
-        struct dns_mx_result r = {.status = rv == DNS_EBADNAME ? DNS_MX_PERMFAIL : DNS_MX_TEMPFAIL, .err = rv};
-        snprintf(r.errmsg, sizeof r.errmsg, "%.200s: %s", t->d->domain, dns_strerror(rv));
-        tx_resolved(&r, t);
+    struct smtp_client_msg msg = {
+        .mail_from = t->mail_from,
+        .rcpts = (const char *const *)t->addrs,
+        .nrcpts = t->n,
+        .body = t->body,
+        .body_len = t->body_len,
+        .body_8bit = t->body_8bit,
+    };
+    dl->stats.transactions++;
+    dl->stats.rcpt_attempts += t->n;
+    int rv = smtp_client_send(t->conn->client, t->hosts, t->nhosts, &msg, tx_sent, t);
+    if (rv != SMTP_CLIENT_OK) {
+        rc_warn("delivery", "send_failed id=%s error=\"%s\"", t->id, smtp_client_strerror(rv));
+        tx_defer_all(t, SMTP_INT_CANCELED, smtp_client_strerror(rv), NULL);
+        tx_end(t);
     }
 }
 
@@ -724,23 +757,13 @@ static bool tx_start(struct rc_delivery *dl, struct dest *d)
     dl->txs = t;
     dl->ntx++;
 
-    /* Mark the attempt in the log before the first byte goes out, so that
-     * a new leader knows this attempt may have happened (repeat counting). */
-    Ricochet__AttemptStart a;
-    ricochet__attempt_start__init(&a);
-    a.id = t->id;
-    a.recipients = t->rcpts;
-    a.n_recipients = t->n;
-    a.has_node = a.has_at_ms = true;
-    a.node = dl->n->cfg.node_id;
-    a.at_ms = rc_now_ms();
-    Ricochet__Record rec;
-    ricochet__record__init(&rec);
-    rec.kind_case = RICOCHET__RECORD__KIND_ATTEMPT;
-    rec.attempt = &a;
-    int rv = rc_raft_propose(dl->n->raft, &rec, tx_attempt_committed, t);
-    if (rv != RC_OK)
-        tx_attempt_committed(t, rv);
+    t->resolving = true;
+    int rv = dns_resolver_mx(dl->resolver, t->d->domain, tx_resolved, t);
+    if (rv != DNS_OK) {
+        struct dns_mx_result r = {.status = rv == DNS_EBADNAME ? DNS_MX_PERMFAIL : DNS_MX_TEMPFAIL, .err = rv};
+        snprintf(r.errmsg, sizeof r.errmsg, "%.200s: %s", t->d->domain, dns_strerror(rv));
+        tx_resolved(&r, t);
+    }
     return true;
 }
 
@@ -806,7 +829,7 @@ static void start_transactions(struct rc_delivery *dl)
 static void expire_inflight(struct rc_delivery *dl, uint64_t now)
 {
     for (struct tx *t = dl->txs; t; t = t->next) {
-        if (t->lost || t->deadline == 0 || now < t->deadline)
+        if (t->lost || t->resolving || t->deadline == 0 || now < t->deadline)
             continue;
         t->lost = true;
         struct outcome o = {.status = RC_ST_LOST_IN_SPACE, .reason = "lost_in_space",
@@ -817,13 +840,15 @@ static void expire_inflight(struct rc_delivery *dl, uint64_t now)
     }
 }
 
-/* What a planned transfer waits for: transactions whose outcome still
- * counts (not already lost_in_space), and outcomes not yet committed. */
+/* What a planned transfer waits for: transactions that contacted (or may
+ * have contacted) a remote host and whose outcome still counts (not already
+ * lost_in_space), and outcomes not yet committed. MX lookups are not
+ * waited for: they end without a record while quiescing. */
 static unsigned awaited_transactions(const struct rc_delivery *dl)
 {
     unsigned k = dl->pending_outcomes;
     for (const struct tx *t = dl->txs; t; t = t->next)
-        k += !t->lost;
+        k += !t->lost && !t->resolving;
     return k;
 }
 

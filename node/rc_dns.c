@@ -88,7 +88,7 @@ void rc_dns_view_from(const struct rc_config *c, const struct rc_view *rv, const
         const struct rc_cfg_member *m = &c->members[i];
         struct dns_view_node *vn = &st->nodes[i];
         memset(vn, 0, sizeof *vn);
-        snprintf(st->names[i], sizeof st->names[i], "n%llu", (unsigned long long)m->id);
+        rc_dns_node_label(m->id, st->names[i], sizeof st->names[i]);
         vn->name = st->names[i];
         vn->site = m->site;
         vn->ipv4 = m->address;
@@ -106,6 +106,11 @@ void rc_dns_view_from(const struct rc_config *c, const struct rc_view *rv, const
     }
     v->nodes = st->nodes;
     v->n_nodes = c->n_members;
+}
+
+void rc_dns_node_label(uint64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "n%llu", (unsigned long long)id);
 }
 
 static void view_from(struct rc_dns *d, const struct rc_view *rv, struct dns_view *v, struct rc_dns_view_storage *st)

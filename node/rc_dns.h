@@ -4,6 +4,7 @@
 #define RC_DNS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dns/dns_server.h"
 #include "node/rc_config.h"
@@ -21,5 +22,8 @@ struct rc_dns_view_storage {
  * serial is rv's view serial. */
 void rc_dns_view_from(const struct rc_config *c, const struct rc_view *rv, const char *const *extra,
                       size_t n_extra, struct dns_view *v, struct rc_dns_view_storage *st);
+
+/* The label of node `id` in the zone ("n<ID>"). */
+void rc_dns_node_label(uint64_t id, char *buf, size_t len);
 
 #endif

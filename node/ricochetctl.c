@@ -44,7 +44,20 @@ const struct ctl_command ctl_commands[] = {
     {"transfer", ctl_cmd_transfer, true, "transfer [--to NODE_ID]",
      "Move raft leadership to NODE_ID (or to any voter) and wait until done.",
      "POST /v1/cluster/transfer {\"to\": N}. When the node asked is not the leader,\n"
-     "the command looks the leader up and asks it. Prints the new leader.\n"},
+     "the command looks the leader up and asks it, then waits until the cluster\n"
+     "agrees on the new leader; when another voter won the election it asks that\n"
+     "one to hand over (3 attempts in all). Prints the new leader.\n"},
+    {"drill", ctl_cmd_drill, true, "drill --site SITE [--keep-drained] [--wait SECONDS]",
+     "Planned failover drill of a site, with a timeline (docs/DRILLS.md).",
+     "Refuses first when no healthy voter and MX would be left outside SITE. Then:\n"
+     "moves leadership out of SITE, drains SITE, asks every node's name server\n"
+     "until no MX answer lists a host of SITE, commits probe records through the\n"
+     "new leader, waits until every node applied the log up to them, undrains SITE\n"
+     "(unless --keep-drained) and waits until its hosts are back in every MX\n"
+     "answer. Each step waits at most --wait seconds (30). Leadership stays\n"
+     "where the drill moved it. Exit 0 when every step passed, 1 when one failed\n"
+     "(the timeline says which). --json prints {\"site\", \"ok\", \"took_ms\",\n"
+     "\"timeline\": [{\"t_ms\", \"event\", ...}]}.\n"},
     {"drain", ctl_cmd_drain, true, "drain NODE_ID|SITE",
      "Take a node or every node of a site out of service (MX set); no stop.",
      "POST /v1/cluster/drain {\"node\": N} or {\"site\": \"NAME\"}.\n"},
