@@ -68,6 +68,9 @@ int ctl_request_to(const struct ctl *c, const char *server, const char *what, co
  * stderr unless --json. Sets *leader; returns a ctl_exit code. */
 int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_t *leader);
 
+/* Waits ms milliseconds (polling loops of the drill and the transfer). */
+void ctl_sleep_ms(long ms);
+
 /* Prints v as one line of JSON on stdout (the --json contract). */
 void ctl_print_json(const json_t *v);
 /* "ricochetctl: " + message on stderr. */

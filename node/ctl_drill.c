@@ -60,12 +60,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Adds an event (fields stolen) to the timeline; prints the line for people. */
 static void event(struct drill *d, const char *name, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -259,7 +253,7 @@ static int wait_dns(struct drill *d, bool without_site, int *answering, int *sil
             return 0;
         if (now_ms() > deadline)
             return -1;
-        sleep_ms(DRILL_POLL_MS);
+        ctl_sleep_ms(DRILL_POLL_MS);
     }
 }
 
@@ -296,7 +290,7 @@ static int wait_caught_up(struct drill *d, int64_t index, int *nodes, bool *same
         }
         if (now_ms() > deadline)
             return -1;
-        sleep_ms(DRILL_POLL_MS);
+        ctl_sleep_ms(DRILL_POLL_MS);
     }
 }
 

@@ -8,7 +8,6 @@
  * connections are not up yet), so the command asks whoever won to hand
  * over again, a bounded number of times. */
 #include <string.h>
-#include <time.h>
 
 #include "node/ctl.h"
 
@@ -52,12 +51,6 @@ static int view_leader(const struct ctl *c, const char *server, struct view_lead
     return view_leader_of(c, server, 0, v);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* After `old` stepped down: waits until `server` knows a leader other than
  * `old`. Returns 0 and fills v, or -1 when none appeared in time. */
 static int await_new_leader(const struct ctl *c, const char *server, json_int_t old, struct view_leader *v)
@@ -65,7 +58,7 @@ static int await_new_leader(const struct ctl *c, const char *server, json_int_t 
     for (int waited = 0; waited < LEADER_WAIT_MS; waited += LEADER_POLL_MS) {
         if (view_leader(c, server, v) == 0 && v->leader != 0 && v->leader != old && v->leader_http[0])
             return 0;
-        sleep_ms(LEADER_POLL_MS);
+        ctl_sleep_ms(LEADER_POLL_MS);
     }
     return -1;
 }

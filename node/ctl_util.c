@@ -36,6 +36,12 @@ const struct ctl_command *ctl_find_command(const char *name)
     return NULL;
 }
 
+void ctl_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 int ctl_parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
