@@ -189,16 +189,18 @@ def check_smtp(lab):
 
 
 def stop_daemons(lab):
-    """Stop every ricochetd by the PID in its box's pid file (TERM, graceful)."""
+    """Stop every ricochetd by the PID in its box's pid file (TERM, then KILL),
+    all at once; lab.close() then kills whatever is left in the namespaces."""
+    stoppers = []
     for hs in LAYOUT.values():
         for h in hs:
             r = in_box(lab, h, ["cat", "/run/ricochet/ricochetd.pid"])
-            if r.returncode != 0:
-                continue
             pid = r.stdout.strip()
-            if pid.isdigit():
-                in_box(lab, h, ["start-stop-daemon", "--stop", "--pid", pid, "--retry", "TERM/20/KILL/5",
-                                "--oknodo", "--quiet"], timeout=60)
+            if r.returncode == 0 and pid.isdigit():
+                stoppers.append(lab.popen(h, ["start-stop-daemon", "--stop", "--pid", pid,
+                                              "--retry", "TERM/20/KILL/5", "--oknodo", "--quiet"]))
+    for p in stoppers:
+        p.wait(timeout=60)
 
 
 def main():
