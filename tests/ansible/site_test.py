@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,13 +98,19 @@ def ansible_env(tmp):
 
 def run_playbook(inventory, env, label):
     t0 = time.monotonic()
-    p = subprocess.run(["ansible-playbook", "-i", inventory,
-                        "-e", "@" + os.path.join(os.path.dirname(inventory), "extra.json"),
-                        os.path.join(SRC, "ansible", "site.yml")],
-                       env=env, cwd=os.path.dirname(inventory), capture_output=True, text=True,
-                       timeout=600)
+    # Own process group: on failure or SIGTERM the forked workers go too.
+    p = subprocess.Popen(["ansible-playbook", "-i", inventory,
+                          "-e", "@" + os.path.join(os.path.dirname(inventory), "extra.json"),
+                          os.path.join(SRC, "ansible", "site.yml")],
+                         env=env, cwd=os.path.dirname(inventory), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     took = time.monotonic() - t0
-    out = p.stdout + p.stderr
     with open(os.path.join(os.path.dirname(inventory), label + ".log"), "w") as f:
         f.write(out)
     if p.returncode != 0:
