@@ -11,7 +11,8 @@ MX lists the mail nodes, and an SMTP submission gets 250. Everything started
 is stopped by PID and every namespace removed, also on failure or SIGTERM.
 
 Environment: RICOCHET_BUILD (binaries), RICOCHET_SRC (tree). Root needed.
-ANSIBLE_LINT=0 skips ansible-lint.
+ANSIBLE_LINT=0 skips ansible-lint; KEEP_TMP=1 keeps the temp dir (inventory,
+playbook logs first.log and second.log).
 """
 
 import json
@@ -89,19 +90,20 @@ def ansible_env(tmp):
         "ANSIBLE_HOST_KEY_CHECKING": "0",
         "ANSIBLE_FORKS": "5",
         "ANSIBLE_STDOUT_CALLBACK": "default",
-        "ANSIBLE_CALLBACKS_ENABLED": "",
+        # e.g. ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks to see task times
+        "ANSIBLE_CALLBACKS_ENABLED": os.environ.get("ANSIBLE_CALLBACKS_ENABLED", ""),
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     })
     env.pop("ANSIBLE_CONFIG", None)
     return env
 
 
-def run_playbook(inventory, env, label):
+def run_playbook(inventory, env, label, extra=(), expect_fail=False):
     t0 = time.monotonic()
     # Own process group: on failure or SIGTERM the forked workers go too.
     p = subprocess.Popen(["ansible-playbook", "-i", inventory,
                           "-e", "@" + os.path.join(os.path.dirname(inventory), "extra.json"),
-                          os.path.join(SRC, "ansible", "site.yml")],
+                          *extra, os.path.join(SRC, "ansible", "site.yml")],
                          env=env, cwd=os.path.dirname(inventory), stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -113,7 +115,7 @@ def run_playbook(inventory, env, label):
     took = time.monotonic() - t0
     with open(os.path.join(os.path.dirname(inventory), label + ".log"), "w") as f:
         f.write(out)
-    if p.returncode != 0:
+    if (p.returncode != 0) != expect_fail:
         print(out[-12000:])
         fail("%s: ansible-playbook exited %d" % (label, p.returncode))
     recap = {}
@@ -228,6 +230,13 @@ def main():
             try:
                 inv = os.path.join(tmp, "inventory.ini")
                 write_inventory(lab, inv)
+                # The guard: on a host without the marker nothing may change.
+                recap0, _, out0 = run_playbook(inv, env, "guard", expect_fail=True,
+                                               extra=["-e", "ricochet_require_marker=/etc/no-such-marker"])
+                if any(r["changed"] or not r["failed"] for r in recap0.values()) \
+                        or "/etc/no-such-marker is missing" not in out0:
+                    print(out0[-6000:])
+                    fail("guard run: %s" % recap0)
                 recap1, t1, _ = run_playbook(inv, env, "first")
                 if any(r["failed"] or r["unreachable"] for r in recap1.values()):
                     fail("first run failed: %s" % recap1)
@@ -249,7 +258,7 @@ def main():
                             print("--- %s ricochetd.log\n%s" % (h, r.stdout))
                 stop_daemons(lab)
     finally:
-        if ok or os.environ.get("KEEP_TMP") != "1":
+        if os.environ.get("KEEP_TMP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             log("kept %s" % tmp)
