@@ -35,8 +35,9 @@ Boxes (boxes=True): each host is kept alive by a `sleep infinity` that owns a
 private mount namespace and UTS namespace (hostname = host name) entered from
 the host's network namespace. In it /etc, /var, /opt and /usr/local are
 overlayfs mounts whose writes go to a per-host directory under the lab's temp
-dir, /run is a fresh tmpfs, /sys is the netns's own sysfs, and /etc/ricochet-box
-exists (playbooks check it before changing anything). /usr (except /usr/local)
+dir, /run is a fresh tmpfs, /sys is the netns's own sysfs, /etc/hosts maps the
+host name to its address, and /etc/ricochet-box exists (playbooks check it
+before changing anything). /usr (except /usr/local)
 and /tmp are shared with the machine: packages are not really installed into
 a box (apt sees the machine's dpkg database, copied). box_pid(host) is the PID
 to give to `nsenter --target PID --mount --net --uts --ipc`.
@@ -176,6 +177,9 @@ class Lab:
             "umount -l /sys 2>/dev/null || true",
             "mount -t sysfs sysfs /sys",
             "hostname %s" % host,
+            # Tools that look up their own host name (swaks, MTAs) would
+            # otherwise wait for an unreachable resolver.
+            "echo '%s %s' >> /etc/hosts" % (self.addr(host), host),
             "echo %s > %s" % (self.tag + "-" + host, MARKER),
             "touch %s" % os.path.join(root, "ready"),
             "exec sleep infinity",
