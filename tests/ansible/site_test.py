@@ -7,7 +7,8 @@ machine's files are untouched) and its own network stack, so the playbook uses
 the production paths and ports (SMTP 25, DNS 53). Ansible reaches a box with
 the local connection and a python interpreter wrapped in nsenter. After the
 two runs, from inside the boxes: every node names the same leader, the relay
-MX lists the mail nodes, and an SMTP submission gets 250. Everything started
+MX lists the mail nodes, and an SMTP submission gets 250. A third run with a
+changed configuration must restart every daemon and verify again. Everything started
 is stopped by PID and every namespace removed, also on failure or SIGTERM.
 
 Environment: RICOCHET_BUILD (binaries), RICOCHET_SRC (tree). Root needed.
@@ -166,7 +167,7 @@ def check_cluster(lab):
     log("leader %s agreed by every node" % leaders["a1"])
 
 
-def check_dns(lab):
+def check_dns(lab, ttl):
     mail = {lab.addr(h) for s in ("a", "b") for h in LAYOUT[s]}
     # Asked from the witness box, of a node in another site.
     r = in_box(lab, "w1", ["dig", "+norecurse", "+time=2", "+tries=3", "@" + lab.addr("b1"),
@@ -177,6 +178,9 @@ def check_dns(lab):
     addrs = set(re.findall(r"^\S+\s+\d+\s+IN\s+A\s+(\S+)", r.stdout, re.M))
     if len(targets) != 4:
         fail("relay MX should list the 4 mail nodes: %s" % r.stdout)
+    ttls = set(re.findall(r"^relay\.%s\.\s+(\d+)\s+IN\s+MX" % re.escape(ZONE), r.stdout, re.M))
+    if ttls != {str(ttl)}:
+        fail("relay MX TTL %s, the configuration says %d" % (ttls, ttl))
     # Glue may be absent from the additional section: resolve each target.
     for t in targets:
         a = in_box(lab, "w1", ["dig", "+short", "+norecurse", "@" + lab.addr("b1"), t, "A"])
@@ -245,10 +249,21 @@ def main():
                 if changed:
                     print(out2[-12000:])
                     fail("second run changed something: %s" % changed)
+                # A configuration change restarts every daemon through the
+                # handlers (stop by pid file, start, wait for READY=1), and the
+                # verification waits for the re-formed cluster.
+                extra = {"ricochet_extra_config": {"raft": {"min_free_disk": "64M"}, "dns": {"ttl": 60}}}
+                recap3, t3, out3 = run_playbook(inv, env, "third", extra=["-e", json.dumps(extra)])
+                if any(r["changed"] != 3 for r in recap3.values()) \
+                        or "RUNNING HANDLER [ricochet : Stop ricochetd" not in out3:
+                    print(out3[-12000:])
+                    fail("third run should change the config and restart (3 changes) on every host: %s"
+                         % recap3)
                 check_cluster(lab)
-                check_dns(lab)
+                check_dns(lab, ttl=60)
                 check_smtp(lab)
-                log("timings: first run %.1f s, second run %.1f s" % (t1, t2))
+                log("timings: first run %.1f s, second run %.1f s, third run (restart) %.1f s"
+                    % (t1, t2, t3))
                 ok = True
             finally:
                 if not ok:
