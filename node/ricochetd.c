@@ -2,12 +2,17 @@
 /* ricochetd: the node daemon. Parses the command line and configuration,
  * starts the node on one libuv loop, and stops it gracefully on SIGTERM or
  * SIGINT (a second signal exits at once). */
+#include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "node/base/rc_log.h"
@@ -54,6 +59,36 @@ static void signal_cb(uv_signal_t *h, int signum)
     rc_info("node", "signal_received signal=%d action=graceful_stop", signum);
     if (d->node && !d->stopped)
         rc_node_stop(d->node, node_stopped_cb, d);
+}
+
+/* Tells the service manager that the node listens: systemd (Type=notify) and
+ * start-stop-daemon --notify-await both wait for READY=1 on the datagram
+ * socket named in NOTIFY_SOCKET ('@' = abstract name). Without the variable
+ * there is nobody to tell; a failure only costs the manager's patience. */
+static void notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || path[0] == '\0')
+        return;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof sun.sun_path) {
+        rc_warn("node", "notify_socket_unusable path=\"%s\"", path);
+        return;
+    }
+    memcpy(sun.sun_path, path, len);
+    if (path[0] == '@')
+        sun.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc_warn("node", "notify_socket_failed error=\"%s\"", strerror(errno));
+        return;
+    }
+    static const char msg[] = "READY=1";
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (sendto(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&sun, alen) < 0)
+        rc_warn("node", "notify_ready_failed error=\"%s\"", strerror(errno));
+    close(fd);
 }
 
 static int apply_set(struct rc_config *cfg, const char *arg, char *err, size_t errlen)
@@ -159,6 +194,7 @@ int main(int argc, char **argv)
     }
     rc_node_print_listeners(d.node);
     rc_info("node", "started id=%llu site=%s", (unsigned long long)cfg.node_id, cfg.node_site);
+    notify_ready();
     while (!d.stopped)
         uv_run(&d.loop, UV_RUN_DEFAULT);
     rc_node_free(d.node);

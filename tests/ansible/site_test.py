@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""ansible.site: ansible/site.yml deploys a verified 2+2+1 cluster into five
+network-namespace boxes (tests/lib/lab.py), and a second run changes nothing.
+
+Each box has private /etc, /var, /opt, /usr/local and /run (overlays, so the
+machine's files are untouched) and its own network stack, so the playbook uses
+the production paths and ports (SMTP 25, DNS 53). Ansible reaches a box with
+the local connection and a python interpreter wrapped in nsenter. After the
+two runs, from inside the boxes: every node names the same leader, the relay
+MX lists the mail nodes, and an SMTP submission gets 250. A third run with a
+changed configuration must restart every daemon and verify again. Everything started
+is stopped by PID and every namespace removed, also on failure or SIGTERM.
+
+Environment: RICOCHET_BUILD (binaries), RICOCHET_SRC (tree). Root needed.
+ANSIBLE_LINT=0 skips ansible-lint; KEEP_TMP=1 keeps the temp dir (inventory,
+playbook logs first.log and second.log).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get("RICOCHET_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("RICOCHET_BUILD") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+from lab import Lab, term_raises  # noqa: E402
+
+ZONE = "mx.ricochet.test"
+LAYOUT = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"]}
+GROUPS = {"a": "site_a", "b": "site_b", "w": "witness"}
+
+
+def log(msg):
+    print("[site_test %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def write_inventory(lab, path):
+    lines = []
+    node_id = 0
+    for site, hosts in LAYOUT.items():
+        lines.append("[%s]" % GROUPS[site])
+        for h in hosts:
+            node_id += 1
+            interp = ("/usr/bin/nsenter --target %d --mount --net --uts --ipc -- /usr/bin/python3"
+                      % lab.box_pid(h))
+            lines.append('%s ricochet_node_id=%d ricochet_address=%s ansible_python_interpreter="%s"'
+                         % (h, node_id, lab.addr(h), interp))
+        lines.append("")
+    lines += [
+        "[all:vars]",
+        "ansible_connection=local",
+        "ansible_pipelining=true",
+        "ricochet_bin_dir=%s" % BUILD,
+        "ricochet_cluster_secret=%s" % os.urandom(18).hex(),
+        "ricochet_zone=%s" % ZONE,
+        "ricochet_relay_networks=10.77.0.0/16",
+        "ricochet_require_marker=/etc/ricochet-box",
+        "ricochet_verify_delay=1",
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    # The election timeout stays at its production default; only the free
+    # disk floor is lowered (boxes share the machine's disk with other tests).
+    with open(os.path.join(os.path.dirname(path), "extra.json"), "w") as f:
+        json.dump({"ricochet_extra_config": {"raft": {"min_free_disk": "64M"}}}, f)
+
+
+def ansible_env(tmp):
+    env = dict(os.environ)
+    home = os.path.join(tmp, "home")
+    os.makedirs(home, exist_ok=True)
+    env.update({
+        "HOME": home,
+        "ANSIBLE_HOME": os.path.join(home, ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
+        "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "ansible-remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_FORKS": "5",
+        "ANSIBLE_STDOUT_CALLBACK": "default",
+        # e.g. ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks to see task times
+        "ANSIBLE_CALLBACKS_ENABLED": os.environ.get("ANSIBLE_CALLBACKS_ENABLED", ""),
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    })
+    env.pop("ANSIBLE_CONFIG", None)
+    return env
+
+
+def run_playbook(inventory, env, label, extra=(), expect_fail=False):
+    t0 = time.monotonic()
+    # Own process group: on failure or SIGTERM the forked workers go too.
+    p = subprocess.Popen(["ansible-playbook", "-i", inventory,
+                          "-e", "@" + os.path.join(os.path.dirname(inventory), "extra.json"),
+                          *extra, os.path.join(SRC, "ansible", "site.yml")],
+                         env=env, cwd=os.path.dirname(inventory), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    took = time.monotonic() - t0
+    with open(os.path.join(os.path.dirname(inventory), label + ".log"), "w") as f:
+        f.write(out)
+    if (p.returncode != 0) != expect_fail:
+        print(out[-12000:])
+        fail("%s: ansible-playbook exited %d" % (label, p.returncode))
+    recap = {}
+    for m in re.finditer(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                         out, re.M):
+        recap[m.group(1)] = {"ok": int(m.group(2)), "changed": int(m.group(3)),
+                             "unreachable": int(m.group(4)), "failed": int(m.group(5))}
+    hosts = [h for hs in LAYOUT.values() for h in hs]
+    if sorted(recap) != sorted(hosts):
+        print(out[-6000:])
+        fail("%s: PLAY RECAP lists %s" % (label, sorted(recap)))
+    log("%s: %.1f s, recap %s" % (label, took, recap))
+    return recap, took, out
+
+
+def lint(env):
+    if os.environ.get("ANSIBLE_LINT") == "0":
+        log("ansible-lint skipped (ANSIBLE_LINT=0)")
+        return
+    if shutil.which("ansible-lint") is None:
+        log("ansible-lint not installed: skipped")
+        return
+    t0 = time.monotonic()
+    # --offline: no collection installs, no version check (no network here).
+    p = subprocess.run(["ansible-lint", "--offline", "--nocolor", "-p", "ansible/"],
+                       cwd=SRC, env=env, capture_output=True, text=True, timeout=300)
+    log("ansible-lint: exit %d in %.1f s" % (p.returncode, time.monotonic() - t0))
+    if p.returncode != 0:
+        print(p.stdout[-6000:], p.stderr[-3000:])
+        fail("ansible-lint found problems")
+
+
+def in_box(lab, host, argv, timeout=30):
+    return lab.run(host, argv, capture_output=True, text=True, timeout=timeout)
+
+
+def check_cluster(lab):
+    hosts = [h for hs in LAYOUT.values() for h in hs]
+    leaders = {}
+    for h in hosts:
+        r = in_box(lab, h, ["/usr/local/bin/ricochetctl", "-s", lab.addr(h) + ":8080",
+                            "--timeout", "5", "cluster", "--json"])
+        if r.returncode != 0:
+            fail("ricochetctl cluster on %s: %d %s" % (h, r.returncode, r.stderr))
+        leaders[h] = json.loads(r.stdout)["leader"]
+    if len(set(leaders.values())) != 1 or None in leaders.values():
+        fail("nodes disagree on the leader: %s" % leaders)
+    log("leader %s agreed by every node" % leaders["a1"])
+
+
+def check_dns(lab, ttl):
+    mail = {lab.addr(h) for s in ("a", "b") for h in LAYOUT[s]}
+    # Asked from the witness box, of a node in another site.
+    r = in_box(lab, "w1", ["dig", "+norecurse", "+time=2", "+tries=3", "@" + lab.addr("b1"),
+                           "relay." + ZONE, "MX"])
+    if r.returncode != 0 or "status: NOERROR" not in r.stdout:
+        fail("dig relay MX: %s %s" % (r.stdout, r.stderr))
+    targets = re.findall(r"^relay\.%s\.\s+\d+\s+IN\s+MX\s+\d+\s+(\S+)" % re.escape(ZONE), r.stdout, re.M)
+    addrs = set(re.findall(r"^\S+\s+\d+\s+IN\s+A\s+(\S+)", r.stdout, re.M))
+    if len(targets) != 4:
+        fail("relay MX should list the 4 mail nodes: %s" % r.stdout)
+    ttls = set(re.findall(r"^relay\.%s\.\s+(\d+)\s+IN\s+MX" % re.escape(ZONE), r.stdout, re.M))
+    if ttls != {str(ttl)}:
+        fail("relay MX TTL %s, the configuration says %d" % (ttls, ttl))
+    # Glue may be absent from the additional section: resolve each target.
+    for t in targets:
+        a = in_box(lab, "w1", ["dig", "+short", "+norecurse", "@" + lab.addr("b1"), t, "A"])
+        addrs.update(a.stdout.split())
+    if not mail <= addrs:
+        fail("relay MX targets %s resolve to %s, not the mail nodes %s" % (targets, addrs, mail))
+    log("relay.%s MX: %s" % (ZONE, ", ".join(sorted(targets))))
+
+
+def check_smtp(lab):
+    r = in_box(lab, "w1", ["swaks", "--server", lab.addr("a2") + ":25", "--from", "ops@example.org",
+                           "--to", "someone@example.com", "--helo", "w1.test",
+                           "--timeout", "30", "--header", "Subject: ansible site test"], timeout=60)
+    last = [ln for ln in r.stdout.splitlines() if "<-" in ln]
+    accepted = [ln for ln in last if re.search(r"<-\s+250 .*queued", ln)]
+    if r.returncode != 0 or not accepted:
+        fail("swaks: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    log("SMTP: %s" % accepted[-1].split("<-", 1)[1].strip())
+
+
+def stop_daemons(lab):
+    """Stop every ricochetd by the PID in its box's pid file (TERM, then KILL),
+    all at once; lab.close() then kills whatever is left in the namespaces."""
+    stoppers = []
+    for hs in LAYOUT.values():
+        for h in hs:
+            r = in_box(lab, h, ["cat", "/run/ricochet/ricochetd.pid"])
+            pid = r.stdout.strip()
+            if r.returncode == 0 and pid.isdigit():
+                stoppers.append(lab.popen(h, ["start-stop-daemon", "--stop", "--pid", pid,
+                                              "--retry", "TERM/20/KILL/5", "--oknodo", "--quiet"]))
+    for p in stoppers:
+        p.wait(timeout=60)
+
+
+def main():
+    term_raises()
+    for tool in ("ansible-playbook", "swaks", "dig", "nsenter", "nft"):
+        if shutil.which(tool) is None:
+            fail("%s is not installed (scripts/deps.sh --with-tests)" % tool)
+    for b in ("ricochetd", "ricochetctl"):
+        if not os.access(os.path.join(BUILD, b), os.X_OK):
+            fail("%s/%s not built" % (BUILD, b))
+    tmp = tempfile.mkdtemp(prefix="ansible-site-")
+    ok = False
+    t_start = time.monotonic()
+    try:
+        env = ansible_env(tmp)
+        lint(env)
+        with Lab("rca", sites=LAYOUT, boxes=True) as lab:
+            try:
+                inv = os.path.join(tmp, "inventory.ini")
+                write_inventory(lab, inv)
+                # The guard: on a host without the marker nothing may change.
+                recap0, _, out0 = run_playbook(inv, env, "guard", expect_fail=True,
+                                               extra=["-e", "ricochet_require_marker=/etc/no-such-marker"])
+                if any(r["changed"] or not r["failed"] for r in recap0.values()) \
+                        or "/etc/no-such-marker is missing" not in out0:
+                    print(out0[-6000:])
+                    fail("guard run: %s" % recap0)
+                recap1, t1, _ = run_playbook(inv, env, "first")
+                if any(r["failed"] or r["unreachable"] for r in recap1.values()):
+                    fail("first run failed: %s" % recap1)
+                recap2, t2, out2 = run_playbook(inv, env, "second")
+                changed = {h: r["changed"] for h, r in recap2.items() if r["changed"]}
+                if changed:
+                    print(out2[-12000:])
+                    fail("second run changed something: %s" % changed)
+                # A configuration change restarts every daemon through the
+                # handlers (stop by pid file, start, wait for READY=1), and the
+                # verification waits for the re-formed cluster.
+                extra = {"ricochet_extra_config": {"raft": {"min_free_disk": "64M"}, "dns": {"ttl": 60}}}
+                recap3, t3, out3 = run_playbook(inv, env, "third", extra=["-e", json.dumps(extra)])
+                if any(r["changed"] != 3 for r in recap3.values()) \
+                        or "RUNNING HANDLER [ricochet : Stop ricochetd" not in out3:
+                    print(out3[-12000:])
+                    fail("third run should change the config and restart (3 changes) on every host: %s"
+                         % recap3)
+                check_cluster(lab)
+                check_dns(lab, ttl=60)
+                check_smtp(lab)
+                log("timings: first run %.1f s, second run %.1f s, third run (restart) %.1f s"
+                    % (t1, t2, t3))
+                ok = True
+            finally:
+                if not ok:
+                    for hs in LAYOUT.values():
+                        for h in hs:
+                            r = in_box(lab, h, ["tail", "-n", "30", "/var/log/ricochet/ricochetd.log"])
+                            print("--- %s ricochetd.log\n%s" % (h, r.stdout))
+                stop_daemons(lab)
+    finally:
+        if os.environ.get("KEEP_TMP") != "1":
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("kept %s" % tmp)
+    log("passed in %.1f s" % (time.monotonic() - t_start))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print("FAIL: %s" % e, flush=True)
+        sys.exit(1)
