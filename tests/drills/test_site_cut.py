@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Unplanned drills at the network level: a 2+2+1 cluster of real ricochetd
+processes, one network namespace per host (tests/lib/lab.py: sites a and b,
+witness w, a client site), production ports (SMTP 25, DNS 53). A client in
+its own namespace submits mail throughout the way an MTA does
+(tests/drills/drill_client.py: MX from the cluster's name servers, next host
+on failure).
+
+1. Site a (the leader's) is cut off from everything (its bridge goes down):
+   site b and the witness elect a leader; b's name servers answer with only
+   site b as MX; mail keeps being accepted through site b.
+2. Site a rejoins: its nodes follow the new leader and come back into the MX
+   set at the fallback preference.
+3. The link between sites a and b is cut while both still reach the witness:
+   the leader keeps its majority with the witness; the other site's nodes
+   lose leader contact and answer SERVFAIL after dns.lease; the leader drops
+   them from the MX set; the partition heals and they come back.
+At the end every message the client saw accepted (250) is held by a node of
+each site. Every probe runs inside a namespace; nothing is timed, every
+change is polled for with a deadline; the times it took are printed."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from clusterlib import BUILD, log, main  # noqa: E402
+from lab import Lab  # noqa: E402
+
+RICOCHETD = os.path.join(BUILD, "ricochetd")
+CTL = os.path.join(BUILD, "ricochetctl")
+ZONE = "mx.drill.test"
+RELAY = f"relay.{ZONE}"
+HOSTS = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"], "client": ["c1"]}
+NODES = {1: "a1", 2: "a2", 3: "b1", 4: "b2", 5: "w1"}
+MX_LINE = re.compile(r"^\S+\s+\d+\s+IN\s+MX\s+(\d+)\s+n(\d+)\.", re.M)
+STATUS = re.compile(r"status: (\w+)")
+
+
+def site_of(node):
+    return NODES[node][0]
+
+
+def write_configs(lab, work):
+    for nid, host in NODES.items():
+        d = os.path.join(work, f"n{nid}")
+        os.makedirs(os.path.join(d, "data"))
+        lines = ["[node]", f"id = {nid}", f"data_dir = {d}/data", f"hostname = n{nid}.{ZONE}", "",
+                 "[cluster]", "secret = drill-secret-0123456789abcdef", "",
+                 "[raft]", "election_timeout = 300ms", "min_free_disk = 64M", "",
+                 "[smtp]", "relay_networks = 10.77.0.0/16", "",
+                 "[dns]", f"zone = {ZONE}", "lease = 1s", "rrl = false", "",
+                 "[health]", "interval = 200ms", "fail_after = 2", "ok_after = 2", "probe_timeout = 500ms", "",
+                 "[delivery]", "resolver = 127.0.0.1:9", "",
+                 "[bounce]", f"domain = bounce.{ZONE}"]
+        for mid, mh in NODES.items():
+            lines += ["", f"[member.{mid}]", f"site = {mh[0]}", f"address = {lab.addr(mh)}"]
+            if mh[0] == "w":
+                lines.append("witness = true")
+        with open(os.path.join(d, "ricochet.conf"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+class Drill:
+    def __init__(self, lab, work):
+        self.lab, self.work = lab, work
+        self.procs = {}
+
+    def start(self, nid):
+        d = os.path.join(self.work, f"n{nid}")
+        out = open(os.path.join(d, "ricochetd.log"), "a")
+        self.procs[nid] = self.lab.popen(NODES[nid], [RICOCHETD, "-c", os.path.join(d, "ricochet.conf")],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def stop_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def ctl_json(self, nid, *args):
+        """ricochetctl run from the client's namespace against node nid."""
+        r = self.lab.run("c1", [CTL, "-s", f"{self.lab.addr(NODES[nid])}:8080", "--timeout", "5", "--json", *args],
+                         capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except json.JSONDecodeError:
+            return None
+
+    def mx(self, nid):
+        """(rcode, sorted [(pref, node)]) from node nid's name server, asked from the client."""
+        r = self.lab.run("c1", ["dig", f"@{self.lab.addr(NODES[nid])}", RELAY, "MX", "+time=1", "+tries=1",
+                                "+norecurse"], capture_output=True, text=True, timeout=15)
+        m = STATUS.search(r.stdout)
+        return (m.group(1) if m else None), sorted((int(p), int(n)) for p, n in MX_LINE.findall(r.stdout))
+
+    def leader(self, among):
+        seen = set()
+        for nid in among:
+            st = self.ctl_json(nid, "cluster")
+            if st is None or not st.get("leader"):
+                return None
+            seen.add(st["leader"])
+        return seen.pop() if len(seen) == 1 else None
+
+    def log_tail(self):
+        out = []
+        for nid in NODES:
+            p = os.path.join(self.work, f"n{nid}", "ricochetd.log")
+            if os.path.exists(p):
+                out.append(f"---- node {nid} ----\n" + "".join(open(p, errors="replace").readlines()[-25:]))
+        return "\n".join(out)
+
+
+def wait(what, predicate, timeout=60.0, interval=0.2):
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        last = predicate()
+        if last:
+            return last, time.monotonic() - t0
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def want(pref_site, nodes):
+    return sorted((10 if site_of(n) == pref_site else 20, n) for n in nodes)
+
+
+# Run inside the client namespace: prints the ids (argv[2:]) node argv[1] does not hold.
+MISSING = """
+import json, sys, urllib.request
+for m in sys.argv[2:]:
+    try:
+        with urllib.request.urlopen(f"http://{sys.argv[1]}:8080/v1/messages/{m}", timeout=10) as r:
+            if json.load(r).get("id") == m:
+                continue
+    except OSError:
+        pass
+    print(m)
+"""
+
+
+def missing(lab, nid, ids):
+    r = lab.run("c1", ["/usr/bin/python3", "-c", MISSING, lab.addr(NODES[nid]), *ids],
+                capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def caught_up(d, nodes):
+    """Every node applied the log up to the agreed leader's commit index."""
+    leader = d.leader(nodes)
+    st = d.ctl_json(leader, "cluster") if leader else None
+    if st is None:
+        return False
+    return all((d.ctl_json(n, "cluster") or {}).get("applied_index", -1) >= st["commit_index"] for n in nodes)
+
+
+def test_site_cut():
+    work = tempfile.mkdtemp(prefix="ricochet-drill-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
+    client = None
+    with Lab("rcd", HOSTS) as lab:
+        d = Drill(lab, work)
+        try:
+            write_configs(lab, work)
+            for nid in NODES:
+                d.start(nid)
+            everyone = sorted(NODES)
+            mail = [n for n in everyone if site_of(n) != "w"]
+            leader, _ = wait("a leader agreed by every node", lambda: d.leader(everyone))
+            if site_of(leader) != "a":
+                r = lab.run("c1", [CTL, "-s", f"{lab.addr(NODES[leader])}:8080", "transfer", "--to", "1"],
+                            capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0, r.stderr
+                leader, _ = wait("node 1 leads", lambda: d.leader(everyone) == 1 and 1)
+            wait("every node answers both sites, a preferred",
+                 lambda: all(d.mx(n) == ("NOERROR", want("a", mail)) for n in everyone))
+            log(f"cluster up in namespaces, leader {leader} (site a); MX {want('a', mail)}")
+
+            stop = os.path.join(work, "client.stop")
+            client_log = os.path.join(work, "client.jsonl")
+            servers = [lab.addr(NODES[n]) for n in everyone]
+            client = lab.popen("c1", ["/usr/bin/python3", os.path.join(HERE, "drill_client.py"), client_log, stop,
+                                      RELAY, *servers], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+            wait("the client's first accepted messages",
+                 lambda: os.path.exists(client_log) and sum(1 for _ in open(client_log)) >= 5)
+
+            # 1. Site a cut off from everything.
+            lab.isolate_site("a")
+            t_cut = time.monotonic()
+            survivors = [3, 4, 5]
+            new_leader, _ = wait("site b and the witness elect a leader",
+                                 lambda: (lambda l: l if l in (3, 4) else None)(d.leader(survivors)))
+            t_leader = time.monotonic() - t_cut
+            _, _ = wait("site b's name servers list only site b, preferred",
+                        lambda: all(d.mx(n) == ("NOERROR", want("b", [3, 4])) for n in survivors))
+            t_mx = time.monotonic() - t_cut
+            log(f"site a cut off: node {new_leader} leads after {t_leader:.1f} s; "
+                f"only site b in MX after {t_mx:.1f} s")
+            n_before = sum(1 for _ in open(client_log))
+            wait("mail accepted through site b while a is cut off",
+                 lambda: any(json.loads(x)["host"] in (lab.addr("b1"), lab.addr("b2"))
+                             for x in open(client_log).readlines()[n_before:]))
+
+            # 2. Site a rejoins.
+            lab.rejoin_site("a")
+            t_rejoin = time.monotonic()
+            wait("every node follows the new leader", lambda: d.leader(everyone) in (3, 4))
+            wait("site a back in every MX answer at the fallback preference",
+                 lambda: all(d.mx(n) == ("NOERROR", want("b", mail)) for n in everyone))
+            log(f"site a rejoined: back in MX at preference 20 after {time.monotonic() - t_rejoin:.1f} s")
+
+            # 3. a <-> b cut, both still reach the witness.
+            leader = d.leader(everyone)
+            lsite = site_of(leader)
+            osite = "a" if lsite == "b" else "b"
+            others = [n for n in mail if site_of(n) == osite]
+            lab.partition("a", "b")
+            t_part = time.monotonic()
+            wait(f"site {osite}'s name servers answer SERVFAIL (no leader contact)",
+                 lambda: all(d.mx(n)[0] == "SERVFAIL" for n in others))
+            t_servfail = time.monotonic() - t_part
+            keep = [n for n in everyone if site_of(n) != osite]
+            wait(f"the leader's site and the witness list only site {lsite}",
+                 lambda: all(d.mx(n) == ("NOERROR", want(lsite, [m for m in mail if site_of(m) == lsite]))
+                             for n in keep))
+            assert d.leader(keep) == leader, "the leader changed although it kept its majority with the witness"
+            log(f"sites cut apart, witness reachable: leader {leader} stays; site {osite} answers SERVFAIL "
+                f"after {t_servfail:.1f} s and leaves the MX set")
+            lab.heal()
+            wait("both sites back in every MX answer",
+                 lambda: all(d.mx(n) == ("NOERROR", want(lsite, mail)) for n in everyone))
+            log("partition healed: both sites back in MX")
+
+            # No accepted message lost.
+            open(stop, "w").close()
+            client.wait(timeout=60)
+            lines = [json.loads(x) for x in open(client_log)]
+            accepted = [x["id"] for x in lines if x["id"]]
+            unsent = [x["i"] for x in lines if not x["id"]]
+            moved = sum(1 for x in lines if x["id"] and x["tries"] > 1)
+            log(f"client: {len(lines)} messages, {len(accepted)} accepted ({moved} after trying another MX), "
+                f"{len(unsent)} found no host")
+            assert len(accepted) >= 10
+            wait("every node at the leader's commit index", lambda: caught_up(d, everyone))
+            for nid in (1, 3):
+                lost = missing(lab, nid, accepted)
+                assert not lost, f"node {nid} lacks {len(lost)} accepted messages: {lost[:5]}"
+            log(f"nodes 1 (site a) and 3 (site b) hold all {len(accepted)} accepted messages")
+        except BaseException:
+            print(d.log_tail(), file=sys.stderr)
+            raise
+        finally:
+            if client is not None and client.poll() is None:
+                client.kill()
+                client.wait()
+            d.stop_all()
+    if not os.environ.get("RICOCHET_KEEP"):
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main([test_site_cut])
