@@ -294,10 +294,47 @@ static int wait_caught_up(struct drill *d, int64_t index, int *nodes, bool *same
     }
 }
 
+/* POST to the leader. Leadership can still move while the cluster settles
+ * (a healed partition, a restarted node): an answer that says "not the
+ * leader" (421) or "try again" (503) is retried against whoever leads now,
+ * until --wait runs out. */
 static int post(struct drill *d, const char *server, const char *path, json_t *body, json_t **reply)
 {
-    int status;
-    return ctl_request_to(d->c, server, "drill", "POST", path, body, reply, &status, false);
+    char target[256];
+    snprintf(target, sizeof target, "%s", server);
+    double deadline = now_ms() + (double)d->wait_ms;
+    for (;;) {
+        int status = 0;
+        json_t *r = NULL;
+        int rv = ctl_request_to(d->c, target, "drill", "POST", path, json_incref(body), &r, &status, true);
+        if (rv == CTL_OK || !(status == 421 || status == 503 || rv == CTL_UNREACHABLE) || now_ms() > deadline) {
+            if (rv == CTL_REFUSED) {
+                const char *msg = json_string_value(json_object_get(r, "error"));
+                ctl_err("drill: %s: %s (HTTP %d from %s)", path, msg ? msg : "refused", status, target);
+                json_decref(r);
+                r = NULL;
+            }
+            json_decref(body);
+            *reply = r;
+            return rv;
+        }
+        json_decref(r);
+        if (!d->c->json)
+            fprintf(stderr, "ricochetctl: drill: %s: %s from %s, asking the leader again\n", path,
+                    status ? "not served" : "no answer", target);
+        ctl_sleep_ms(200);
+        for (size_t i = 0; i < d->n; i++) {
+            json_t *cl;
+            if (!d->nodes[i].http[0] || load_cluster(d, d->nodes[i].http, &cl) != 0)
+                continue;
+            const struct drill_node *l = node_by_id(d, json_integer_value(json_object_get(cl, "leader")));
+            json_decref(cl);
+            if (l != NULL && l->http[0]) {
+                snprintf(target, sizeof target, "%s", l->http);
+                break;
+            }
+        }
+    }
 }
 
 /* ---- the drill ----------------------------------------------------------- */

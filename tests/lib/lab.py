@@ -372,9 +372,89 @@ class Lab:
         return False
 
 
+# -- a lab that outlives the process that made it (scripts/cluster --netns) --
+
+def save(lab, path):
+    """Writes what close() needs, so that another process can tear it down."""
+    import json
+    with open(path + ".tmp", "w") as f:
+        json.dump({"tag": lab.tag, "router": lab.router, "sites": lab.sites,
+                   "hosts": {h: list(v) for h, v in lab.hosts.items()}, "tmp": lab.tmp,
+                   "route_metric": lab.route_metric, "namespaces": lab._namespaces,
+                   "route": lab._route}, f)
+    os.rename(path + ".tmp", path)
+
+
+def load(path):
+    """A Lab object for a saved lab (no boxes): queries, faults and close() work."""
+    import json
+    with open(path) as f:
+        st = json.load(f)
+    lab = Lab.__new__(Lab)
+    lab.tag, lab.router, lab.sites, lab.tmp = st["tag"], st["router"], st["sites"], st["tmp"]
+    lab.hosts = {h: tuple(v) for h, v in st["hosts"].items()}
+    lab.route_metric, lab._namespaces, lab._route = st["route_metric"], st["namespaces"], st["route"]
+    lab.boxes, lab._box_procs, lab._popens, lab._closed = False, {}, [], False
+    return lab
+
+
+def _cli(argv):
+    """lab.py up STATE --prefix P --site NAME=HOST,HOST ... | down STATE |
+    addr STATE HOST | ns STATE HOST | partition STATE SITE1 SITE2 [--one-way] |
+    heal STATE | isolate STATE SITE | rejoin STATE SITE"""
+    import sys
+    if len(argv) < 2:
+        print(_cli.__doc__, file=sys.stderr)
+        return 2
+    cmd, state = argv[0], argv[1]
+    if cmd == "up":
+        prefix, sites, rest = "lab", {}, argv[2:]
+        while rest:
+            if rest[0] == "--prefix":
+                prefix, rest = rest[1], rest[2:]
+            elif rest[0] == "--site":
+                name, hosts = rest[1].split("=", 1)
+                sites[name], rest = hosts.split(","), rest[2:]
+            else:
+                print("lab.py: unknown argument %s" % rest[0], file=sys.stderr)
+                return 2
+        lab = Lab(prefix, sites)
+        try:
+            save(lab, state)
+        except BaseException:
+            lab.close()
+            raise
+        return 0
+    lab = load(state)
+    if cmd == "down":
+        lab.close()
+        os.unlink(state)
+    elif cmd == "addr":
+        print(lab.addr(argv[2]))
+    elif cmd == "ns":
+        print(lab.ns(argv[2]))
+    elif cmd == "partition":
+        lab.partition(argv[2], argv[3], one_way="--one-way" in argv[4:])
+    elif cmd == "heal":
+        lab.heal()
+    elif cmd == "isolate":
+        lab.isolate_site(argv[2])
+    elif cmd == "rejoin":
+        lab.rejoin_site(argv[2])
+    else:
+        print(_cli.__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
 def _alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_cli(sys.argv[1:]))
