@@ -33,13 +33,16 @@ echo "ok: MX lists the four mail nodes"
 
 "${C[@]}" kill 3 "${S[@]}"
 until_ok "node 3 out of MX after kill -9" mx_count 10.77.1.10 3
-"${C[@]}" start 3 "${S[@]}" | grep -q "^3 site=b .* netns=" || fail "start did not print node 3"
+started=$("${C[@]}" start 3 "${S[@]}")
+grep -q "^3 site=b .* netns=" <<<"$started" || fail "start did not print node 3"
 until_ok "node 3 back in MX" mx_count 10.77.1.10 4
 echo "ok: kill -9 and start of node 3 seen in MX"
 
 servfail_somewhere() {
   for a in 10.77.1.10 10.77.2.10; do
-    "${C[@]}" exec client "${S[@]}" -- dig +time=1 +tries=1 "@$a" relay.mx.ricochet.test MX | grep -q 'status: SERVFAIL' && return 0
+    local answer
+    answer=$("${C[@]}" exec client "${S[@]}" -- dig +time=1 +tries=1 "@$a" relay.mx.ricochet.test MX || true)
+    grep -q 'status: SERVFAIL' <<<"$answer" && return 0
   done
   return 1
 }
@@ -54,9 +57,13 @@ until_ok "a planned drill of site a passes" "${C[@]}" exec client "${S[@]}" -- "
 echo "ok: ricochetctl drill --site a from the client namespace"
 
 metric=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["route_metric"])' "$DIR/c/lab.json")
-ip route show | grep -q "blackhole 10.77.0.0/16.* metric $metric" || fail "no guard route while the cluster is up"
+# (grep -q on a pipe under pipefail: the writer may die of SIGPIPE; read it all first)
+routes=$(ip route show)
+grep -q "blackhole 10.77.0.0/16.* metric $metric\b" <<<"$routes" || fail "no guard route while the cluster is up"
 "${C[@]}" down "${S[@]}"
-[ "$(ip netns list | grep -c "^$prefix-" || true)" = 0 ] || fail "namespaces left: $(ip netns list | grep "^$prefix-")"
-ip route show | grep -q "blackhole 10.77.0.0/16.* metric $metric" && fail "guard route left"
+left=$(ip netns list)
+[ "$(grep -c "^$prefix-" <<<"$left" || true)" = 0 ] || fail "namespaces left: $(grep "^$prefix-" <<<"$left")"
+routes=$(ip route show)
+grep -q "blackhole 10.77.0.0/16.* metric $metric\b" <<<"$routes" && fail "guard route left"
 pgrep -f "ricochetd -c $DIR/c/" >/dev/null && fail "ricochetd left running"
 echo "ok: down removed the namespaces, the route and the daemons"
