@@ -74,6 +74,13 @@ typedef struct dns_zone dns_zone;
 int dns_zone_build(dns_zone **out, const struct dns_view *v, char *errmsg, size_t errmsg_size);
 void dns_zone_free(dns_zone *z);
 uint32_t dns_zone_serial(const dns_zone *z);
+/* The absolute, lower-case name (final dot) that a view name stands for:
+ * "@" is the apex, a name ending in the zone (with or without the final
+ * dot) is taken as it is, any other is relative to the zone. The zone
+ * builder and anyone naming the zone's records (the node's API) use it.
+ * Returns DNS_SERVER_OK, or DNS_SERVER_EVIEW with why in err (a bad name,
+ * too long, outside the zone). */
+int dns_zone_name(const char *zone, const char *name, char *out, size_t out_size, char *err, size_t errlen);
 /* The apex, absolute, lower case, with the final dot. */
 const char *dns_zone_apex(const dns_zone *z);
 /* Every record, one per line, in canonical order (owner, type, rdata). */

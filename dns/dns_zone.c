@@ -58,17 +58,26 @@ static int name_chars_ok(const char *s)
     return 1;
 }
 
-/* Resolves a view name to an absolute, lower-case name inside the zone. */
-static int zb_name(struct zb *b, const char *what, const char *in, char *out, size_t out_size)
+int dns_zone_name(const char *zone, const char *in, char *out, size_t out_size, char *err, size_t errlen)
 {
-    const char *apex = b->z->apex_str; /* "zone." */
+    char apex[ZONE_NAME_MAX + 1];
+    size_t zl = zone ? strlen(zone) : 0;
+    int an = snprintf(apex, sizeof apex, "%.*s.", (int)(zl && zone[zl - 1] == '.' ? zl - 1 : zl), zone ? zone : "");
+    if (zl == 0 || an < 0 || (size_t)an >= sizeof apex) {
+        snprintf(err, errlen, "invalid zone \"%s\"", zone ? zone : "(null)");
+        return DNS_SERVER_EVIEW;
+    }
+    for (char *p = apex; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     size_t alen = strlen(apex) - 1;
     if (in != NULL && strcmp(in, "@") == 0) {
         snprintf(out, out_size, "%s", apex);
         return DNS_SERVER_OK;
     }
-    if (!name_chars_ok(in) || in[0] == '.' || strstr(in, "..") != NULL)
-        return zb_fail(b, DNS_SERVER_EVIEW, "%s: invalid name \"%s\"", what, in ? in : "(null)");
+    if (!name_chars_ok(in) || in[0] == '.' || strstr(in, "..") != NULL) {
+        snprintf(err, errlen, "invalid name \"%s\"", in ? in : "(null)");
+        return DNS_SERVER_EVIEW;
+    }
     size_t len = strlen(in);
     int absolute = in[len - 1] == '.';
     size_t bare = absolute ? len - 1 : len;
@@ -77,14 +86,27 @@ static int zb_name(struct zb *b, const char *what, const char *in, char *out, si
         absolute = 1;
     int n = absolute ? snprintf(out, out_size, "%.*s.", (int)bare, in)
                      : snprintf(out, out_size, "%s.%s", in, apex);
-    if (n < 0 || (size_t)n >= out_size || (size_t)n > LDNS_MAX_DOMAINLEN + 1)
-        return zb_fail(b, DNS_SERVER_EVIEW, "%s: name too long \"%s\"", what, in);
+    if (n < 0 || (size_t)n >= out_size || (size_t)n > LDNS_MAX_DOMAINLEN + 1) {
+        snprintf(err, errlen, "name too long \"%s\"", in);
+        return DNS_SERVER_EVIEW;
+    }
     for (char *p = out; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     size_t olen = strlen(out);
     if (olen < alen + 1 || strcmp(out + olen - alen - 1, apex) != 0 ||
-        (olen > alen + 1 && out[olen - alen - 2] != '.'))
-        return zb_fail(b, DNS_SERVER_EVIEW, "%s: \"%s\" is outside the zone %s", what, in, apex);
+        (olen > alen + 1 && out[olen - alen - 2] != '.')) {
+        snprintf(err, errlen, "\"%s\" is outside the zone %s", in, apex);
+        return DNS_SERVER_EVIEW;
+    }
+    return DNS_SERVER_OK;
+}
+
+/* A view name resolved inside the zone being built (dns_zone_name). */
+static int zb_name(struct zb *b, const char *what, const char *in, char *out, size_t out_size)
+{
+    char err[512];
+    if (dns_zone_name(b->z->apex_str, in, out, out_size, err, sizeof err) != DNS_SERVER_OK)
+        return zb_fail(b, DNS_SERVER_EVIEW, "%s: %s", what, err);
     return DNS_SERVER_OK;
 }
 

@@ -68,6 +68,10 @@ int ctl_request_to(const struct ctl *c, const char *server, const char *what, co
  * stderr unless --json. Sets *leader; returns a ctl_exit code. */
 int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_t *leader);
 
+/* GET /v1/cluster from `server`, quietly (for polling loops): 0 with *out
+ * set (caller decrefs), -1 when the node does not answer it. */
+int ctl_get_cluster(const struct ctl *c, const char *server, json_t **out);
+
 /* Waits ms milliseconds (polling loops of the drill and the transfer). */
 void ctl_sleep_ms(long ms);
 

@@ -87,18 +87,9 @@ static const char *jstr(json_t *o, const char *k)
     return s ? s : "";
 }
 
-/* The cluster as `server` sees it. */
 static int load_cluster(struct drill *d, const char *server, json_t **out)
 {
-    char err[256];
-    json_t *r = NULL;
-    int status = ctl_http_to(d->c, server, "GET", "/v1/cluster", NULL, &r, err, sizeof err);
-    if (status != 200 || !json_is_object(r)) {
-        json_decref(r);
-        return -1;
-    }
-    *out = r;
-    return 0;
+    return ctl_get_cluster(d->c, server, out);
 }
 
 static int read_members(struct drill *d, json_t *r)

@@ -25,13 +25,9 @@ struct view_leader {
  * leader_http is node `want`'s HTTP address instead of the leader's. */
 static int view_leader_of(const struct ctl *c, const char *server, json_int_t want, struct view_leader *v)
 {
-    json_t *r = NULL;
-    char err[256];
-    int status = ctl_http_to(c, server, "GET", "/v1/cluster", NULL, &r, err, sizeof err);
-    if (status != 200 || r == NULL) {
-        json_decref(r);
+    json_t *r;
+    if (ctl_get_cluster(c, server, &r) != 0)
         return -1;
-    }
     v->self = json_integer_value(json_object_get(r, "self"));
     v->leader = json_integer_value(json_object_get(r, "leader"));
     v->leader_http[0] = '\0';

@@ -36,6 +36,19 @@ const struct ctl_command *ctl_find_command(const char *name)
     return NULL;
 }
 
+int ctl_get_cluster(const struct ctl *c, const char *server, json_t **out)
+{
+    char err[256];
+    json_t *r = NULL;
+    int status = ctl_http_to(c, server, "GET", "/v1/cluster", NULL, &r, err, sizeof err);
+    if (status != 200 || !json_is_object(r)) {
+        json_decref(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
 void ctl_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

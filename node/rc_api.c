@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dns/dns_server.h"
 #include "node/base/rc_log.h"
 #include "node/http_api.h"
 #include "node/rc_bounce.h"
@@ -41,20 +42,13 @@ static const struct rc_view_node *view_node(const struct rc_view *v, uint64_t id
     return NULL;
 }
 
-/* `name` (relative to `zone`, "@", or absolute with a final dot) as an
- * absolute name with its final dot, as the responder publishes it. */
+/* The absolute name the responder publishes for a view name (null when
+ * the name is unusable; the node refuses such a configuration at start). */
 static json_t *dns_fqdn(const char *name, const char *zone)
 {
-    char out[512];
-    size_t zl = strlen(zone), nl = strlen(name);
-    const char *zdot = zl && zone[zl - 1] == '.' ? "" : ".";
-    if (strcmp(name, "@") == 0)
-        snprintf(out, sizeof out, "%s%s", zone, zdot);
-    else if (nl && name[nl - 1] == '.')
-        snprintf(out, sizeof out, "%s", name);
-    else
-        snprintf(out, sizeof out, "%s.%s%s", name, zone, zdot);
-    return json_string(out);
+    char out[512], err[256];
+    return dns_zone_name(zone, name, out, sizeof out, err, sizeof err) == DNS_SERVER_OK ? json_string(out)
+                                                                                    : json_null();
 }
 
 static json_t *cluster_json(rc_node *n)

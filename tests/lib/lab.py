@@ -400,7 +400,7 @@ def load(path):
 
 def _cli(argv):
     """lab.py up STATE --prefix P --site NAME=HOST,HOST ... | down STATE |
-    addr STATE HOST | ns STATE HOST | partition STATE SITE1 SITE2 [--one-way] |
+    addr STATE HOST | ns STATE HOST | hosts STATE | partition STATE SITE1 SITE2 [--one-way] |
     heal STATE | isolate STATE SITE | rejoin STATE SITE"""
     import sys
     if len(argv) < 2:
@@ -433,6 +433,9 @@ def _cli(argv):
         print(lab.addr(argv[2]))
     elif cmd == "ns":
         print(lab.ns(argv[2]))
+    elif cmd == "hosts":  # one line per host: NAME ADDRESS NAMESPACE
+        for h in lab.hosts:
+            print(h, lab.addr(h), lab.ns(h))
     elif cmd == "partition":
         lab.partition(argv[2], argv[3], one_way="--one-way" in argv[4:])
     elif cmd == "heal":
