@@ -56,11 +56,7 @@ void bounce_report_free(bounce_report *r)
     free(r->v);
     free(r->rx);
     free(r->ctx);
-    for (size_t i = 0; i < r->orig.n; i++) {
-        free((char *)r->orig.v[i].name);
-        free((char *)r->orig.v[i].value);
-    }
-    free(r->orig.v);
+    bounce__hdrs_free(&r->orig);
     free(r->orig_block);
     free(r);
 }
@@ -86,11 +82,7 @@ static void bounce_report_orig_ready(const bounce_report *cr)
     struct bounce__hdrs h = {.max = r->orig.max * 2};
     bounce__parse_header_block(&h, r->orig_block, strlen(r->orig_block));
     bounce_keep_orig(r, &h);
-    for (size_t i = 0; i < h.n; i++) {
-        free((char *)h.v[i].name);
-        free((char *)h.v[i].value);
-    }
-    free(h.v);
+    bounce__hdrs_free(&h);
     free(r->orig_block);
     r->orig_block = NULL;
 }

@@ -22,7 +22,7 @@ struct bounce__part {
 };
 
 struct bounce__hdrs {
-    struct bounce_header *v;  /* name/value strings owned (malloc) */
+    struct bounce_header *v;  /* name owned (malloc), value in the same block */
     size_t n, cap, max;
 };
 
@@ -142,6 +142,7 @@ const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d);
 /* The header block text has a header name: whose value contains needle. */
 bool bounce__block_has(const char *block, const char *name, const char *needle);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
+void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name);
 
 /* bounce_util.c: small string helpers */

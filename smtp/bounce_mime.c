@@ -22,55 +22,61 @@ static void bounce_gmime_init(void)
     g_mime_init();
 }
 
-int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value)
+/* name and value share one allocation, owned through name */
+static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len)
 {
-    if (name == NULL)
-        return BOUNCE_OK;
-    if (h->n >= h->max)
-        return BOUNCE_OK; /* bounded: the rest is dropped */
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
         struct bounce_header *v = realloc(h->v, cap * sizeof *v);
-        if (v == NULL)
+        if (v == NULL) {
+            free(block);
             return BOUNCE_ENOMEM;
+        }
         h->v = v;
         h->cap = cap;
     }
-    char *n = bounce__strndup(name, strlen(name));
-    char *val = bounce__strndup(value ? value : "", value ? strlen(value) : 0);
-    if (n == NULL || val == NULL) {
-        free(n);
-        free(val);
-        return BOUNCE_ENOMEM;
-    }
-    h->v[h->n].name = n;
-    h->v[h->n].value = val;
+    h->v[h->n].name = block;
+    h->v[h->n].value = block + name_len + 1;
     h->n++;
     return BOUNCE_OK;
 }
 
+int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value)
+{
+    if (name == NULL || h->n >= h->max)
+        return BOUNCE_OK; /* bounded: the rest is dropped */
+    size_t nl = strlen(name), vl = value ? strlen(value) : 0;
+    char *block = malloc(nl + vl + 2);
+    if (block == NULL)
+        return BOUNCE_ENOMEM;
+    memcpy(block, name, nl + 1);
+    memcpy(block + nl + 1, value ? value : "", vl + 1);
+    return bounce_hdrs_push(h, block, nl);
+}
+
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name)
 {
+    int c0 = g_ascii_tolower(name[0]);
     for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(h->v[i].name, name) == 0)
+        if (g_ascii_tolower(h->v[i].name[0]) == c0 && strcasecmp(h->v[i].name, name) == 0)
             return h->v[i].value;
     return NULL;
 }
 
-static void bounce_hdrs_free(struct bounce__hdrs *h)
+void bounce__hdrs_free(struct bounce__hdrs *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
+    for (size_t i = 0; i < h->n; i++)
         free((char *)h->v[i].name);
-        free((char *)h->v[i].value);
-    }
     free(h->v);
+    size_t max = h->max;
     memset(h, 0, sizeof *h);
+    h->max = max;
 }
 
 void bounce__doc_free(struct bounce__doc *d)
 {
-    bounce_hdrs_free(&d->top);
-    bounce_hdrs_free(&d->orig);
+    bounce__hdrs_free(&d->top);
+    bounce__hdrs_free(&d->orig);
     for (size_t i = 0; i < d->nparts; i++)
         free(d->parts[i].text);
     free(d->parts);
@@ -87,35 +93,56 @@ void bounce__doc_free(struct bounce__doc *d)
  * which saves GMime's decoder on the bulk of every header block. */
 static bool bounce_hdr_decodes(const char *name)
 {
-    static const char *const names[] = {"subject", "from", "to", "cc", "reply-to", "sender", NULL};
-    for (const char *const *n = names; *n; n++)
-        if (g_ascii_strcasecmp(name, *n) == 0)
-            return true;
-    return false;
+    switch (name[0] | 0x20) {
+    case 's': return g_ascii_strcasecmp(name, "subject") == 0 || g_ascii_strcasecmp(name, "sender") == 0;
+    case 'f': return g_ascii_strcasecmp(name, "from") == 0;
+    case 't': return g_ascii_strcasecmp(name, "to") == 0;
+    case 'c': return g_ascii_strcasecmp(name, "cc") == 0;
+    case 'r': return g_ascii_strcasecmp(name, "reply-to") == 0;
+    default: return false;
+    }
 }
 
-/* raw folded header value -> one line, leading blanks dropped; malloc'd */
-static char *bounce_unfold(const char *raw)
+/* A raw folded header value (n bytes) as one line at out (room for n + 1),
+ * leading and trailing blanks dropped; returns its length. */
+static size_t bounce_unfold_into(char *out, const char *raw, size_t n)
 {
-    while (*raw == ' ' || *raw == '\t')
-        raw++;
-    size_t n = strlen(raw);
-    char *out = malloc(n + 1), *w = out;
-    if (out == NULL)
-        return NULL;
-    for (const char *r = raw; *r; r++) {
-        if (*r == '\r' || *r == '\n') {
-            if (w > out && w[-1] != ' ')
-                *w++ = ' ';
-            while (r[1] == ' ' || r[1] == '\t')
-                r++;
-            continue;
-        }
-        *w++ = *r == '\t' ? ' ' : *r;
+    const char *r = raw, *end = raw + n;
+    char *w = out;
+    while (r < end && (*r == ' ' || *r == '\t'))
+        r++;
+    while (r < end) {
+        /* a run up to the next line break, tabs made spaces */
+        const char *nl = memchr(r, '\n', (size_t)(end - r));
+        const char *cr = memchr(r, '\r', (size_t)((nl ? nl : end) - r));
+        const char *stop = cr ? cr : nl ? nl : end;
+        size_t run = (size_t)(stop - r);
+        memcpy(w, r, run);
+        for (char *t = memchr(w, '\t', run); t != NULL; t = memchr(t + 1, '\t', (size_t)(w + run - t - 1)))
+            *t = ' ';
+        w += run;
+        r = stop;
+        if (r >= end)
+            break;
+        if (w > out && w[-1] != ' ')
+            *w++ = ' ';
+        r++;
+        while (r < end && (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n'))
+            r++;
     }
     while (w > out && w[-1] == ' ')
         w--;
     *w = '\0';
+    return (size_t)(w - out);
+}
+
+/* raw folded header value -> one line, malloc'd */
+static char *bounce_unfold(const char *raw)
+{
+    size_t n = strlen(raw);
+    char *out = malloc(n + 1);
+    if (out != NULL)
+        bounce_unfold_into(out, raw, n);
     return out;
 }
 
@@ -147,6 +174,131 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj, bool c
         if (rv != 0)
             return;
     }
+}
+
+/* One RFC 5322 header field: its name and its raw value (after the colon,
+ * up to the end of its last continuation line). */
+struct bounce_field {
+    const char *name, *value;
+    size_t name_len, value_len;
+    const char *start; /* the whole field, as it was written */
+    size_t len;
+};
+
+/* Next field of the header block at *p. Returns 1 with f filled in, 0 at
+ * the end of the block (*p is then past its blank line, or at end), and -1
+ * at a line that is no header field. Lines end in LF or CRLF. */
+static int bounce_next_field(const char **p, const char *end, struct bounce_field *f)
+{
+    const char *l = *p;
+    if (l >= end)
+        return 0;
+    if (*l == '\n' || (*l == '\r' && l + 1 < end && l[1] == '\n')) {
+        *p = l + (*l == '\r' ? 2 : 1);
+        return 0;
+    }
+    const char *c = l;
+    while (c < end && *c != ':' && (unsigned char)*c > ' ' && (unsigned char)*c < 127)
+        c++;
+    f->name = l;
+    f->name_len = (size_t)(c - l);
+    while (c < end && (*c == ' ' || *c == '\t')) /* obsolete "Name :" */
+        c++;
+    if (f->name_len == 0 || c >= end || *c != ':')
+        return -1;
+    f->value = c + 1;
+    const char *e = c + 1;
+    for (;;) {
+        const char *nl = memchr(e, '\n', (size_t)(end - e));
+        if (nl == NULL) {
+            e = end;
+            break;
+        }
+        e = nl + 1;
+        if (e >= end || (*e != ' ' && *e != '\t'))
+            break;
+        /* a continuation line of blanks only would end the block for
+         * some readers and not for others: not ours to decide */
+        const char *b = e;
+        while (b < end && (*b == ' ' || *b == '\t'))
+            b++;
+        if (b >= end || *b == '\n' || *b == '\r')
+            return -1;
+    }
+    f->value_len = (size_t)(e - f->value);
+    f->start = l;
+    f->len = (size_t)(e - l);
+    *p = e;
+    return 1;
+}
+
+static bool bounce_field_is(const struct bounce_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && g_ascii_strncasecmp(f->name, name, n) == 0;
+}
+
+/* Content-* fields describe the MIME entity (GMime reads them), not the
+ * mail: they are not among the mail's headers. */
+static bool bounce_field_content(const struct bounce_field *f)
+{
+    return f->name_len >= 8 && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
+}
+
+static bool bounce_field_mime(const struct bounce_field *f)
+{
+    return bounce_field_content(f) || bounce_field_is(f, "MIME-Version");
+}
+
+/* A field into h as the rest of the analyser reads it: unfolded, and for
+ * the fields that can carry them, encoded words and 8-bit text decoded
+ * by GMime. */
+static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f)
+{
+    if (h->n >= h->max)
+        return BOUNCE_OK;
+    char *block = malloc(f->name_len + f->value_len + 2);
+    if (block == NULL)
+        return BOUNCE_ENOMEM;
+    memcpy(block, f->name, f->name_len);
+    block[f->name_len] = '\0';
+    char *value = block + f->name_len + 1;
+    if (!bounce_hdr_decodes(block)) {
+        bounce_unfold_into(value, f->value, f->value_len);
+        return bounce_hdrs_push(h, block, f->name_len);
+    }
+    /* unfolded the way GMime's decoder expects (blanks of a fold kept) */
+    memcpy(value, f->value, f->value_len);
+    value[f->value_len] = '\0';
+    char *unfolded = g_mime_utils_header_unfold(value);
+    char *decoded = unfolded ? g_mime_utils_header_decode_text(NULL, unfolded) : NULL;
+    int rv = bounce__hdrs_add(h, block, decoded ? decoded : "");
+    g_free(decoded);
+    g_free(unfolded);
+    free(block);
+    return rv;
+}
+
+/* The fields of a header block into h, Content-* left out.
+ * Returns the offset of the body, or -1 if a line is no header field (h is
+ * then left empty, for GMime to read the block its own way). */
+static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, int *err)
+{
+    const char *p = text, *end = text + len;
+    struct bounce_field f;
+    int r;
+    *err = BOUNCE_OK;
+    while ((r = bounce_next_field(&p, end, &f)) == 1) {
+        if (bounce_field_content(&f))
+            continue;
+        if ((*err = bounce_field_add(h, &f)) != BOUNCE_OK)
+            break;
+    }
+    if (r < 0 || *err != BOUNCE_OK) {
+        bounce__hdrs_free(h);
+        return -1;
+    }
+    return p - text;
 }
 
 /* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
@@ -263,32 +415,77 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
 /* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
  * are converted to UTF-8 from their charset. GMime decodes the transfer
  * encoding; iconv converts. */
+/* Content without a transfer encoding, read straight from the part's
+ * stream: GMime's writer would copy it through a filter stream with no
+ * filter in it (three objects per part for nothing). At most max bytes,
+ * or all of it when a charset conversion follows (its output is what is
+ * cut). malloc'd, NUL-terminated; NULL if out of memory. */
+static char *bounce_leaf_plain(GMimeStream *cs, size_t max, size_t *outlen)
+{
+    gint64 total = g_mime_stream_length(cs);
+    size_t want = total >= 0 && (size_t)total < max ? (size_t)total : max;
+    char *buf = malloc(want + 1);
+    size_t n = 0;
+    if (buf == NULL || g_mime_stream_reset(cs) != 0) {
+        free(buf);
+        return NULL;
+    }
+    while (n < want) {
+        ssize_t got = g_mime_stream_read(cs, buf + n, want - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    buf[n] = '\0';
+    *outlen = n;
+    return buf;
+}
+
 static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *outlen)
 {
     GMimeDataWrapper *w = g_mime_part_get_content(part);
     if (w == NULL)
         return NULL;
-    GMimeStream *mem = g_mime_stream_mem_new();
-    g_mime_data_wrapper_write_to_stream(w, mem);
-    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-    const char *data = ba && ba->len ? (const char *)ba->data : "";
-    size_t n = ba ? ba->len : 0;
-    char *out = NULL;
     const char *cs = text ? g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset") : NULL;
-    if (cs != NULL && n > 0 && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0)
-        out = bounce_to_utf8(cs, data, n, max, &n);
-    if (out == NULL) {
-        if (n > max)
+    bool convert = cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0;
+    char *raw = NULL, *out = NULL;
+    size_t n = 0;
+    GMimeStream *mem = NULL;
+    switch (g_mime_data_wrapper_get_encoding(w)) {
+    case GMIME_CONTENT_ENCODING_DEFAULT: case GMIME_CONTENT_ENCODING_7BIT:
+    case GMIME_CONTENT_ENCODING_8BIT: case GMIME_CONTENT_ENCODING_BINARY:
+        if (g_mime_data_wrapper_get_stream(w) != NULL &&
+            (raw = bounce_leaf_plain(g_mime_data_wrapper_get_stream(w), convert ? (size_t)-1 / 2 : max, &n)) == NULL)
+            return NULL;
+        break;
+    default:
+        break;
+    }
+    if (raw == NULL) {
+        /* GMime decodes the transfer encoding into memory of its own */
+        mem = g_mime_stream_mem_new();
+        g_mime_data_wrapper_write_to_stream(w, mem);
+        GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+        g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+        n = ba->len;
+        g_byte_array_append(ba, (const guint8 *)"", 1);
+        raw = (char *)g_byte_array_free(ba, FALSE); /* GLib allocates with malloc */
+        g_object_unref(mem);
+    }
+    if (convert && n > 0)
+        out = bounce_to_utf8(cs, raw, n, max, &n);
+    if (out != NULL)
+        free(raw);
+    else {
+        out = raw;
+        if (n > max) {
             n = max;
-        out = bounce__strndup(data, n);
+            out[n] = '\0';
+        }
     }
-    g_object_unref(mem);
-    if (out != NULL) {
-        /* NUL bytes would cut the text short for the string scanners. */
-        for (size_t i = 0; i < n; i++)
-            if (out[i] == '\0')
-                out[i] = ' ';
-    }
+    /* NUL bytes would cut the text short for the string scanners. */
+    for (char *z = memchr(out, '\0', n); z != NULL; z = memchr(z + 1, '\0', (size_t)(out + n - z - 1)))
+        *z = ' ';
     *outlen = n;
     return out;
 }
@@ -353,7 +550,11 @@ static int bounce_add_part(struct bounce__doc *d, enum bounce__ptype t, char *te
 void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t len)
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
-    /* A header block followed by an empty line is a (body-less) message. */
+    int err;
+    if (bounce_fields_read(h, text, len, &err) >= 0 || err != BOUNCE_OK)
+        return;
+    /* Not a plain block of fields: GMime reads it as the header block of a
+     * (body-less) message. */
     GMimeStream *s = g_mime_stream_mem_new();
     g_mime_stream_write(s, text, len);
     g_mime_stream_write(s, "\n\n", 2);
@@ -554,74 +755,157 @@ static const char *bounce_next_rfc822(const char *data, const char *p, const cha
     return NULL;
 }
 
-static char *bounce_opaque_returned(const char *data, size_t len, size_t *outlen)
+/* Writes data[body, end) at w with every returned message relabelled;
+ * returns the end of what it wrote. w has room for bounce_relabel_room(). */
+static const char bounce_relabel_to[] = "text/rfc822-headers";
+#define BOUNCE_RELABEL_FROM 14 /* strlen("message/rfc822") */
+#define BOUNCE_RELABEL_TO (sizeof bounce_relabel_to - 1)
+
+/* Where the returned messages are labelled in [body, end): found once,
+ * for sizing the copy and then for writing it. */
+struct bounce_relabels {
+    const char *at[8];
+    size_t n;      /* found; more than fit in at[] are searched again */
+};
+
+static size_t bounce_relabel_room(struct bounce_relabels *rl, const char *body, const char *end)
 {
-    static const char to[] = "text/rfc822-headers";
-    const size_t fl = 14, tl = sizeof to - 1;
-    const char *end = data + len, *body = data + bounce_header_len(data, len);
-    size_t count = 0;
-    for (const char *p = bounce_next_rfc822(data, body, end); p != NULL; p = bounce_next_rfc822(data, p + fl, end))
-        count++;
-    if (count == 0)
-        return NULL;
-    char *out = malloc(len + count * (tl - fl) + 1), *w = out;
-    if (out == NULL)
-        return NULL;
-    const char *r = data;
-    for (const char *p = bounce_next_rfc822(data, body, end); p != NULL; p = bounce_next_rfc822(data, p + fl, end)) {
+    rl->n = 0;
+    for (const char *p = bounce_next_rfc822(body, body, end); p != NULL;
+         p = bounce_next_rfc822(body, p + BOUNCE_RELABEL_FROM, end)) {
+        if (rl->n < sizeof rl->at / sizeof rl->at[0])
+            rl->at[rl->n] = p;
+        rl->n++;
+    }
+    return (size_t)(end - body) + rl->n * (BOUNCE_RELABEL_TO - BOUNCE_RELABEL_FROM);
+}
+
+static char *bounce_relabel(char *w, const struct bounce_relabels *rl, const char *body, const char *end)
+{
+    const char *r = body;
+    size_t i = 0;
+    for (const char *p = rl->n ? rl->at[0] : NULL; p != NULL; i++) {
         memcpy(w, r, (size_t)(p - r));
         w += p - r;
-        memcpy(w, to, tl);
-        w += tl;
-        r = p + fl;
+        memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
+        w += BOUNCE_RELABEL_TO;
+        r = p + BOUNCE_RELABEL_FROM;
+        if (i + 1 >= rl->n)
+            p = NULL;
+        else if (i + 1 < sizeof rl->at / sizeof rl->at[0])
+            p = rl->at[i + 1];
+        else
+            p = bounce_next_rfc822(body, r, end);
     }
     memcpy(w, r, (size_t)(end - r));
-    w += end - r;
+    return w + (end - r);
+}
+
+/* The mail's own header block is read here, field by field, and GMime is
+ * given only its MIME fields (Content-*, MIME-Version), the blank line and
+ * the relabelled body. Most fields of a report's header block (Received,
+ * DKIM, ARC, X-...) are only ever read as text, and GMime would build an
+ * object for each (a third of its parse time over the corpus). What needs
+ * decoding is still GMime's: encoded words and charsets
+ * (bounce_field_add), everything MIME. Returns the bytes for GMime
+ * (malloc'd) and the offset of the body in data; NULL with *err == 0 when
+ * a line of the block is no header field (then GMime reads it all). */
+static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len, size_t *outlen,
+                             size_t *body_off, int *err)
+{
+    const char *end = data + len, *hs = data;
+    /* An mbox envelope line ("From MAILER-DAEMON Tue Jun ...") before the
+     * header block is no header field. */
+    if (len > 5 && memcmp(data, "From ", 5) == 0) {
+        const char *eol = memchr(data, '\n', len);
+        hs = eol ? eol + 1 : end;
+    }
+    ssize_t off = bounce_fields_read(&d->top, hs, (size_t)(end - hs), err);
+    if (off < 0)
+        return NULL;
+    const char *body = hs + off, *p = hs;
+    size_t mime = 0;
+    struct bounce_field f;
+    while (bounce_next_field(&p, body, &f) == 1)
+        if (bounce_field_mime(&f))
+            mime += f.len;
+    struct bounce_relabels rl;
+    char *out = malloc(mime + 1 + bounce_relabel_room(&rl, body, end) + 1), *w = out;
+    if (out == NULL) {
+        *err = BOUNCE_ENOMEM;
+        return NULL;
+    }
+    for (p = hs; bounce_next_field(&p, body, &f) == 1;)
+        if (bounce_field_mime(&f)) {
+            memcpy(w, f.start, f.len);
+            w += f.len;
+        }
+    *w++ = '\n';
+    w = bounce_relabel(w, &rl, body, end);
     *w = '\0';
     *outlen = (size_t)(w - out);
+    *body_off = (size_t)(body - data);
     return out;
+}
+
+/* When the header block is not plain fields: GMime reads it, from a copy
+ * in which only the body is relabelled. */
+static GMimeStream *bounce_whole_for_gmime(const char *data, size_t len)
+{
+    const char *end = data + len, *body = data + bounce_header_len(data, len);
+    struct bounce_relabels rl;
+    char *out = malloc((size_t)(body - data) + bounce_relabel_room(&rl, body, end) + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, data, (size_t)(body - data));
+    char *w = bounce_relabel(out + (body - data), &rl, body, end);
+    *w = '\0';
+    GMimeStream *s = g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)out, (size_t)(w - out)));
+    if (len > 5 && memcmp(data, "From ", 5) == 0) {
+        const char *eol = memchr(data, '\n', len);
+        if (eol != NULL)
+            g_mime_stream_seek(s, (gint64)(eol + 1 - data), GMIME_STREAM_SEEK_SET);
+    }
+    return s;
 }
 
 int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int rv = BOUNCE_OK;
-    size_t olen = 0;
-    char *opaque = bounce_opaque_returned(data, len, &olen);
-    /* the relabelled copy is handed over as it is (GLib allocates with
-     * malloc); the caller's bytes are copied once */
-    GMimeStream *s = opaque ? g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)opaque, olen))
-                            : g_mime_stream_mem_new_with_buffer(data, len);
-    /* An mbox envelope line ("From MAILER-DAEMON Tue Jun ...") before the
-     * header block is no header: the entity starts after it. */
-    if (len > 5 && memcmp(data, "From ", 5) == 0) {
-        const char *eol = memchr(data, '\n', len);
-        if (eol != NULL)
-            g_mime_stream_seek(s, (gint64)(eol + 1 - data), GMIME_STREAM_SEEK_SET);
-    }
+    size_t olen = 0, body_off = 0;
+    char *own = bounce_top_read(d, data, len, &olen, &body_off, &rv);
+    if (rv != BOUNCE_OK)
+        return rv;
+    /* the copy is handed over as it is (GLib allocates with malloc) */
+    GMimeStream *s = own ? g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)own, olen))
+                         : bounce_whole_for_gmime(data, len);
+    if (s == NULL)
+        return BOUNCE_ENOMEM;
     GMimeParser *p = g_mime_parser_new_with_stream(s);
-    /* The report is parsed as a MIME entity, not as a GMimeMessage: its
-     * header list is the same, and GMime skips building address lists,
-     * dates and the message wrapper nobody here reads (10-20 % of its
-     * parse time over the corpus). */
+    /* The report is parsed as a MIME entity, not as a GMimeMessage: GMime
+     * skips building address lists, dates and the message wrapper nobody
+     * here reads. */
     GMimeObject *body = g_mime_parser_construct_part(p, NULL);
     if (body == NULL) {
         rv = BOUNCE_EPARSE;
         goto out;
     }
-    bounce_copy_headers(&d->top, body, false);
-    if (body != NULL) {
-        GMimeContentType *ct = g_mime_object_get_content_type(body);
-        if (ct != NULL) {
-            snprintf(d->content_type, sizeof d->content_type, "%s/%s",
-                     g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct) : "",
-                     g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "");
-            const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
-            if (rt != NULL)
-                snprintf(d->report_type, sizeof d->report_type, "%s", rt);
-            bounce__normalise(d->content_type);
-            bounce__normalise(d->report_type);
-        }
+    if (own == NULL) {
+        bounce_copy_headers(&d->top, body, false);
+        gint64 he = g_mime_parser_get_headers_end(p);
+        body_off = he > 0 ? (size_t)he : 0;
+    }
+    GMimeContentType *ct = g_mime_object_get_content_type(body);
+    if (ct != NULL) {
+        snprintf(d->content_type, sizeof d->content_type, "%s/%s",
+                 g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct) : "",
+                 g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "");
+        const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
+        if (rt != NULL)
+            snprintf(d->report_type, sizeof d->report_type, "%s", rt);
+        bounce__normalise(d->content_type);
+        bounce__normalise(d->report_type);
     }
     struct bounce_walk wk = {.d = d};
     bounce_walk(&wk, body, 0, false);
@@ -633,9 +917,9 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
         /* Nothing readable came out of the MIME structure (a multipart whose
          * boundary never occurs, a broken header): read the raw body as
          * text, as a person would. */
-        gint64 off = g_mime_parser_get_headers_end(p);
-        if (off > 0 && (size_t)off < len) {
-            size_t n = len - (size_t)off;
+        size_t off = body_off;
+        if (off > 0 && off < len) {
+            size_t n = len - off;
             if (n > d->lim->max_text)
                 n = d->lim->max_text;
             char *raw = bounce__strndup(data + off, n);
