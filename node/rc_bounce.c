@@ -27,6 +27,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <raft.h>
+
 #include "node/base/rc_log.h"
 #include "node/rc_bounce.h"
 #include "node/rc_node_internal.h"
@@ -257,6 +259,21 @@ static bool rc_bounce_find_verp(const rc_node *n, const char *text, char *out, s
     return false;
 }
 
+/* The return path a complaint names: the report's Original-Mail-From, else
+ * the returned message's Return-Path, else any returned header (Sender:, a
+ * copy of MAIL FROM). */
+static bool rc_bounce_complaint_verp(const rc_node *n, const bounce_report *rep, char *verp, size_t len)
+{
+    if (rc_bounce_find_verp(n, bounce_report_feedback_mail_from(rep), verp, len) ||
+        rc_bounce_find_verp(n, bounce_report_orig_get(rep, "Return-Path"), verp, len))
+        return true;
+    for (size_t i = 0; i < bounce_report_orig_header_count(rep); i++)
+        if (rc_bounce_find_verp(n, bounce_report_orig_header(rep, i)->value, verp, len))
+            return true;
+    verp[0] = '\0';
+    return false;
+}
+
 /* One VERP address (the envelope recipient, or the return path a complaint
  * names): decoded and checked against the state. Returns the message, with
  * *rcpt; NULL after writing a note. */
@@ -293,15 +310,10 @@ static void rc_bounce_complaint(struct rc_bounce_job *j, const bounce_report *re
                                 const char *verp_rcpt)
 {
     char verp[512] = "";
-    const char *mf = bounce_report_feedback_mail_from(rep);
     if (verp_rcpt != NULL)
         snprintf(verp, sizeof verp, "%s", verp_rcpt);
-    else if (!rc_bounce_find_verp(j->n, mf, verp, sizeof verp) &&
-             !rc_bounce_find_verp(j->n, bounce_report_orig_get(rep, "Return-Path"), verp, sizeof verp)) {
-        /* any returned header may carry it (Sender:, a copy of MAIL FROM) */
-        for (size_t i = 0; i < bounce_report_orig_header_count(rep) && !verp[0]; i++)
-            rc_bounce_find_verp(j->n, bounce_report_orig_header(rep, i)->value, verp, sizeof verp);
-    }
+    else
+        rc_bounce_complaint_verp(j->n, rep, verp, sizeof verp);
     const struct bounce_rcpt *x = bounce_report_rcpt_count(rep) ? bounce_report_rcpt(rep, 0) : NULL;
     if (!verp[0]) {
         rc_bounce_note(j, RICOCHET__BOUNCE_NOTE_KIND__NOTE_UNMAPPED, NULL, -1, x ? x->recipient : NULL, "feedback",
@@ -485,6 +497,9 @@ struct rc_bounce_work {
     bounce_report *rep;
     int rv;
     char err[160];
+    uint64_t arrived_ms; /* when the report was accepted for analysis */
+    uv_timer_t wait;     /* bounds the catch-up with the leader */
+    bool catch_up_due, timer_open, answered;
 };
 
 static void rc_bounce_work_free(struct rc_bounce_work *w)
@@ -506,6 +521,7 @@ static struct rc_bounce_work *rc_bounce_work_new(rc_node *n, smtp_accept *tok, c
         return NULL;
     w->n = n;
     w->tok = tok;
+    w->arrived_ms = rc_now_ms();
     snprintf(w->id, sizeof w->id, "%s", id);
     w->lim.max_size = (size_t)n->cfg.bounce_max_size;
     w->sender = strdup(env->mail_from ? env->mail_from : "");
@@ -536,13 +552,120 @@ static void rc_bounce_analyse_work(uv_work_t *req)
 
 static void rc_bounce_record(struct rc_bounce_work *w);
 
+/* ---- waiting for the log ------------------------------------------------------ */
+
+/* A message that the report's VERP address names (with a valid MAC) and that
+ * this node's state does not hold. */
+static bool rc_bounce_names_unknown(rc_node *n, const char *verp)
+{
+    struct verp_key key = {(const uint8_t *)n->cfg.bounce_secret, strlen(n->cfg.bounce_secret), 0};
+    char id[VERP_ID_MAX + 1];
+    size_t idlen = 0;
+    uint32_t rcpt;
+    if (verp_decode(&key, n->cfg.bounce_domain, verp, strlen(verp), id, sizeof id, &idlen, &rcpt) != VERP_OK)
+        return false;
+    return rc_fsm_message(rc_raft_fsm(n->raft), id) == NULL;
+}
+
+static bool rc_bounce_all_known(struct rc_bounce_work *w)
+{
+    if (w->rv != BOUNCE_OK)
+        return true;
+    bool arf = bounce_report_kind(w->rep) == BOUNCE_KIND_ARF;
+    for (size_t i = 0; i < w->n_rcpts; i++) {
+        char verp[512];
+        if (rc_bounce_is_feedback(w->n, w->rcpts[i])) {
+            if (arf && rc_bounce_complaint_verp(w->n, w->rep, verp, sizeof verp) &&
+                rc_bounce_names_unknown(w->n, verp))
+                return false;
+        } else if (rc_bounce_names_unknown(w->n, w->rcpts[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The bounce domain's MX is every node, and a follower's copy of the log
+ * may trail the leader's: a report can name a message that is committed
+ * but not applied here yet. Such a node first catches up with the leader
+ * (rc_raft_catch_up: a Noop through the leader, awaited in the local
+ * state); the message was committed before it was ever delivered, so it is
+ * then known if it exists. Without a leader, or past half of
+ * smtp.accept_timeout, the answer is 451 and the sender tries again. */
+static void rc_bounce_wait_done(struct rc_bounce_work *w)
+{
+    if (!w->catch_up_due && !w->timer_open)
+        rc_bounce_work_free(w);
+}
+
+static void rc_bounce_wait_closed(uv_handle_t *h)
+{
+    struct rc_bounce_work *w = h->data;
+    w->timer_open = false;
+    rc_bounce_wait_done(w);
+}
+
+static void rc_bounce_wait_end(struct rc_bounce_work *w, const char *reply)
+{
+    if (!w->answered) {
+        w->answered = true;
+        if (reply != NULL)
+            smtp_accept_done(w->tok, reply);
+        else
+            rc_bounce_record(w);
+    }
+    if (w->timer_open && !uv_is_closing((uv_handle_t *)&w->wait)) {
+        uv_timer_stop(&w->wait);
+        uv_close((uv_handle_t *)&w->wait, rc_bounce_wait_closed);
+    }
+}
+
+static void rc_bounce_caught_up(void *data, int status)
+{
+    struct rc_bounce_work *w = data;
+    w->catch_up_due = false;
+    if (status != RC_OK)
+        rc_warn("bounce", "catch_up_failed id=%s error=\"%s\"", w->id, rc_strerror(status));
+    rc_bounce_wait_end(w, status == RC_OK && !w->n->stopping ? NULL
+                                                             : "451 4.3.0 Report not mapped, cluster not reachable; "
+                                                               "try again later");
+    rc_bounce_wait_done(w);
+}
+
+static void rc_bounce_wait_timeout(uv_timer_t *t)
+{
+    struct rc_bounce_work *w = t->data;
+    rc_warn("bounce", "catch_up_timeout id=%s action=451", w->id);
+    rc_bounce_wait_end(w, "451 4.3.0 Report not mapped in time, try again later");
+}
+
+static bool rc_bounce_need_catch_up(struct rc_bounce_work *w)
+{
+    struct rc_raft_status st;
+    rc_raft_get_status(w->n->raft, &st);
+    return st.state != RAFT_LEADER && !rc_bounce_all_known(w);
+}
+
 static void rc_bounce_analysed(uv_work_t *req, int status)
 {
     struct rc_bounce_work *w = req->data;
-    if (status != 0 || w->n->stopping)
+    if (status != 0 || w->n->stopping) {
         smtp_accept_done(w->tok, "451 4.3.0 Node shutting down, try again later");
-    else
+    } else if (!rc_bounce_need_catch_up(w)) {
         rc_bounce_record(w);
+    } else {
+        rc_info("bounce", "catch_up id=%s reason=\"names a message not applied here yet\"", w->id);
+        int rv = rc_raft_catch_up(w->n->raft, rc_bounce_caught_up, w);
+        if (rv == RC_OK) {
+            w->catch_up_due = w->timer_open = true;
+            uv_timer_init(w->n->loop, &w->wait);
+            w->wait.data = w;
+            uv_timer_start(&w->wait, rc_bounce_wait_timeout, w->n->cfg.accept_timeout_ms / 2, 0);
+            return;
+        }
+        rc_warn("bounce", "catch_up_failed id=%s error=\"%s\"", w->id, rc_strerror(rv));
+        smtp_accept_done(w->tok, "451 4.3.0 Report not mapped, cluster not reachable; try again later");
+    }
     rc_bounce_work_free(w);
 }
 
@@ -604,7 +727,10 @@ static void rc_bounce_record(struct rc_bounce_work *w)
     }
     uv_timer_init(n->loop, &j->timer);
     j->timer.data = j;
-    uv_timer_start(&j->timer, rc_bounce_timeout, n->cfg.accept_timeout_ms, 0);
+    /* the client's budget counts from the report's arrival */
+    uint64_t spent = rc_now_ms() - w->arrived_ms;
+    uv_timer_start(&j->timer, rc_bounce_timeout,
+                   spent < n->cfg.accept_timeout_ms ? n->cfg.accept_timeout_ms - spent : 1, 0);
     for (size_t i = 0; i < j->nrecs; i++) { /* the array moved while it grew */
         struct rc_bounce_rec *r = &j->recs[i];
         if (r->rec.kind_case == RICOCHET__RECORD__KIND_STATUS)

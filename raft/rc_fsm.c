@@ -1093,6 +1093,15 @@ uint64_t rc_fsm_applied_records(const rc_fsm *f) { return f->applied; }
 uint64_t rc_fsm_skipped_records(const rc_fsm *f) { return f->skipped; }
 uint64_t rc_fsm_forgotten_messages(const rc_fsm *f) { return f->forgotten; }
 void rc_fsm_digest_hex(const rc_fsm *f, char out[65]) { hex_of(f->digest, 32, out); }
+
+bool rc_fsm_request_applied(const rc_fsm *f, const uint8_t *id, size_t len)
+{
+    char key[2 * 64 + 1];
+    if (len == 0 || len > 64)
+        return false;
+    hex_of(id, len, key);
+    return rc_map_get(f->dedup, key) != NULL;
+}
 const struct rc_msg *rc_fsm_message(const rc_fsm *f, const char *id) { return rc_map_get(f->messages, id); }
 size_t rc_fsm_message_count(const rc_fsm *f) { return rc_map_count(f->messages); }
 const struct rc_view *rc_fsm_view(const rc_fsm *f) { return &f->view; }

@@ -147,6 +147,9 @@ uint64_t rc_fsm_applied_records(const rc_fsm *f);
 uint64_t rc_fsm_forgotten_messages(const rc_fsm *f); /* removed by retention since start */
 uint64_t rc_fsm_skipped_records(const rc_fsm *f); /* duplicates, bad or forbidden */
 void rc_fsm_digest_hex(const rc_fsm *f, char out[65]);
+/* A record with this request id was applied (among the last
+ * dedup_capacity ones). */
+bool rc_fsm_request_applied(const rc_fsm *f, const uint8_t *id, size_t len);
 
 const struct rc_msg *rc_fsm_message(const rc_fsm *f, const char *id);
 size_t rc_fsm_message_count(const rc_fsm *f);

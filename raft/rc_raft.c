@@ -98,6 +98,7 @@ struct rc_raft {
     void *close_data;
 
     uint64_t proposals_ok, proposals_failed;
+    struct catch_up *catch_ups; /* committed through the leader, not applied here yet */
 };
 
 static const struct {
@@ -510,10 +511,13 @@ static void check_disk(rc_raft *r)
     r->disk_low = low;
 }
 
+static void catch_ups_check(rc_raft *r, int err);
+
 static void tick_cb(uv_timer_t *t)
 {
     rc_raft *r = t->data;
     uint64_t now = now_ms(r);
+    catch_ups_check(r, RC_OK);
     int state = raft_state(&r->raft);
     raft_id leader = 0;
     const char *addr = NULL;
@@ -633,6 +637,7 @@ void rc_raft_close(rc_raft *r, void (*cb)(void *), void *data)
     r->close_data = data;
     uv_timer_stop(&r->tick);
     uv_idle_stop(&r->flusher);
+    catch_ups_check(r, RC_ESHUTDOWN);
     while (r->pending_head) {
         struct batch *b = r->pending_head;
         r->pending_head = b->next;
@@ -759,6 +764,73 @@ err_after_alloc:
 void rc_raft_set_forwarder(rc_raft *r, const struct rc_forwarder *fwd)
 {
     r->fwd = *fwd;
+}
+
+/* ----------------------------------------------------------- catch-up */
+
+struct catch_up {
+    struct catch_up *next;
+    rc_raft *r;
+    uint8_t rid[REQUEST_ID_LEN];
+    rc_propose_cb cb;
+    void *data;
+};
+
+static void catch_up_proposed(void *data, int status)
+{
+    struct catch_up *c = data;
+    rc_raft *r = c->r;
+    if (status == RC_OK && !r->closing && !rc_fsm_request_applied(r->fsm, c->rid, sizeof c->rid)) {
+        /* committed by the leader, still on its way here: tick_cb looks */
+        c->next = r->catch_ups;
+        r->catch_ups = c;
+        return;
+    }
+    c->cb(c->data, r->closing && status == RC_OK ? RC_ESHUTDOWN : status);
+    free(c);
+}
+
+/* Calls back the catch-ups whose Noop this node has applied (all of them,
+ * with err, when err is not RC_OK). */
+static void catch_ups_check(rc_raft *r, int err)
+{
+    struct catch_up **pp = &r->catch_ups;
+    while (*pp != NULL) {
+        struct catch_up *c = *pp;
+        if (err == RC_OK && !rc_fsm_request_applied(r->fsm, c->rid, sizeof c->rid)) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        c->cb(c->data, err);
+        free(c);
+    }
+}
+
+int rc_raft_catch_up(rc_raft *r, rc_propose_cb cb, void *data)
+{
+    if (r->closing)
+        return RC_ESHUTDOWN;
+    struct catch_up *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return RC_ENOMEM;
+    c->r = r;
+    c->cb = cb;
+    c->data = data;
+    fill_request_id(r, c->rid);
+    Ricochet__Noop noop;
+    ricochet__noop__init(&noop);
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.has_request_id = true;
+    rec.request_id.data = c->rid;
+    rec.request_id.len = sizeof c->rid;
+    rec.kind_case = RICOCHET__RECORD__KIND_NOOP;
+    rec.noop = &noop;
+    int rv = rc_raft_propose(r, &rec, catch_up_proposed, c);
+    if (rv != RC_OK)
+        free(c);
+    return rv;
 }
 
 void rc_raft_get_status(rc_raft *r, struct rc_raft_status *st)

@@ -105,6 +105,12 @@ int rc_raft_propose(rc_raft *r, const struct Ricochet__Record *rec, rc_propose_c
 /* Leader only: calls cb once every entry before it has been applied
  * (linearizable reads). */
 int rc_raft_barrier(rc_raft *r, rc_propose_cb cb, void *data);
+/* On any voter: cb(RC_OK) once this node has applied everything the leader
+ * had committed when the call was made (a Noop goes through the leader and
+ * is awaited in the local state: a read barrier for a follower whose copy
+ * may trail). Returns an error now, or calls cb exactly once later with
+ * RC_OK or the proposal's error (RC_ESHUTDOWN when the node closes). */
+int rc_raft_catch_up(rc_raft *r, rc_propose_cb cb, void *data);
 
 /* Leader only: hands leadership to node `to` (0: the most up-to-date voter).
  * cb gets RC_OK when this node is no longer the leader. */

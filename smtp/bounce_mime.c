@@ -271,8 +271,13 @@ static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f
     memcpy(value, f->value, f->value_len);
     value[f->value_len] = '\0';
     char *unfolded = g_mime_utils_header_unfold(value);
-    char *decoded = unfolded ? g_mime_utils_header_decode_text(NULL, unfolded) : NULL;
-    int rv = bounce__hdrs_add(h, block, decoded ? decoded : "");
+    /* ASCII text without an encoded word comes out of the decoder as it
+     * went in: spare the call */
+    bool plain = unfolded != NULL && strstr(unfolded, "=?") == NULL;
+    for (const char *c = unfolded; plain && *c; c++)
+        plain = (unsigned char)*c < 0x80;
+    char *decoded = unfolded && !plain ? g_mime_utils_header_decode_text(NULL, unfolded) : NULL;
+    int rv = bounce__hdrs_add(h, block, decoded ? decoded : unfolded ? unfolded : "");
     g_free(decoded);
     g_free(unfolded);
     free(block);

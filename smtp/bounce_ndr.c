@@ -75,6 +75,9 @@ static bool bounce_is_separator(const char *line, size_t ll)
     static const char *const plain[] = {"original message headers", "original message follows",
                                         "the original message headers", "below this line is a copy",
                                         "----- original message", NULL};
+    int c0 = tolower((unsigned char)l[0]);
+    if (c0 != 'o' && c0 != 't' && c0 != 'b' && c0 != '-' && c0 != '=' && c0 != '*' && c0 != '_')
+        return false;
     for (const char *const *p = plain; *p; p++)
         if (n >= strlen(*p) && strncasecmp(l, *p, strlen(*p)) == 0)
             return true;
@@ -104,6 +107,8 @@ static bool bounce_is_orig_start(const char *l, size_t n)
     static const char *const starts[] = {"return-path:", "received:", "message-id:", "dkim-signature:",
                                          "from:", "to:", "subject:", "date:", "mime-version:", "delivered-to:",
                                          NULL};
+    if (n == 0 || strchr("rmdftsRMDFTS", l[0]) == NULL)
+        return false;
     for (const char *const *p = starts; *p; p++)
         if (n >= strlen(*p) && strncasecmp(l, *p, strlen(*p)) == 0)
             return true;

@@ -13,22 +13,33 @@ as the reporting MTA, on 127.0.5.x:
   feedback address -> `complained` and suppressed;
 * a forged VERP token (one character changed) changes nothing and is
   counted as `forged` in GET /v1/bounces; a token for a message that does
-  not exist is `unmapped`; an auto-reply to a VERP address is `ignored`.
+  not exist is `unmapped`; an auto-reply to a VERP address is `ignored`;
+* a report that reaches a follower whose copy of the log does not hold the
+  message yet (it was stopped while the message was accepted; the leader
+  and the other follower are stopped when the report arrives, so nothing
+  can bring the log meanwhile) is not recorded as `unmapped`: the follower
+  catches up with the leader first, and once the others run again the
+  report is mapped, answered 250 and the recipient is `bounced`.
 The VERP tokens are made here from docs/EGRESS.md (an independent encoder),
 with the key the nodes derive: "verp:" + cluster.secret."""
 import base64
 import hashlib
 import hmac
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 import urllib.request
 
 from clusterlib import Cluster, log, main
 
 NET = "127.0.5"
 FEEDBACK = "fbl@feedback.ricochet.test"
-FAST = ["raft.election_timeout=300ms", "smtp.accept_timeout=10s", "dns.lease=1s",
+# A long election timeout: in step 4 a follower must keep following a leader
+# that is stopped for a moment (nobody campaigns meanwhile).
+FAST = ["raft.election_timeout=3s", "smtp.accept_timeout=10s", "dns.lease=1s",
         f"bounce.feedback_address={FEEDBACK}"]
 QUEUED = re.compile(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]+)")
 RECORDED = re.compile(r"250 2\.0\.0 Ok: report recorded as ([0-9A-Z]+)")
@@ -289,6 +300,45 @@ def test_intake_on_three_nodes():
         c.wait("the notes on a follower too", lambda: {"forged", "unmapped", "ignored"}
                <= {n["kind"] for n in bounces(c, follower)["notes"]})
         log(f"forged, unmapped and auto-reply changed nothing; counts {bounces(c, follower)['counts']}")
+
+        # 4. a report at a node that has not applied the message yet
+        lagging = follower
+        others = [i for i in c.nodes if i != lagging]
+        stopped = []
+        try:
+            os.kill(c.pid(lagging), signal.SIGSTOP)
+            stopped.append(lagging)
+            late = send_message(c.nodes[leader]["smtp"], ["late.user@example.com"])
+            c.wait("the others hold the message", lambda: all(
+                c.ctl_json(i, "message", late, check=False) for i in others))
+            for i in others:
+                os.kill(c.pid(i), signal.SIGSTOP)
+                stopped.append(i)
+            os.kill(c.pid(lagging), signal.SIGCONT)
+            stopped.remove(lagging)
+            cmd = ["swaks", "--server", c.nodes[lagging]["smtp"], "--timeout", "30", "--from", "<>",
+                   "--to", verp(secret, late, 0), "--data", "-"]
+            report = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True)
+            report.stdin.write(postfix_dsn("late.user@example.com"))
+            report.stdin.close()
+            report.stdin = None  # written and closed: communicate() only reads
+            c.wait("the lagging node waits for the log",
+                   lambda: "names a message not applied here yet" in open(c.log_path(lagging)).read())
+            time.sleep(0.5)  # the wait holds while nobody can bring the log
+            assert report.poll() is None, report.stdout.read()
+            for i in list(stopped):
+                os.kill(c.pid(i), signal.SIGCONT)
+                stopped.remove(i)
+            out = report.communicate(timeout=60)[0]
+            assert RECORDED.search(out), out
+        finally:
+            for i in stopped:
+                os.kill(c.pid(i), signal.SIGCONT)
+        c.wait("late bounce mapped on every node", lambda: all(
+            ((c.ctl_json(i, "message", late, check=False) or {}).get("recipients") or [{}])[0].get("status")
+            == "bounced" for i in c.nodes))
+        log("a report that arrived before its message was applied on the receiving node was mapped, not unmapped")
 
 
 if __name__ == "__main__":

@@ -250,6 +250,20 @@ static void test_duplicate_request_applies_once(void **state)
     apply_one(f, &rec);
     assert_int_equal(rc_fsm_applied_records(f), applied);
     assert_non_null(rc_fsm_suppression(f, "x@example.com"));
+    /* what a catch-up (rc_raft_catch_up) asks: was that request applied here */
+    assert_true(rc_fsm_request_applied(f, reqid, sizeof reqid));
+    uint8_t other[16];
+    Ricochet__Record noop_rec;
+    ricochet__record__init(&noop_rec);
+    set_req(&noop_rec, other, 424243);
+    assert_false(rc_fsm_request_applied(f, other, sizeof other));
+    Ricochet__Noop noop;
+    ricochet__noop__init(&noop);
+    noop_rec.kind_case = RICOCHET__RECORD__KIND_NOOP;
+    noop_rec.noop = &noop;
+    apply_one(f, &noop_rec);
+    assert_true(rc_fsm_request_applied(f, other, sizeof other));
+    assert_false(rc_fsm_request_applied(f, other, 0));
     rc_fsm_free(f);
 }
 
