@@ -75,13 +75,18 @@ struct rc_bounce_rec {
     size_t ns;
 };
 
+struct rc_bounce_work;
+
+/* From the end of the analysis to the answer: the catch-up with the leader
+ * (if needed), the records and their commits, under one timer. */
 struct rc_bounce_job {
     rc_node *n;
     smtp_accept *tok;
     char id[64];
-    uv_timer_t timer;
-    unsigned pending, failed;
+    uv_timer_t timer;        /* what is left of smtp.accept_timeout */
+    unsigned pending, failed; /* a catch-up or proposals in flight */
     bool answered, timer_closed;
+    struct rc_bounce_work *work; /* the analysis, kept while catching up */
     struct rc_bounce_rec *recs;
     size_t nrecs, caprecs;
 };
@@ -424,8 +429,12 @@ static void rc_bounce_verp(struct rc_bounce_job *j, const bounce_report *rep, co
 
 /* ---- proposing ---------------------------------------------------------------- */
 
+static void rc_bounce_work_free(struct rc_bounce_work *w);
+
 static void rc_bounce_job_free(struct rc_bounce_job *j)
 {
+    if (j->work != NULL)
+        rc_bounce_work_free(j->work);
     for (size_t i = 0; i < j->nrecs; i++)
         for (size_t k = 0; k < j->recs[i].ns; k++)
             free(j->recs[i].s[k]);
@@ -498,8 +507,6 @@ struct rc_bounce_work {
     int rv;
     char err[160];
     uint64_t arrived_ms; /* when the report was accepted for analysis */
-    uv_timer_t wait;     /* bounds the catch-up with the leader */
-    bool catch_up_due, timer_open, answered;
 };
 
 static void rc_bounce_work_free(struct rc_bounce_work *w)
@@ -550,7 +557,7 @@ static void rc_bounce_analyse_work(uv_work_t *req)
     w->rv = bounce_analyse(w->body, w->len, &w->lim, &w->rep, w->err, sizeof w->err);
 }
 
-static void rc_bounce_record(struct rc_bounce_work *w);
+static void rc_bounce_record(struct rc_bounce_job *j, struct rc_bounce_work *w);
 
 /* ---- waiting for the log ------------------------------------------------------ */
 
@@ -585,60 +592,6 @@ static bool rc_bounce_all_known(struct rc_bounce_work *w)
     return true;
 }
 
-/* The bounce domain's MX is every node, and a follower's copy of the log
- * may trail the leader's: a report can name a message that is committed
- * but not applied here yet. Such a node first catches up with the leader
- * (rc_raft_catch_up: a Noop through the leader, awaited in the local
- * state); the message was committed before it was ever delivered, so it is
- * then known if it exists. Without a leader, or past half of
- * smtp.accept_timeout, the answer is 451 and the sender tries again. */
-static void rc_bounce_wait_done(struct rc_bounce_work *w)
-{
-    if (!w->catch_up_due && !w->timer_open)
-        rc_bounce_work_free(w);
-}
-
-static void rc_bounce_wait_closed(uv_handle_t *h)
-{
-    struct rc_bounce_work *w = h->data;
-    w->timer_open = false;
-    rc_bounce_wait_done(w);
-}
-
-static void rc_bounce_wait_end(struct rc_bounce_work *w, const char *reply)
-{
-    if (!w->answered) {
-        w->answered = true;
-        if (reply != NULL)
-            smtp_accept_done(w->tok, reply);
-        else
-            rc_bounce_record(w);
-    }
-    if (w->timer_open && !uv_is_closing((uv_handle_t *)&w->wait)) {
-        uv_timer_stop(&w->wait);
-        uv_close((uv_handle_t *)&w->wait, rc_bounce_wait_closed);
-    }
-}
-
-static void rc_bounce_caught_up(void *data, int status)
-{
-    struct rc_bounce_work *w = data;
-    w->catch_up_due = false;
-    if (status != RC_OK)
-        rc_warn("bounce", "catch_up_failed id=%s error=\"%s\"", w->id, rc_strerror(status));
-    rc_bounce_wait_end(w, status == RC_OK && !w->n->stopping ? NULL
-                                                             : "451 4.3.0 Report not mapped, cluster not reachable; "
-                                                               "try again later");
-    rc_bounce_wait_done(w);
-}
-
-static void rc_bounce_wait_timeout(uv_timer_t *t)
-{
-    struct rc_bounce_work *w = t->data;
-    rc_warn("bounce", "catch_up_timeout id=%s action=451", w->id);
-    rc_bounce_wait_end(w, "451 4.3.0 Report not mapped in time, try again later");
-}
-
 static bool rc_bounce_need_catch_up(struct rc_bounce_work *w)
 {
     struct rc_raft_status st;
@@ -646,25 +599,63 @@ static bool rc_bounce_need_catch_up(struct rc_bounce_work *w)
     return st.state != RAFT_LEADER && !rc_bounce_all_known(w);
 }
 
+/* The bounce domain's MX is every node, and a follower's copy of the log
+ * may trail the leader's: a report can name a message that is committed
+ * but not applied here yet. Such a node first catches up with the leader
+ * (rc_raft_catch_up: a Noop through the leader, awaited in the local
+ * state); the message was committed before it was ever delivered, so it is
+ * then known if it exists. Without a leader the answer is 451, and the
+ * reporting MTA tries again. */
+static void rc_bounce_caught_up(void *data, int status)
+{
+    struct rc_bounce_job *j = data;
+    struct rc_bounce_work *w = j->work;
+    j->work = NULL;
+    j->pending--;
+    if (status != RC_OK)
+        rc_warn("bounce", "catch_up_failed id=%s error=\"%s\"", j->id, rc_strerror(status));
+    if (j->answered) {
+        /* timed out meanwhile: the client has its 451 */
+    } else if (status == RC_OK && !j->n->stopping) {
+        rc_bounce_record(j, w);
+    } else {
+        rc_bounce_answer(j, "451 4.3.0 Report not mapped, cluster not reachable; try again later");
+    }
+    rc_bounce_work_free(w);
+    rc_bounce_maybe_free(j);
+}
+
 static void rc_bounce_analysed(uv_work_t *req, int status)
 {
     struct rc_bounce_work *w = req->data;
-    if (status != 0 || w->n->stopping) {
+    rc_node *n = w->n;
+    struct rc_bounce_job *j = NULL;
+    if (status != 0 || n->stopping) {
         smtp_accept_done(w->tok, "451 4.3.0 Node shutting down, try again later");
-    } else if (!rc_bounce_need_catch_up(w)) {
-        rc_bounce_record(w);
+    } else if ((j = calloc(1, sizeof *j)) == NULL) {
+        smtp_accept_done(w->tok, "451 4.3.0 Insufficient system resources");
     } else {
-        rc_info("bounce", "catch_up id=%s reason=\"names a message not applied here yet\"", w->id);
-        int rv = rc_raft_catch_up(w->n->raft, rc_bounce_caught_up, w);
-        if (rv == RC_OK) {
-            w->catch_up_due = w->timer_open = true;
-            uv_timer_init(w->n->loop, &w->wait);
-            w->wait.data = w;
-            uv_timer_start(&w->wait, rc_bounce_wait_timeout, w->n->cfg.accept_timeout_ms / 2, 0);
+        j->n = n;
+        j->tok = w->tok;
+        snprintf(j->id, sizeof j->id, "%s", w->id);
+        uv_timer_init(n->loop, &j->timer);
+        j->timer.data = j;
+        /* the client's budget counts from the report's arrival */
+        uint64_t spent = rc_now_ms() - w->arrived_ms;
+        uv_timer_start(&j->timer, rc_bounce_timeout,
+                       spent < n->cfg.accept_timeout_ms ? n->cfg.accept_timeout_ms - spent : 1, 0);
+        if (rc_bounce_need_catch_up(w)) {
+            rc_info("bounce", "catch_up id=%s reason=\"names a message not applied here yet\"", j->id);
+            j->work = w;
+            j->pending = 1;
+            int rv = rc_raft_catch_up(n->raft, rc_bounce_caught_up, j);
+            if (rv == RC_OK)
+                return;
+            rc_bounce_caught_up(j, rv);
             return;
         }
-        rc_warn("bounce", "catch_up_failed id=%s error=\"%s\"", w->id, rc_strerror(rv));
-        smtp_accept_done(w->tok, "451 4.3.0 Report not mapped, cluster not reachable; try again later");
+        rc_bounce_record(j, w);
+        rc_bounce_maybe_free(j);
     }
     rc_bounce_work_free(w);
 }
@@ -687,17 +678,11 @@ void rc_bounce_intake(rc_node *n, smtp_accept *tok, const char *id, const struct
     }
 }
 
-static void rc_bounce_record(struct rc_bounce_work *w)
+/* Maps the analysis to records and proposes them; the answer follows
+ * their commits (rc_bounce_committed) or the timer. */
+static void rc_bounce_record(struct rc_bounce_job *j, struct rc_bounce_work *w)
 {
     rc_node *n = w->n;
-    struct rc_bounce_job *j = calloc(1, sizeof *j);
-    if (j == NULL) {
-        smtp_accept_done(w->tok, "451 4.3.0 Insufficient system resources");
-        return;
-    }
-    j->n = n;
-    j->tok = w->tok;
-    snprintf(j->id, sizeof j->id, "%s", w->id);
     const char *sender = w->sender;
     const bounce_report *rep = w->rep;
     int rv = w->rv;
@@ -721,16 +706,9 @@ static void rc_bounce_record(struct rc_bounce_work *w)
     }
 
     if (j->nrecs == 0) { /* out of memory for every record */
-        smtp_accept_done(j->tok, "451 4.3.0 Insufficient system resources");
-        rc_bounce_job_free(j);
+        rc_bounce_answer(j, "451 4.3.0 Insufficient system resources");
         return;
     }
-    uv_timer_init(n->loop, &j->timer);
-    j->timer.data = j;
-    /* the client's budget counts from the report's arrival */
-    uint64_t spent = rc_now_ms() - w->arrived_ms;
-    uv_timer_start(&j->timer, rc_bounce_timeout,
-                   spent < n->cfg.accept_timeout_ms ? n->cfg.accept_timeout_ms - spent : 1, 0);
     for (size_t i = 0; i < j->nrecs; i++) { /* the array moved while it grew */
         struct rc_bounce_rec *r = &j->recs[i];
         if (r->rec.kind_case == RICOCHET__RECORD__KIND_STATUS)

@@ -19,7 +19,9 @@ as the reporting MTA, on 127.0.5.x:
   and the other follower are stopped when the report arrives, so nothing
   can bring the log meanwhile) is not recorded as `unmapped`: the follower
   catches up with the leader first, and once the others run again the
-  report is mapped, answered 250 and the recipient is `bounced`.
+  report is mapped, answered 250 and the recipient is `bounced`;
+* at a node that knows no leader, a report naming a message it does not
+  hold is answered 451 (the reporting MTA retries) and nothing is recorded.
 The VERP tokens are made here from docs/EGRESS.md (an independent encoder),
 with the key the nodes derive: "verp:" + cluster.secret."""
 import base64
@@ -339,6 +341,27 @@ def test_intake_on_three_nodes():
             ((c.ctl_json(i, "message", late, check=False) or {}).get("recipients") or [{}])[0].get("status")
             == "bounced" for i in c.nodes))
         log("a report that arrived before its message was applied on the receiving node was mapped, not unmapped")
+
+        # 5. a report naming a message the node does not hold, at a node that knows no leader:
+        #    451 at once (the reporting MTA retries), nothing recorded
+        notes_before = bounces(c, lagging)["counts"]
+        stopped = []
+        try:
+            for i in others:
+                os.kill(c.pid(i), signal.SIGSTOP)
+                stopped.append(i)
+            c.wait("the follower knows no leader", lambda: (c.status(lagging) or {}).get("leader", 0) is None,
+                   timeout=30)
+            rc, out = swaks(c.nodes[lagging]["smtp"], "--from", "<>", "--to", verp(secret, "NOSUCHMESSAGE2", 0),
+                            data=postfix_dsn("nobody@example.com"))
+            assert "451 4.3.0" in out and not RECORDED.search(out), out
+        finally:
+            for i in stopped:
+                os.kill(c.pid(i), signal.SIGCONT)
+        c.wait_leader()
+        c.wait_converged()
+        assert bounces(c, lagging)["counts"] == notes_before, bounces(c, lagging)["counts"]
+        log("a report at a node without a leader: 451, nothing recorded")
 
 
 if __name__ == "__main__":
