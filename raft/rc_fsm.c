@@ -30,7 +30,31 @@ struct rc_fsm {
     uint64_t forgotten; /* messages removed by retention since start (not replicated) */
     uint8_t digest[32];
     rc_notes *notes;      /* bounce notes (rc_notes.h) */
+    struct snap_plan *plan; /* the snapshot being assembled off the loop, or NULL */
 };
+
+/* A message's MessageState, packed. Snapshots are assembled from these
+ * (docs/ARCHITECTURE.md, Snapshots): a message is encoded again only after
+ * it changed, and the bytes are read by libraft's worker thread while the
+ * loop goes on applying. The count is touched on the loop only. */
+struct rc_msg_blob {
+    unsigned refs;
+    size_t len;
+    uint8_t data[];
+};
+
+static void blob_unref(struct rc_msg_blob *b)
+{
+    if (b != NULL && --b->refs == 0)
+        free(b);
+}
+
+/* The message changed: its cached encoding is stale. */
+static void msg_touch(struct rc_msg *m)
+{
+    blob_unref(m->snap);
+    m->snap = NULL;
+}
 
 /* ------------------------------------------------------------- statuses */
 
@@ -123,6 +147,7 @@ static void msg_free(struct rc_msg *m)
 {
     if (m == NULL)
         return;
+    msg_touch(m);
     for (size_t i = 0; i < m->n_rcpts; i++) {
         struct rc_rcpt *r = &m->rcpts[i];
         for (size_t j = 0; j < r->n_history; j++)
@@ -200,6 +225,13 @@ static void hex_of(const uint8_t *p, size_t n, char *out)
         out[2 * i + 1] = hx[p[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+/* The ring keeps ids as the lower-case hex of hex_of(); back to bytes for
+ * snapshots (sscanf per byte cost more than the rest of a snapshot). */
+static unsigned hex_val(char c)
+{
+    return c >= 'a' ? (unsigned)(c - 'a' + 10) : c >= 'A' ? (unsigned)(c - 'A' + 10) : (unsigned)(c - '0');
 }
 
 static bool dedup_seen(rc_fsm *f, const char *key)
@@ -372,6 +404,7 @@ static void apply_status(rc_fsm *f, const Ricochet__StatusUpdate *u)
                 rc_status_name(from), rc_status_name(to));
         return;
     }
+    msg_touch(m);
     struct rc_history *h = history_push(r);
     if (h == NULL)
         abort();
@@ -460,6 +493,7 @@ static void apply_attempt(rc_fsm *f, const Ricochet__AttemptStart *a)
         struct rc_rcpt *r = &m->rcpts[a->recipients[i]];
         if (rc_status_terminal(r->status))
             continue;
+        msg_touch(m);
         r->attempt_node = a->node ? a->node : 1;
         r->attempt_at_ms = a->at_ms;
     }
@@ -644,102 +678,164 @@ static void arena_free(struct arena *a)
 
 #define ARENA_NEW(a, type, count) ((type *)arena_alloc((a), sizeof(type) * (count)))
 
-int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
+/* One message as a MessageState, allocated in a. */
+static Ricochet__MessageState *msg_to_pb(struct arena *a, const struct rc_msg *m)
+{
+    Ricochet__MessageState *ms = ARENA_NEW(a, Ricochet__MessageState, 1);
+    Ricochet__Envelope *env = ARENA_NEW(a, Ricochet__Envelope, 1);
+    Ricochet__RecipientState **rs = ARENA_NEW(a, Ricochet__RecipientState *, m->n_rcpts);
+    if (ms == NULL || env == NULL || rs == NULL)
+        return NULL;
+    ricochet__message_state__init(ms);
+    ricochet__envelope__init(env);
+    ms->id = m->id;
+    env->mail_from = m->mail_from;
+    env->ret = m->ret;
+    env->envid = m->envid;
+    env->body_type = m->body_type;
+    env->auth_user = m->auth_user;
+    env->client_addr = m->client_addr;
+    env->helo = m->helo;
+    env->has_smtputf8 = m->smtputf8;
+    env->smtputf8 = m->smtputf8;
+    ms->envelope = env;
+    ms->has_body_sha256 = true;
+    ms->body_sha256.data = (uint8_t *)m->body_sha256; /* only read by the packer */
+    ms->body_sha256.len = 32;
+    ms->has_body_size = ms->has_received_ms = ms->has_expire_at_ms = true;
+    ms->has_ttr_at_ms = ms->has_accepted_by = true;
+    ms->body_size = m->body_size;
+    ms->received_ms = m->received_ms;
+    ms->expire_at_ms = m->expire_at_ms;
+    ms->ttr_at_ms = m->ttr_at_ms;
+    ms->accepted_by = m->accepted_by;
+    ms->recipients = rs;
+    ms->n_recipients = m->n_rcpts;
+    for (size_t i = 0; i < m->n_rcpts; i++) {
+        const struct rc_rcpt *r = &m->rcpts[i];
+        Ricochet__RecipientState *x = ARENA_NEW(a, Ricochet__RecipientState, 1);
+        Ricochet__RecipientSpec *spec = ARENA_NEW(a, Ricochet__RecipientSpec, 1);
+        Ricochet__HistoryEvent *ev = ARENA_NEW(a, Ricochet__HistoryEvent, r->n_history);
+        Ricochet__HistoryEvent **evp = ARENA_NEW(a, Ricochet__HistoryEvent *, r->n_history);
+        if (x == NULL || spec == NULL || ev == NULL || evp == NULL)
+            return NULL;
+        ricochet__recipient_state__init(x);
+        ricochet__recipient_spec__init(spec);
+        spec->address = r->address;
+        spec->notify = r->notify;
+        spec->orcpt = r->orcpt;
+        x->spec = spec;
+        x->has_status = x->has_attempts = x->has_next_attempt_ms = x->has_hard = true;
+        x->status = (Ricochet__Status)r->status;
+        x->attempts = r->attempts;
+        x->next_attempt_ms = r->next_attempt_ms;
+        x->hard = r->hard;
+        x->reason = r->reason;
+        if (r->attempt_node) {
+            x->has_attempt_node = x->has_attempt_at_ms = true;
+            x->attempt_node = r->attempt_node;
+            x->attempt_at_ms = r->attempt_at_ms;
+        }
+        for (size_t j = 0; j < r->n_history; j++) {
+            history_to_pb(&r->history[j], &ev[j]);
+            evp[j] = &ev[j];
+        }
+        x->history = evp;
+        x->n_history = r->n_history;
+        rs[i] = x;
+    }
+    return ms;
+}
+
+/* The message's packed MessageState: cached until the message changes. */
+static struct rc_msg_blob *msg_blob(struct rc_msg *m)
+{
+    if (m->snap != NULL)
+        return m->snap;
+    struct arena a = {0};
+    Ricochet__MessageState *ms = msg_to_pb(&a, m);
+    struct rc_msg_blob *b = ms ? malloc(sizeof *b + ricochet__message_state__get_packed_size(ms)) : NULL;
+    if (b != NULL) {
+        b->refs = 1;
+        b->len = ricochet__message_state__pack(ms, b->data);
+        m->snap = b;
+    }
+    arena_free(&a);
+    return b;
+}
+
+#ifndef NDEBUG
+/* Debug builds (the sanitizer runs) check every cached encoding against a
+ * fresh one: a change to a message that forgot msg_touch() would put stale
+ * bytes into snapshots. */
+static void msg_blob_check(struct rc_msg *m)
+{
+    struct rc_msg_blob *cached = m->snap;
+    if (cached == NULL)
+        return;
+    m->snap = NULL;
+    struct rc_msg_blob *fresh = msg_blob(m);
+    if (fresh != NULL && (fresh->len != cached->len || memcmp(fresh->data, cached->data, cached->len) != 0)) {
+        rc_error("fsm", "snapshot_cache_stale id=%s", m->id);
+        abort();
+    }
+    blob_unref(fresh);
+    m->snap = cached;
+}
+#endif
+
+/* A snapshot's parts, taken on the loop: the fields before the messages
+ * (1-3) and after them (5-10) packed now, the messages' cached encodings
+ * referenced. snap_plan_assemble() makes the Snapshot of them, byte for
+ * byte what packing it whole gives (protobuf-c writes fields in number
+ * order, and a repeated message field is its elements one after the
+ * other), without touching the state: on libraft's worker thread. */
+struct snap_plan {
+    uint8_t *head, *tail;
+    size_t head_len, tail_len;
+    struct rc_msg_blob **blobs;
+    size_t n;
+    uint64_t applied;
+};
+
+static void snap_plan_free(struct snap_plan *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        blob_unref(p->blobs[i]);
+    free(p->blobs);
+    free(p->head);
+    free(p->tail);
+    free(p);
+}
+
+static uint8_t *pack_snapshot(const Ricochet__Snapshot *s, size_t *len)
+{
+    size_t size = ricochet__snapshot__get_packed_size(s);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (buf != NULL)
+        *len = ricochet__snapshot__pack(s, buf);
+    return buf;
+}
+
+/* The fields after the messages: suppressions, view, request ids, counts
+ * and bounce notes. */
+static uint8_t *snap_tail(rc_fsm *f, size_t *len)
 {
     struct arena a = {0};
-    int rv = -1;
-    Ricochet__Snapshot s;
-    ricochet__snapshot__init(&s);
-    s.has_schema = true;
-    s.schema = SCHEMA_VERSION;
-    s.has_applied_records = true;
-    s.applied_records = f->applied;
-    s.has_state_digest = true;
-    s.state_digest.data = f->digest;
-    s.state_digest.len = sizeof f->digest;
-    s.has_unknown_records = true;
-    s.unknown_records = f->unknown;
-
-    size_t nm = rc_map_count(f->messages);
-    s.messages = ARENA_NEW(&a, Ricochet__MessageState *, nm);
-    if (s.messages == NULL)
-        goto out;
-    size_t pos = 0;
+    uint8_t *out = NULL;
     const char *k;
     void *v;
-    while (rc_map_next(f->messages, &pos, &k, &v)) {
-        struct rc_msg *m = v;
-        Ricochet__MessageState *ms = ARENA_NEW(&a, Ricochet__MessageState, 1);
-        Ricochet__Envelope *env = ARENA_NEW(&a, Ricochet__Envelope, 1);
-        Ricochet__RecipientState **rs = ARENA_NEW(&a, Ricochet__RecipientState *, m->n_rcpts);
-        if (ms == NULL || env == NULL || rs == NULL)
-            goto out;
-        ricochet__message_state__init(ms);
-        ricochet__envelope__init(env);
-        ms->id = m->id;
-        env->mail_from = m->mail_from;
-        env->ret = m->ret;
-        env->envid = m->envid;
-        env->body_type = m->body_type;
-        env->auth_user = m->auth_user;
-        env->client_addr = m->client_addr;
-        env->helo = m->helo;
-        env->has_smtputf8 = m->smtputf8;
-        env->smtputf8 = m->smtputf8;
-        ms->envelope = env;
-        ms->has_body_sha256 = true;
-        ms->body_sha256.data = m->body_sha256;
-        ms->body_sha256.len = 32;
-        ms->has_body_size = ms->has_received_ms = ms->has_expire_at_ms = true;
-        ms->has_ttr_at_ms = ms->has_accepted_by = true;
-        ms->body_size = m->body_size;
-        ms->received_ms = m->received_ms;
-        ms->expire_at_ms = m->expire_at_ms;
-        ms->ttr_at_ms = m->ttr_at_ms;
-        ms->accepted_by = m->accepted_by;
-        ms->recipients = rs;
-        ms->n_recipients = m->n_rcpts;
-        for (size_t i = 0; i < m->n_rcpts; i++) {
-            const struct rc_rcpt *r = &m->rcpts[i];
-            Ricochet__RecipientState *x = ARENA_NEW(&a, Ricochet__RecipientState, 1);
-            Ricochet__RecipientSpec *spec = ARENA_NEW(&a, Ricochet__RecipientSpec, 1);
-            Ricochet__HistoryEvent *ev = ARENA_NEW(&a, Ricochet__HistoryEvent, r->n_history);
-            Ricochet__HistoryEvent **evp = ARENA_NEW(&a, Ricochet__HistoryEvent *, r->n_history);
-            if (x == NULL || spec == NULL || ev == NULL || evp == NULL)
-                goto out;
-            ricochet__recipient_state__init(x);
-            ricochet__recipient_spec__init(spec);
-            spec->address = r->address;
-            spec->notify = r->notify;
-            spec->orcpt = r->orcpt;
-            x->spec = spec;
-            x->has_status = x->has_attempts = x->has_next_attempt_ms = x->has_hard = true;
-            x->status = (Ricochet__Status)r->status;
-            x->attempts = r->attempts;
-            x->next_attempt_ms = r->next_attempt_ms;
-            x->hard = r->hard;
-            x->reason = r->reason;
-            if (r->attempt_node) {
-                x->has_attempt_node = x->has_attempt_at_ms = true;
-                x->attempt_node = r->attempt_node;
-                x->attempt_at_ms = r->attempt_at_ms;
-            }
-            for (size_t j = 0; j < r->n_history; j++) {
-                history_to_pb(&r->history[j], &ev[j]);
-                evp[j] = &ev[j];
-            }
-            x->history = evp;
-            x->n_history = r->n_history;
-            rs[i] = x;
-        }
-        s.messages[s.n_messages++] = ms;
-    }
-
+    size_t pos = 0;
+    Ricochet__Snapshot s;
+    ricochet__snapshot__init(&s);
+    s.has_unknown_records = true;
+    s.unknown_records = f->unknown;
     size_t ns = rc_map_count(f->suppressions);
     s.suppressions = ARENA_NEW(&a, Ricochet__Suppression *, ns);
     if (s.suppressions == NULL)
         goto out;
-    pos = 0;
     while (rc_map_next(f->suppressions, &pos, &k, &v)) {
         struct rc_suppression *sp = v;
         Ricochet__Suppression *x = ARENA_NEW(&a, Ricochet__Suppression, 1);
@@ -783,11 +879,8 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
     for (size_t i = 0; i < f->dedup_len; i++) {
         const char *hex = f->dedup_ring[(f->dedup_head + i) % f->cfg.dedup_capacity];
         size_t n = strlen(hex) / 2;
-        for (size_t j = 0; j < n; j++) {
-            unsigned byte;
-            sscanf(hex + 2 * j, "%2x", &byte);
-            raw[i * 64 + j] = (uint8_t)byte;
-        }
+        for (size_t j = 0; j < n; j++)
+            raw[i * 64 + j] = (uint8_t)(hex_val(hex[2 * j]) << 4 | hex_val(hex[2 * j + 1]));
         s.recent_request_ids[i].data = raw + i * 64;
         s.recent_request_ids[i].len = n;
     }
@@ -796,17 +889,105 @@ int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
     uint64_t note_counts[RC_NOTE_KINDS];
     if (rc_notes_to_snapshot(f->notes, &s, note_counts) != 0)
         goto out;
-    size_t size = ricochet__snapshot__get_packed_size(&s);
-    uint8_t *buf = malloc(size ? size : 1);
-    if (buf == NULL)
-        goto out;
-    *len = ricochet__snapshot__pack(&s, buf);
-    *out = buf;
-    rv = 0;
+    out = pack_snapshot(&s, len);
 out:
     free(s.bounce_notes);
     arena_free(&a);
+    return out;
+}
+
+static struct snap_plan *snap_plan_take(rc_fsm *f)
+{
+    struct snap_plan *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->applied = f->applied;
+    Ricochet__Snapshot head;
+    ricochet__snapshot__init(&head);
+    head.has_schema = true;
+    head.schema = SCHEMA_VERSION;
+    head.has_applied_records = true;
+    head.applied_records = f->applied;
+    head.has_state_digest = true;
+    head.state_digest.data = f->digest;
+    head.state_digest.len = sizeof f->digest;
+    p->head = pack_snapshot(&head, &p->head_len);
+    p->tail = snap_tail(f, &p->tail_len);
+    p->blobs = malloc((rc_map_count(f->messages) + 1) * sizeof *p->blobs);
+    if (p->head == NULL || p->tail == NULL || p->blobs == NULL) {
+        snap_plan_free(p);
+        return NULL;
+    }
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (rc_map_next(f->messages, &pos, &k, &v)) {
+#ifndef NDEBUG
+        msg_blob_check(v);
+#endif
+        struct rc_msg_blob *b = msg_blob(v);
+        if (b == NULL) {
+            snap_plan_free(p);
+            return NULL;
+        }
+        b->refs++;
+        p->blobs[p->n++] = b;
+    }
+    return p;
+}
+
+static size_t varint_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    return n;
+}
+
+/* Reads only the plan: safe off the loop while the state changes. */
+static int snap_plan_assemble(const struct snap_plan *p, uint8_t **out, size_t *len)
+{
+    enum { MESSAGES_TAG = (4 << 3) | 2 }; /* Snapshot.messages, length-delimited */
+    size_t size = p->head_len + p->tail_len;
+    for (size_t i = 0; i < p->n; i++)
+        size += 1 + 10 + p->blobs[i]->len;
+    uint8_t *buf = malloc(size ? size : 1), *w = buf;
+    if (buf == NULL)
+        return -1;
+    memcpy(w, p->head, p->head_len);
+    w += p->head_len;
+    for (size_t i = 0; i < p->n; i++) {
+        *w++ = MESSAGES_TAG;
+        w += varint_put(w, p->blobs[i]->len);
+        memcpy(w, p->blobs[i]->data, p->blobs[i]->len);
+        w += p->blobs[i]->len;
+    }
+    memcpy(w, p->tail, p->tail_len);
+    w += p->tail_len;
+    *out = buf;
+    *len = (size_t)(w - buf);
+    return 0;
+}
+
+int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len)
+{
+    struct snap_plan *p = snap_plan_take(f);
+    if (p == NULL)
+        return -1;
+    int rv = snap_plan_assemble(p, out, len);
+    snap_plan_free(p);
     return rv;
+}
+
+void rc_fsm_snapshot_forget_cache(rc_fsm *f)
+{
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (rc_map_next(f->messages, &pos, &k, &v))
+        msg_touch(v);
 }
 
 static struct rc_msg *msg_from_pb(const Ricochet__MessageState *ms)
@@ -988,33 +1169,59 @@ static int fsm_apply_cb(struct raft_fsm *raft_fsm, const struct raft_buffer *buf
     return 0;
 }
 
-/* Version 1 FSM: libraft frees the buffers (raft_free) after storing them. */
+/* Snapshots (version 3 FSM): the loop takes the plan (the messages'
+ * cached encodings and the few other fields, snap_plan_take), libraft's
+ * worker thread assembles and wraps it while the loop goes on applying
+ * entries, and the loop frees it all when libraft is done (finalize). The
+ * loop's share grows with the messages changed since the last snapshot,
+ * not with the whole state. */
 static int fsm_snapshot_cb(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     rc_fsm *f = raft_fsm->data;
+    if (f->plan != NULL)
+        return RAFT_BUSY;
     if (f->hooks.before_snapshot && f->hooks.before_snapshot(f->data) != 0) {
         rc_warn("fsm", "snapshot_refused reason=spool_not_durable");
         return RAFT_IOERR;
     }
-    uint8_t *payload;
-    size_t len;
-    if (rc_fsm_snapshot_encode(f, &payload, &len) != 0)
-        return RAFT_NOMEM;
-    struct raft_buffer *b = raft_malloc(sizeof *b);
-    if (b == NULL) {
-        free(payload);
-        return RAFT_NOMEM;
-    }
-    int rv = rc_entry_wrap(RC_ENTRY_SNAPSHOT, payload, len, b);
-    free(payload);
-    if (rv != RC_ENTRY_OK) {
+    struct raft_buffer *b = raft_calloc(1, sizeof *b); /* filled off the loop */
+    if (b == NULL || (f->plan = snap_plan_take(f)) == NULL) {
         raft_free(b);
         return RAFT_NOMEM;
     }
     *bufs = b;
     *n = 1;
-    rc_info("fsm", "snapshot_taken bytes=%zu messages=%zu applied=%llu", b->len,
-            rc_map_count(f->messages), (unsigned long long)f->applied);
+    return 0;
+}
+
+static int fsm_snapshot_async_cb(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    rc_fsm *f = raft_fsm->data;
+    uint8_t *payload;
+    size_t len;
+    if (*n != 1 || f->plan == NULL || snap_plan_assemble(f->plan, &payload, &len) != 0)
+        return RAFT_NOMEM;
+    int rv = rc_entry_wrap(RC_ENTRY_SNAPSHOT, payload, len, &(*bufs)[0]);
+    free(payload);
+    return rv == RC_ENTRY_OK ? 0 : RAFT_NOMEM;
+}
+
+static int fsm_snapshot_finalize_cb(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    rc_fsm *f = raft_fsm->data;
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n; i++)
+            raft_free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n = 0;
+    if (f->plan != NULL) {
+        rc_info("fsm", "snapshot_taken messages=%zu applied=%llu", f->plan->n,
+                (unsigned long long)f->plan->applied);
+        snap_plan_free(f->plan);
+        f->plan = NULL;
+    }
     return 0;
 }
 
@@ -1057,11 +1264,13 @@ int rc_fsm_new(rc_fsm **out, const struct rc_fsm_config *cfg,
         rc_fsm_free(f);
         return -1;
     }
-    f->raft.version = 1;
+    f->raft.version = 3;
     f->raft.data = f;
     f->raft.apply = fsm_apply_cb;
     f->raft.snapshot = fsm_snapshot_cb;
     f->raft.restore = fsm_restore_cb;
+    f->raft.snapshot_finalize = fsm_snapshot_finalize_cb;
+    f->raft.snapshot_async = fsm_snapshot_async_cb;
     *out = f;
     return 0;
 }
@@ -1085,6 +1294,7 @@ void rc_fsm_free(rc_fsm *f)
     free(f->dedup_ring);
     rc_map_free(f->dedup);
     rc_notes_free(f->notes);
+    snap_plan_free(f->plan); /* closed while libraft still held a snapshot */
     free(f);
 }
 

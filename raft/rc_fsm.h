@@ -81,6 +81,7 @@ struct rc_msg {
     uint8_t body_sha256[32];
     uint64_t body_size;
     uint64_t received_ms, expire_at_ms, ttr_at_ms, accepted_by;
+    struct rc_msg_blob *snap; /* rc_fsm.c's own: this message as snapshots encode it */
 };
 
 struct rc_suppression {
@@ -140,6 +141,9 @@ void rc_fsm_apply_batch(rc_fsm *f, const uint8_t *payload, size_t len);
 
 /* Snapshot of the whole state as a serialized ricochet.Snapshot (malloc'd). */
 int rc_fsm_snapshot_encode(rc_fsm *f, uint8_t **out, size_t *len);
+/* Drops every message's cached encoding (tests: the next snapshot encodes
+ * each message afresh, and must come out byte for byte the same). */
+void rc_fsm_snapshot_forget_cache(rc_fsm *f);
 /* Replaces the state with a decoded snapshot; on error the state is kept. */
 int rc_fsm_restore(rc_fsm *f, const uint8_t *payload, size_t len);
 

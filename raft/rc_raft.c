@@ -698,6 +698,11 @@ int rc_raft_start(rc_raft **out, uv_loop_t *loop, const struct rc_raft_config *c
         goto err_after_transport;
     }
     raft_uv_set_auto_recovery(&r->io, cfg->auto_recovery);
+    /* libraft 0.15's uv I/O implements async_work (worker-thread jobs) but
+     * still calls itself version 1, and raft_init() wants version 2 for an
+     * FSM with snapshot_async (rc_fsm.c takes snapshots off the loop). */
+    if (r->io.version < 2 && r->io.async_work != NULL)
+        r->io.version = 2;
     if ((rv = raft_init(&r->raft, &r->io, rc_fsm_raft(r->fsm), cfg->self_id, self->raft_addr)) != 0) {
         snprintf(errmsg, errlen, "raft init: %s", r->raft.errmsg[0] ? r->raft.errmsg : raft_strerror(rv));
         rv = RC_EIO;

@@ -1,6 +1,7 @@
 /* The replicated message-state store: apply, the status transition table,
  * suppression rules, request-id deduplication, skipping bad entries without
  * failing, and the snapshot/restore round trip. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +41,25 @@ static void apply_one(rc_fsm *f, Ricochet__Record *rec)
     uint8_t *buf = pack_batch(&rec, 1, &len);
     rc_fsm_apply_batch(f, buf, len);
     free(buf);
+}
+
+/* A snapshot through libraft's three callbacks, as libraft 0.15 drives a
+ * version 3 FSM: snapshot on the loop, snapshot_async on a worker,
+ * snapshot_finalize on the loop. Returns a copy of the buffer. */
+static struct raft_buffer take_snapshot(rc_fsm *f)
+{
+    struct raft_fsm *rf = rc_fsm_raft(f);
+    struct raft_buffer *bufs = NULL;
+    unsigned n = 0;
+    assert_int_equal(rf->version, 3);
+    assert_int_equal(rf->snapshot(rf, &bufs, &n), 0);
+    assert_int_equal(rf->snapshot_async(rf, &bufs, &n), 0);
+    assert_int_equal(n, 1);
+    struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
+    memcpy(copy.base, bufs[0].base, bufs[0].len);
+    assert_int_equal(rf->snapshot_finalize(rf, &bufs, &n), 0);
+    assert_null(bufs);
+    return copy;
 }
 
 static void set_req(Ricochet__Record *r, uint8_t id[16], uint64_t v)
@@ -303,20 +323,12 @@ static void test_snapshot_round_trip(void **state)
     status(f, "ID001", 1, RC_ST_COMPLAINED, false, "abuse");
 
     /* Through libraft's callbacks, padded buffers included. */
-    struct raft_fsm *rf = rc_fsm_raft(f);
-    struct raft_buffer *bufs;
-    unsigned n;
-    assert_int_equal(rf->snapshot(rf, &bufs, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(bufs[0].len % 8, 0);
+    struct raft_buffer copy = take_snapshot(f);
+    assert_int_equal(copy.len % 8, 0);
 
     rc_fsm *g = new_fsm();
-    struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
-    memcpy(copy.base, bufs[0].base, bufs[0].len);
     struct raft_fsm *rg = rc_fsm_raft(g);
     assert_int_equal(rg->restore(rg, &copy), 0); /* takes ownership */
-    raft_free(bufs[0].base);
-    raft_free(bufs);
 
     char d1[65], d2[65];
     rc_fsm_digest_hex(f, d1);
@@ -370,6 +382,22 @@ static void attempt(rc_fsm *f, const char *id, uint32_t *rcpts, size_t n, uint64
     apply_one(f, &rec);
 }
 
+static void forget(rc_fsm *f, const char *id)
+{
+    char *ids[1] = {(char *)id};
+    Ricochet__Forget g;
+    ricochet__forget__init(&g);
+    g.ids = ids;
+    g.n_ids = 1;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    uint8_t reqid[16];
+    set_req(&rec, reqid, next_req++);
+    rec.kind_case = RICOCHET__RECORD__KIND_FORGET;
+    rec.forget = &g;
+    apply_one(f, &rec);
+}
+
 /* AttemptStart marks recipients until their next status; the mark survives
  * a snapshot (a new leader must see it) and is never set on a final one. */
 static void test_attempt_marks(void **state)
@@ -391,17 +419,10 @@ static void test_attempt_marks(void **state)
     assert_int_equal(m->rcpts[1].attempt_node, 3);
     attempt(f, "NOPE", idx, 1, 3); /* unknown message: skipped, never fails */
 
-    struct raft_fsm *rf = rc_fsm_raft(f);
-    struct raft_buffer *bufs;
-    unsigned n;
-    assert_int_equal(rf->snapshot(rf, &bufs, &n), 0);
+    struct raft_buffer copy = take_snapshot(f);
     rc_fsm *g = new_fsm();
-    struct raft_buffer copy = {raft_malloc(bufs[0].len), bufs[0].len};
-    memcpy(copy.base, bufs[0].base, bufs[0].len);
     struct raft_fsm *rg = rc_fsm_raft(g);
     assert_int_equal(rg->restore(rg, &copy), 0);
-    raft_free(bufs[0].base);
-    raft_free(bufs);
     const struct rc_msg *mg = rc_fsm_message(g, "M1");
     assert_int_equal(mg->rcpts[1].attempt_node, 3);
     assert_int_equal(mg->rcpts[1].attempt_at_ms, 1500);
@@ -459,6 +480,111 @@ static void test_forget_only_final(void **state)
     rc_fsm_free(f);
 }
 
+/* Snapshots reuse each message's encoding until it changes: after every
+ * kind of change (accept, status, attempt, forget) a snapshot must come
+ * out byte for byte as if every message were encoded afresh. */
+static void test_snapshot_cache_matches_fresh(void **state)
+{
+    (void)state;
+    rc_fsm *f = new_fsm();
+    const char *r3[] = {"a@example.com", "b@example.com", "c@example.com"};
+    char id[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "C%03d", i);
+        accept_msg(f, id, r3, 3);
+    }
+    for (int round = 0; round < 4; round++) {
+        uint8_t *cached, *fresh;
+        size_t lc, lf;
+        assert_int_equal(rc_fsm_snapshot_encode(f, &cached, &lc), 0);
+        rc_fsm_snapshot_forget_cache(f);
+        assert_int_equal(rc_fsm_snapshot_encode(f, &fresh, &lf), 0);
+        assert_int_equal(lc, lf);
+        assert_memory_equal(cached, fresh, lc);
+        free(cached);
+        free(fresh);
+        /* change some messages, after their encodings were cached */
+        uint32_t idx[] = {0, 1};
+        for (int i = round; i < 40; i += 5) {
+            snprintf(id, sizeof id, "C%03d", i);
+            switch (round) {
+            case 0: status(f, id, 0, RC_ST_DEFERRED, false, "greylisted"); break;
+            case 1: attempt(f, id, idx, 2, 2); break;
+            case 2:
+                status(f, id, 0, RC_ST_DELIVERED, false, NULL);
+                status(f, id, 1, RC_ST_BOUNCED, true, "userunknown");
+                status(f, id, 2, RC_ST_DELIVERED, false, NULL);
+                forget(f, id);
+                break;
+            default: snprintf(id, sizeof id, "N%03d", i); accept_msg(f, id, r3, 1); break;
+            }
+        }
+    }
+    rc_fsm_free(f);
+}
+
+struct async_take {
+    struct raft_fsm *rf;
+    struct raft_buffer *bufs;
+    unsigned n;
+    int rv;
+};
+
+static void *async_take_run(void *arg)
+{
+    struct async_take *t = arg;
+    t->rv = t->rf->snapshot_async(t->rf, &t->bufs, &t->n);
+    return NULL;
+}
+
+/* The worker thread assembles the snapshot while the loop goes on
+ * applying: it must hold the state of the moment it was taken. */
+static void test_snapshot_async_while_applying(void **state)
+{
+    (void)state;
+    rc_fsm *f = new_fsm();
+    const char *r1[] = {"x@example.com"};
+    char id[16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof id, "A%05d", i);
+        accept_msg(f, id, r1, 1);
+    }
+    uint8_t *want;
+    size_t want_len;
+    assert_int_equal(rc_fsm_snapshot_encode(f, &want, &want_len), 0);
+
+    struct async_take t = {.rf = rc_fsm_raft(f)};
+    assert_int_equal(t.rf->snapshot(t.rf, &t.bufs, &t.n), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, async_take_run, &t), 0);
+    for (int i = 0; i < 2000; i++) { /* the loop goes on */
+        snprintf(id, sizeof id, "A%05d", i);
+        status(f, id, 0, RC_ST_DELIVERED, false, NULL);
+        if (i % 3 == 0)
+            forget(f, id);
+        snprintf(id, sizeof id, "B%05d", i);
+        accept_msg(f, id, r1, 1);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(t.rv, 0);
+    const uint8_t *payload;
+    size_t len;
+    assert_int_equal(rc_entry_unwrap(RC_ENTRY_SNAPSHOT, t.bufs[0].base, t.bufs[0].len, &payload, &len), RC_ENTRY_OK);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(payload, want, len);
+    assert_int_equal(t.rf->snapshot_finalize(t.rf, &t.bufs, &t.n), 0);
+    free(want);
+    /* a second snapshot now holds the new state */
+    struct raft_buffer copy = take_snapshot(f);
+    rc_fsm *g = new_fsm();
+    assert_int_equal(rc_fsm_raft(g)->restore(rc_fsm_raft(g), &copy), 0);
+    assert_int_equal(rc_fsm_message_count(g), rc_fsm_message_count(f));
+    assert_non_null(rc_fsm_message(g, "B01999"));
+    assert_null(rc_fsm_message(g, "A00000"));
+    rc_fsm_free(g);
+    rc_fsm_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +594,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_request_applies_once),
         cmocka_unit_test(test_bad_entries_never_fail_apply),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_snapshot_cache_matches_fresh),
+        cmocka_unit_test(test_snapshot_async_while_applying),
         cmocka_unit_test(test_attempt_marks),
         cmocka_unit_test(test_forget_only_final),
     };
