@@ -72,6 +72,14 @@ static void set_req(Ricochet__Record *r, uint8_t id[16], uint64_t v)
     r->request_id.len = 16;
 }
 
+/* A record as a fresh proposal: a new request id, then applied. */
+static void apply_new(rc_fsm *f, Ricochet__Record *rec)
+{
+    uint8_t reqid[16];
+    set_req(rec, reqid, next_req++);
+    apply_one(f, rec);
+}
+
 static void accept_msg(rc_fsm *f, const char *id, const char **rcpts, size_t n)
 {
     Ricochet__Envelope env;
@@ -96,11 +104,9 @@ static void accept_msg(rc_fsm *f, const char *id, const char **rcpts, size_t n)
     a.received_ms = 1000;
     Ricochet__Record rec;
     ricochet__record__init(&rec);
-    uint8_t reqid[16];
-    set_req(&rec, reqid, next_req++);
     rec.kind_case = RICOCHET__RECORD__KIND_ACCEPT;
     rec.accept = &a;
-    apply_one(f, &rec);
+    apply_new(f, &rec);
 }
 
 static void status(rc_fsm *f, const char *id, unsigned rcpt, int st, bool hard, const char *reason)
@@ -119,11 +125,9 @@ static void status(rc_fsm *f, const char *id, unsigned rcpt, int st, bool hard, 
     u.smtp_code = st == RC_ST_DELIVERED ? 250 : 550;
     Ricochet__Record rec;
     ricochet__record__init(&rec);
-    uint8_t reqid[16];
-    set_req(&rec, reqid, next_req++);
     rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
     rec.status = &u;
-    apply_one(f, &rec);
+    apply_new(f, &rec);
 }
 
 static int bodies_seen;
@@ -375,11 +379,9 @@ static void attempt(rc_fsm *f, const char *id, uint32_t *rcpts, size_t n, uint64
     a.at_ms = 1500;
     Ricochet__Record rec;
     ricochet__record__init(&rec);
-    uint8_t reqid[16];
-    set_req(&rec, reqid, next_req++);
     rec.kind_case = RICOCHET__RECORD__KIND_ATTEMPT;
     rec.attempt = &a;
-    apply_one(f, &rec);
+    apply_new(f, &rec);
 }
 
 static void forget(rc_fsm *f, const char *id)
@@ -391,11 +393,9 @@ static void forget(rc_fsm *f, const char *id)
     g.n_ids = 1;
     Ricochet__Record rec;
     ricochet__record__init(&rec);
-    uint8_t reqid[16];
-    set_req(&rec, reqid, next_req++);
     rec.kind_case = RICOCHET__RECORD__KIND_FORGET;
     rec.forget = &g;
-    apply_one(f, &rec);
+    apply_new(f, &rec);
 }
 
 /* AttemptStart marks recipients until their next status; the mark survives
