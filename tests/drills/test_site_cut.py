@@ -20,7 +20,6 @@ each site. Every probe runs inside a namespace; nothing is timed, every
 change is polled for with a deadline; the times it took are printed."""
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from clusterlib import BUILD, log, main  # noqa: E402
 from lab import Lab  # noqa: E402
+import dnsprobe  # noqa: E402
 
 RICOCHETD = os.path.join(BUILD, "ricochetd")
 CTL = os.path.join(BUILD, "ricochetctl")
@@ -40,8 +40,6 @@ ZONE = "mx.drill.test"
 RELAY = f"relay.{ZONE}"
 HOSTS = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"], "client": ["c1"]}
 NODES = {1: "a1", 2: "a2", 3: "b1", 4: "b2", 5: "w1"}
-MX_LINE = re.compile(r"^\S+\s+\d+\s+IN\s+MX\s+(\d+)\s+n(\d+)\.", re.M)
-STATUS = re.compile(r"status: (\w+)")
 
 
 def site_of(node):
@@ -104,10 +102,9 @@ class Drill:
 
     def mx(self, nid):
         """(rcode, sorted [(pref, node)]) from node nid's name server, asked from the client."""
-        r = self.lab.run("c1", ["dig", f"@{self.lab.addr(NODES[nid])}", RELAY, "MX", "+time=1", "+tries=1",
-                                "+norecurse"], capture_output=True, text=True, timeout=15)
-        m = STATUS.search(r.stdout)
-        return (m.group(1) if m else None), sorted((int(p), int(n)) for p, n in MX_LINE.findall(r.stdout))
+        r = self.lab.run("c1", dnsprobe.query_cmd(self.lab.addr(NODES[nid]), RELAY, "MX"),
+                         capture_output=True, text=True, timeout=15)
+        return dnsprobe.rcode(r.stdout), sorted((p, dnsprobe.node_of(h)) for p, h in dnsprobe.mx_records(r.stdout))
 
     def leader(self, among):
         seen = set()

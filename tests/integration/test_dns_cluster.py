@@ -13,8 +13,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 
 from clusterlib import Cluster, log, main
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import dnsprobe  # noqa: E402
 
 NET = "127.0.2"
 ZONE = "mx.ricochet.test"
@@ -22,29 +26,21 @@ RELAY = f"relay.{ZONE}"
 BOUNCE = f"bounce.{ZONE}"
 FAST = ["raft.election_timeout=300ms", "dns.lease=1s", "health.interval=200ms", "health.fail_after=2",
         "health.ok_after=2", "health.probe_timeout=500ms", "dns.rrl=false"]
-MX_LINE = re.compile(r"^(\S+)\s+\d+\s+IN\s+MX\s+(\d+)\s+(\S+)\s*$", re.M)
-STATUS = re.compile(r"status: (\w+)")
 CLIENTS = (("dig", False), ("dig", True), ("kdig", False), ("kdig", True))
 
 
 def query(client, addr, name, qtype, tcp=False):
     """(rcode, {(pref, host)}) from one real client, or (None, None) when it got no answer."""
     host, port = addr.rsplit(":", 1)
-    if client == "dig":
-        cmd = ["dig", "-p", port, f"@{host}", name, qtype, "+time=2", "+tries=1", "+norecurse"]
-    else:
-        cmd = ["kdig", "-p", port, f"@{host}", name, qtype, "+time=2", "+retry=0", "+norecurse"]
-    if tcp:
-        cmd.append("+tcp")
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        r = subprocess.run(dnsprobe.query_cmd(host, name, qtype, port, client, tcp, wait=2),
+                           capture_output=True, text=True, timeout=10)
     except subprocess.TimeoutExpired:
         return None, None
-    m = STATUS.search(r.stdout)
-    if m is None:
+    rc = dnsprobe.rcode(r.stdout)
+    if rc is None:
         return None, None
-    mx = {(int(p), h.lower()) for owner, p, h in MX_LINE.findall(r.stdout) if owner.lower().rstrip(".") == name}
-    return m.group(1), frozenset(mx)
+    return rc, frozenset(dnsprobe.mx_records(r.stdout, owner=name))
 
 
 def expected(c, pref_site, ids):
