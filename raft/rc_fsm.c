@@ -1075,6 +1075,10 @@ int rc_fsm_restore(rc_fsm *f, const uint8_t *payload, size_t len)
             msg_free(m);
             goto err;
         }
+        /* encoded now, while restoring, so that the next snapshot's share
+         * on the loop is only what changes until then (a miss is encoded
+         * then) */
+        msg_blob(m);
     }
     for (size_t i = 0; i < s->n_suppressions; i++) {
         const Ricochet__Suppression *x = s->suppressions[i];
