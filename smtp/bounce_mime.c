@@ -427,8 +427,8 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
  * cut). malloc'd, NUL-terminated; NULL if out of memory. */
 static char *bounce_leaf_plain(GMimeStream *cs, size_t max, size_t *outlen)
 {
-    gint64 total = g_mime_stream_length(cs);
-    size_t want = total >= 0 && (size_t)total < max ? (size_t)total : max;
+    gint64 total = g_mime_stream_length(cs); /* known: checked by the caller */
+    size_t want = (size_t)total < max ? (size_t)total : max;
     char *buf = malloc(want + 1);
     size_t n = 0;
     if (buf == NULL || g_mime_stream_reset(cs) != 0) {
@@ -455,12 +455,13 @@ static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *o
     bool convert = cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0;
     char *raw = NULL, *out = NULL;
     size_t n = 0;
-    GMimeStream *mem = NULL;
+    GMimeStream *mem = NULL, *content = g_mime_data_wrapper_get_stream(w);
     switch (g_mime_data_wrapper_get_encoding(w)) {
     case GMIME_CONTENT_ENCODING_DEFAULT: case GMIME_CONTENT_ENCODING_7BIT:
     case GMIME_CONTENT_ENCODING_8BIT: case GMIME_CONTENT_ENCODING_BINARY:
-        if (g_mime_data_wrapper_get_stream(w) != NULL &&
-            (raw = bounce_leaf_plain(g_mime_data_wrapper_get_stream(w), convert ? (size_t)-1 / 2 : max, &n)) == NULL)
+        /* a stream of unknown length goes the writer's way below */
+        if (content != NULL && g_mime_stream_length(content) >= 0 &&
+            (raw = bounce_leaf_plain(content, convert ? (size_t)-1 / 2 : max, &n)) == NULL)
             return NULL;
         break;
     default:
