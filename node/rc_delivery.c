@@ -42,6 +42,7 @@
 #define BODY_RETRY_MS 1000   /* body not yet in the local spool */
 #define BUSY_RETRY_MS 1000   /* proposal refused (leadership moving) */
 #define RETENTION_SWEEP_MS 5000 /* how often the leader looks for messages past delivery.retention */
+#define RETENTION_SCAN_MAX 20000 /* messages one sweep looks at: the loop's share stays bounded */
 #define FORGET_MAX 1000      /* messages per Forget record */
 
 struct due {
@@ -118,6 +119,7 @@ struct rc_delivery {
     unsigned pending_outcomes; /* status proposals not yet answered */
     unsigned ntx, nconns;
 
+    size_t sweep_pos; /* where the next retention sweep goes on */
     uint64_t last_sweep_ms;
     bool forget_inflight;
 
@@ -885,7 +887,10 @@ static void forget_done(void *data, int status)
 
 /* Retention: messages whose every recipient is final and whose last event
  * is older than delivery.retention leave the state (and the spools), in
- * Forget records of at most FORGET_MAX ids, one in flight at a time. */
+ * Forget records of at most FORGET_MAX ids, one in flight at a time. A
+ * sweep goes on from where the last one stopped and looks at no more than
+ * RETENTION_SCAN_MAX messages, so a large state is covered over several
+ * sweeps instead of in one long pass on the loop. */
 static void retention_sweep(struct rc_delivery *dl, uint64_t now)
 {
     if (dl->forget_inflight || now - dl->last_sweep_ms < RETENTION_SWEEP_MS)
@@ -898,9 +903,13 @@ static void retention_sweep(struct rc_delivery *dl, uint64_t now)
     char **ids = malloc(FORGET_MAX * sizeof *ids);
     if (ids == NULL)
         return;
-    size_t pos = 0, n = 0;
+    size_t n = 0, scanned = 0;
     const struct rc_msg *m;
-    while (n < FORGET_MAX && (m = rc_fsm_message_next(fsm, &pos)) != NULL) {
+    while (n < FORGET_MAX && scanned++ < RETENTION_SCAN_MAX) {
+        if ((m = rc_fsm_message_next(fsm, &dl->sweep_pos)) == NULL) {
+            dl->sweep_pos = 0; /* the end: the next sweep starts over */
+            break;
+        }
         uint64_t last = m->received_ms;
         bool final = true;
         for (size_t i = 0; i < m->n_rcpts && final; i++) {
