@@ -284,16 +284,25 @@ static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f
     return rv;
 }
 
-/* The fields of a header block into h, Content-* left out.
- * Returns the offset of the body, or -1 if a line is no header field (h is
- * then left empty, for GMime to read the block its own way). */
-static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, int *err)
+/* The fields of a header block into h, Content-* left out; with mime, the
+ * MIME fields (Content-*, MIME-Version) are also copied there as written
+ * (room for len bytes), *mime_len their length. Returns the offset of the
+ * body, or -1 if a line is no header field (h is then left empty, for
+ * GMime to read the block its own way). */
+static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, char *mime,
+                                  size_t *mime_len, int *err)
 {
     const char *p = text, *end = text + len;
     struct bounce_field f;
     int r;
     *err = BOUNCE_OK;
+    if (mime_len != NULL)
+        *mime_len = 0;
     while ((r = bounce_next_field(&p, end, &f)) == 1) {
+        if (mime != NULL && bounce_field_mime(&f)) {
+            memcpy(mime + *mime_len, f.start, f.len);
+            *mime_len += f.len;
+        }
         if (bounce_field_content(&f))
             continue;
         if ((*err = bounce_field_add(h, &f)) != BOUNCE_OK)
@@ -557,7 +566,7 @@ void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int err;
-    if (bounce_fields_read(h, text, len, &err) >= 0 || err != BOUNCE_OK)
+    if (bounce_fields_read(h, text, len, NULL, NULL, &err) >= 0 || err != BOUNCE_OK)
         return;
     /* Not a plain block of fields: GMime reads it as the header block of a
      * (body-less) message. */
@@ -761,50 +770,41 @@ static const char *bounce_next_rfc822(const char *data, const char *p, const cha
     return NULL;
 }
 
-/* Writes data[body, end) at w with every returned message relabelled;
- * returns the end of what it wrote. w has room for bounce_relabel_room(). */
 static const char bounce_relabel_to[] = "text/rfc822-headers";
 #define BOUNCE_RELABEL_FROM 14 /* strlen("message/rfc822") */
 #define BOUNCE_RELABEL_TO (sizeof bounce_relabel_to - 1)
 
-/* Where the returned messages are labelled in [body, end): found once,
- * for sizing the copy and then for writing it. */
-struct bounce_relabels {
-    const char *at[8];
-    size_t n;      /* found; more than fit in at[] are searched again */
-};
-
-static size_t bounce_relabel_room(struct bounce_relabels *rl, const char *body, const char *end)
+/* Room for n bytes once relabelled: each relabelling turns 14 bytes into 19. */
+static size_t bounce_relabel_room(size_t n)
 {
-    rl->n = 0;
-    for (const char *p = bounce_next_rfc822(body, body, end); p != NULL;
-         p = bounce_next_rfc822(body, p + BOUNCE_RELABEL_FROM, end)) {
-        if (rl->n < sizeof rl->at / sizeof rl->at[0])
-            rl->at[rl->n] = p;
-        rl->n++;
-    }
-    return (size_t)(end - body) + rl->n * (BOUNCE_RELABEL_TO - BOUNCE_RELABEL_FROM);
+    return n + n / BOUNCE_RELABEL_FROM * (BOUNCE_RELABEL_TO - BOUNCE_RELABEL_FROM);
 }
 
-static char *bounce_relabel(char *w, const struct bounce_relabels *rl, const char *body, const char *end)
+/* Writes [body, end) at w with every returned message relabelled; returns
+ * the end of what it wrote (at most bounce_relabel_room(end - body)). */
+static char *bounce_relabel(char *w, const char *body, const char *end)
 {
     const char *r = body;
-    size_t i = 0;
-    for (const char *p = rl->n ? rl->at[0] : NULL; p != NULL; i++) {
+    for (const char *p = bounce_next_rfc822(body, body, end); p != NULL;
+         p = bounce_next_rfc822(body, r, end)) {
         memcpy(w, r, (size_t)(p - r));
         w += p - r;
         memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
         w += BOUNCE_RELABEL_TO;
         r = p + BOUNCE_RELABEL_FROM;
-        if (i + 1 >= rl->n)
-            p = NULL;
-        else if (i + 1 < sizeof rl->at / sizeof rl->at[0])
-            p = rl->at[i + 1];
-        else
-            p = bounce_next_rfc822(body, r, end);
     }
     memcpy(w, r, (size_t)(end - r));
     return w + (end - r);
+}
+
+/* Offset of the header block: after an mbox envelope line ("From
+ * MAILER-DAEMON Tue Jun ..."), which is no header field. */
+static size_t bounce_mbox_skip(const char *data, size_t len)
+{
+    if (len <= 5 || memcmp(data, "From ", 5) != 0)
+        return 0;
+    const char *eol = memchr(data, '\n', len);
+    return eol ? (size_t)(eol + 1 - data) : len;
 }
 
 /* The mail's own header block is read here, field by field, and GMime is
@@ -819,38 +819,24 @@ static char *bounce_relabel(char *w, const struct bounce_relabels *rl, const cha
 static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len, size_t *outlen,
                              size_t *body_off, int *err)
 {
-    const char *end = data + len, *hs = data;
-    /* An mbox envelope line ("From MAILER-DAEMON Tue Jun ...") before the
-     * header block is no header field. */
-    if (len > 5 && memcmp(data, "From ", 5) == 0) {
-        const char *eol = memchr(data, '\n', len);
-        hs = eol ? eol + 1 : end;
-    }
-    ssize_t off = bounce_fields_read(&d->top, hs, (size_t)(end - hs), err);
-    if (off < 0)
-        return NULL;
-    const char *body = hs + off, *p = hs;
-    size_t mime = 0;
-    struct bounce_field f;
-    while (bounce_next_field(&p, body, &f) == 1)
-        if (bounce_field_mime(&f))
-            mime += f.len;
-    struct bounce_relabels rl;
-    char *out = malloc(mime + 1 + bounce_relabel_room(&rl, body, end) + 1), *w = out;
+    size_t hs = bounce_mbox_skip(data, len), mime;
+    /* the MIME fields, the blank line and the body: never more than this */
+    char *out = malloc(bounce_relabel_room(len - hs) + 2);
     if (out == NULL) {
         *err = BOUNCE_ENOMEM;
         return NULL;
     }
-    for (p = hs; bounce_next_field(&p, body, &f) == 1;)
-        if (bounce_field_mime(&f)) {
-            memcpy(w, f.start, f.len);
-            w += f.len;
-        }
+    ssize_t off = bounce_fields_read(&d->top, data + hs, len - hs, out, &mime, err);
+    if (off < 0) {
+        free(out);
+        return NULL;
+    }
+    char *w = out + mime;
     *w++ = '\n';
-    w = bounce_relabel(w, &rl, body, end);
+    w = bounce_relabel(w, data + hs + off, data + len);
     *w = '\0';
     *outlen = (size_t)(w - out);
-    *body_off = (size_t)(body - data);
+    *body_off = hs + (size_t)off;
     return out;
 }
 
@@ -858,20 +844,15 @@ static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len
  * in which only the body is relabelled. */
 static GMimeStream *bounce_whole_for_gmime(const char *data, size_t len)
 {
-    const char *end = data + len, *body = data + bounce_header_len(data, len);
-    struct bounce_relabels rl;
-    char *out = malloc((size_t)(body - data) + bounce_relabel_room(&rl, body, end) + 1);
+    size_t hl = bounce_header_len(data, len);
+    char *out = malloc(hl + bounce_relabel_room(len - hl) + 1);
     if (out == NULL)
         return NULL;
-    memcpy(out, data, (size_t)(body - data));
-    char *w = bounce_relabel(out + (body - data), &rl, body, end);
+    memcpy(out, data, hl);
+    char *w = bounce_relabel(out + hl, data + hl, data + len);
     *w = '\0';
     GMimeStream *s = g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)out, (size_t)(w - out)));
-    if (len > 5 && memcmp(data, "From ", 5) == 0) {
-        const char *eol = memchr(data, '\n', len);
-        if (eol != NULL)
-            g_mime_stream_seek(s, (gint64)(eol + 1 - data), GMIME_STREAM_SEEK_SET);
-    }
+    g_mime_stream_seek(s, (gint64)bounce_mbox_skip(data, len), GMIME_STREAM_SEEK_SET);
     return s;
 }
 
