@@ -7,13 +7,12 @@
  * empty recipient. Lines come in the order of the files.
  *
  * Files are analysed by -j worker threads (default: the online CPUs, at
- * most 8), in batches whose output is printed in file order.
+ * most 8); their lines are printed in file order as they come.
  * Exit status: 0, 1 if some file could not be read or analysed, 2 on usage. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,6 @@
 #include "node/ctl_classify.h"
 #include "smtp/bounce.h"
 
-#define CTL_CLASSIFY_BATCH 256
 #define CTL_CLASSIFY_MAX_JOBS 8
 
 /* Whole file, at most max + 1 bytes (one more than allowed is enough to be
@@ -178,23 +176,73 @@ static void ctl_classify_file(const char *path, int json, struct ctl_out *o, str
     bounce_report_free(r);
 }
 
-struct ctl_batch {
-    char **files;
-    size_t n;
-    int json;
-    struct ctl_out *out, *err;
-    atomic_size_t next;
+/* Workers take files in order and leave each file's lines in a slot of a
+ * ring; whoever fills the slot that is next to print prints it and every
+ * filled slot after it (one printer at a time, the others go on
+ * analysing). No worker runs further ahead of the printing than the ring
+ * holds, so memory stays bounded however many files there are, and no
+ * CPU waits for a batch to end or wakes a printing thread per file. */
+#define CTL_CLASSIFY_RING 1024
+
+struct ctl_slot {
+    struct ctl_out out, err;
+    int done;
 };
+
+struct ctl_pipe {
+    char **files;
+    size_t n, taken, printed;
+    int json, printing, failed;
+    struct ctl_slot *ring;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+};
+
+/* Called with the lock held; prints the filled slots from the next one on. */
+static void ctl_classify_print(struct ctl_pipe *p)
+{
+    p->printing = 1;
+    for (;;) {
+        struct ctl_slot *s = &p->ring[p->printed % CTL_CLASSIFY_RING];
+        if (p->printed >= p->n || !s->done)
+            break;
+        pthread_mutex_unlock(&p->lock);
+        if (s->out.n)
+            fwrite(s->out.s, 1, s->out.n, stdout);
+        if (s->err.n)
+            fwrite(s->err.s, 1, s->err.n, stderr);
+        int failed = s->err.failed || s->out.failed;
+        free(s->out.s);
+        free(s->err.s);
+        memset(s, 0, sizeof *s);
+        pthread_mutex_lock(&p->lock);
+        p->failed |= failed;
+        p->printed++;
+        pthread_cond_broadcast(&p->freed);
+    }
+    p->printing = 0;
+}
 
 static void *ctl_classify_worker(void *arg)
 {
-    struct ctl_batch *b = arg;
+    struct ctl_pipe *p = arg;
+    pthread_mutex_lock(&p->lock);
     for (;;) {
-        size_t i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->n)
-            return NULL;
-        ctl_classify_file(b->files[i], b->json, &b->out[i], &b->err[i]);
+        while (p->taken < p->n && p->taken >= p->printed + CTL_CLASSIFY_RING)
+            pthread_cond_wait(&p->freed, &p->lock);
+        if (p->taken >= p->n)
+            break;
+        size_t i = p->taken++;
+        struct ctl_slot *s = &p->ring[i % CTL_CLASSIFY_RING];
+        pthread_mutex_unlock(&p->lock);
+        ctl_classify_file(p->files[i], p->json, &s->out, &s->err);
+        pthread_mutex_lock(&p->lock);
+        s->done = 1;
+        if (!p->printing)
+            ctl_classify_print(p);
     }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
 static int ctl_classify_jobs(void)
@@ -237,32 +285,26 @@ int ctl_classify_main(int argc, char **argv)
         fputs(ctl_classify_usage, stderr);
         return 2;
     }
-    struct ctl_out out[CTL_CLASSIFY_BATCH], err[CTL_CLASSIFY_BATCH];
-    for (int at = first; at < argc; at += CTL_CLASSIFY_BATCH) {
-        size_t n = (size_t)(argc - at) < CTL_CLASSIFY_BATCH ? (size_t)(argc - at) : CTL_CLASSIFY_BATCH;
-        memset(out, 0, sizeof out);
-        memset(err, 0, sizeof err);
-        struct ctl_batch b = {.files = argv + at, .n = n, .json = json, .out = out, .err = err};
-        atomic_init(&b.next, 0);
-        pthread_t th[CTL_CLASSIFY_MAX_JOBS];
-        int started = 0;
-        for (int k = 1; k < jobs && (size_t)k < n; k++)
-            if (pthread_create(&th[started], NULL, ctl_classify_worker, &b) == 0)
-                started++;
-        ctl_classify_worker(&b);
-        for (int k = 0; k < started; k++)
-            pthread_join(th[k], NULL);
-        for (size_t i = 0; i < n; i++) {
-            if (out[i].n)
-                fwrite(out[i].s, 1, out[i].n, stdout);
-            if (err[i].n)
-                fwrite(err[i].s, 1, err[i].n, stderr);
-            if (err[i].failed || out[i].failed)
-                rc = 1;
-            free(out[i].s);
-            free(err[i].s);
-        }
+    struct ctl_pipe p = {.files = argv + first, .n = (size_t)(argc - first), .json = json};
+    p.ring = calloc(CTL_CLASSIFY_RING, sizeof *p.ring);
+    if (p.ring == NULL) {
+        perror("classify");
+        return 1;
     }
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.freed, NULL);
+    pthread_t th[CTL_CLASSIFY_MAX_JOBS];
+    int started = 0;
+    for (int k = 1; k < jobs && (size_t)k < p.n; k++)
+        if (pthread_create(&th[started], NULL, ctl_classify_worker, &p) == 0)
+            started++;
+    ctl_classify_worker(&p);
+    for (int k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+    rc = p.failed;
+    pthread_cond_destroy(&p.freed);
+    pthread_mutex_destroy(&p.lock);
+    free(p.ring);
     fflush(stdout);
     return rc;
 }

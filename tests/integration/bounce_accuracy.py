@@ -80,8 +80,35 @@ def main():
     if ra < REASON_MIN or ha < HARD_MIN:
         print("FAIL: need reason >= %.2f and hard/soft >= %.2f" % (REASON_MIN, HARD_MIN))
         return 1
+    if not same_with_threads(cmd, corpus, files):
+        return 1
     print("PASS")
     return 0
+
+
+def same_with_threads(cmd, corpus, files):
+    """Worker threads print in file order: the corpus three times over (more
+    files than the printing ring holds) with a missing file in the middle
+    gives the same lines, the same error and the same exit status with one
+    thread and with four, and the lines follow the order of the files."""
+    many = files * 3
+    many.insert(len(many) // 2, "no-such-file.eml")
+    runs = [subprocess.run(cmd + ["-j", j] + many, cwd=corpus, capture_output=True, text=True, check=False)
+            for j in ("1", "4")]
+    one, four = runs
+    if (one.stdout, one.stderr, one.returncode) != (four.stdout, four.stderr, four.returncode):
+        print("FAIL: -j 4 prints differently from -j 1")
+        return False
+    if one.returncode != 1 or "no-such-file.eml" not in one.stderr:
+        print("FAIL: a missing file is not reported:", one.returncode, one.stderr)
+        return False
+    seen = [line.split("\t")[0] for line in one.stdout.splitlines()]
+    order = [f for i, f in enumerate(seen) if i == 0 or seen[i - 1] != f]
+    if order != [f for f in many if f != "no-such-file.eml"]:
+        print("FAIL: lines are not in the order of the files")
+        return False
+    print("threads: %d files, -j 1 and -j 4 print the same lines in file order" % len(many))
+    return True
 
 
 if __name__ == "__main__":
