@@ -15,6 +15,10 @@ on failure).
    the leader keeps its majority with the witness; the other site's nodes
    lose leader contact and answer SERVFAIL after dns.lease; the leader drops
    them from the MX set; the partition heals and they come back.
+4. The same cut in one direction only, each way in turn (packets from the
+   other site to the leader's, then from the leader's to the other): TCP
+   needs both directions, so each is a cut for the cluster as well; the
+   leader stays, also through the heal.
 At the end every message the client saw accepted (250) is held by a node of
 each site. Every probe runs inside a namespace; nothing is timed, every
 change is polled for with a deadline; the times it took are printed."""
@@ -169,6 +173,53 @@ def caught_up(d, nodes):
     return all((d.ctl_json(n, "cluster") or {}).get("applied_index", -1) >= st["commit_index"] for n in nodes)
 
 
+def partition_step(d, lab, everyone, mail, one_way, leader=None):
+    """Sites a and b cut apart while both reach the witness: both ways
+    (one_way None) or only the packets from one_way[0] to one_way[1]. The
+    leader keeps its majority with the witness and stays; the leader's site
+    and the witness list only the leader's site; the other site's name
+    servers answer SERVFAIL once they lose leader contact (both ways, or
+    nothing reaches them from the leader), or, while the leader's packets
+    still reach them, the same MX set as the leader's site; after the heal
+    both sites are back in every answer. Returns the leader."""
+    leader = leader or d.leader(everyone)
+    lsite = site_of(leader)
+    osite = "a" if lsite == "b" else "b"
+    others = [n for n in mail if site_of(n) == osite]
+    keep = [n for n in everyone if site_of(n) != osite]
+    only = want(lsite, [m for m in mail if site_of(m) == lsite])
+    what = "sites cut apart" if one_way is None else f"packets from site {one_way[0]} to site {one_way[1]} dropped"
+    if one_way is None:
+        lab.partition("a", "b")
+    else:
+        lab.partition(one_way[0], one_way[1], one_way=True)
+    t_part = time.monotonic()
+    if one_way is None or one_way[0] == lsite:
+        wait(f"site {osite}'s name servers answer SERVFAIL (no leader contact)",
+             lambda: all(d.mx(n)[0] == "SERVFAIL" for n in others))
+        seen = f"site {osite} answers SERVFAIL after {time.monotonic() - t_part:.1f} s"
+    else:
+        def cut_off_answers_agree():
+            got = {n: d.mx(n) for n in others}
+            ok = all(a[0] == "SERVFAIL" or a == ("NOERROR", only) for a in got.values())
+            return ok and sorted({a[0] for a in got.values()})
+        rcodes, _ = wait(f"site {osite}'s name servers answer SERVFAIL or list only site {lsite}",
+                         cut_off_answers_agree)
+        seen = f"site {osite} answers {'/'.join(rcodes)} after {time.monotonic() - t_part:.1f} s"
+    wait(f"the leader's site and the witness list only site {lsite}",
+         lambda: all(d.mx(n) == ("NOERROR", only) for n in keep))
+    assert d.leader(keep) == leader, "the leader changed although it kept its majority with the witness"
+    log(f"{what}, witness reachable: leader {leader} stays; {seen}; only site {lsite} in MX")
+    lab.heal()
+    t_heal = time.monotonic()
+    wait("both sites back in every MX answer",
+         lambda: all(d.mx(n) == ("NOERROR", want(lsite, mail)) for n in everyone))
+    after, _ = wait("every node follows one leader after the heal", lambda: d.leader(everyone))
+    assert after == leader, f"the heal deposed the leader: node {after} leads"
+    log(f"healed: both sites back in MX after {time.monotonic() - t_heal:.1f} s, leader {leader} still leads")
+    return leader
+
+
 def test_site_cut():
     work = tempfile.mkdtemp(prefix="ricochet-drill-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
     client = None
@@ -225,26 +276,14 @@ def test_site_cut():
             log(f"site a rejoined: back in MX at preference 20 after {time.monotonic() - t_rejoin:.1f} s")
 
             # 3. a <-> b cut, both still reach the witness.
-            leader = d.leader(everyone)
+            leader = partition_step(d, lab, everyone, mail, None)
+            # 4. One direction only, each way: TCP needs both, so each is a
+            # cut for the cluster too; the leader stays through it and
+            # through the heal, and no name server lists the cut-off site.
             lsite = site_of(leader)
             osite = "a" if lsite == "b" else "b"
-            others = [n for n in mail if site_of(n) == osite]
-            lab.partition("a", "b")
-            t_part = time.monotonic()
-            wait(f"site {osite}'s name servers answer SERVFAIL (no leader contact)",
-                 lambda: all(d.mx(n)[0] == "SERVFAIL" for n in others))
-            t_servfail = time.monotonic() - t_part
-            keep = [n for n in everyone if site_of(n) != osite]
-            wait(f"the leader's site and the witness list only site {lsite}",
-                 lambda: all(d.mx(n) == ("NOERROR", want(lsite, [m for m in mail if site_of(m) == lsite]))
-                             for n in keep))
-            assert d.leader(keep) == leader, "the leader changed although it kept its majority with the witness"
-            log(f"sites cut apart, witness reachable: leader {leader} stays; site {osite} answers SERVFAIL "
-                f"after {t_servfail:.1f} s and leaves the MX set")
-            lab.heal()
-            wait("both sites back in every MX answer",
-                 lambda: all(d.mx(n) == ("NOERROR", want(lsite, mail)) for n in everyone))
-            log("partition healed: both sites back in MX")
+            partition_step(d, lab, everyone, mail, (osite, lsite), leader)
+            partition_step(d, lab, everyone, mail, (lsite, osite), leader)
 
             # No accepted message lost.
             open(stop, "w").close()
