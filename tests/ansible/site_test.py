@@ -8,7 +8,9 @@ the production paths and ports (SMTP 25, DNS 53). Ansible reaches a box with
 the local connection and a python interpreter wrapped in nsenter. After the
 two runs, from inside the boxes: every node names the same leader, the relay
 MX lists the mail nodes, and an SMTP submission gets 250. A third run with a
-changed configuration must restart every daemon and verify again. Everything started
+changed configuration must restart every daemon and verify again. A node
+whose daemon cannot start (port 25 taken) fails its start at once with the
+end of the daemon's log; the next run starts it. Everything started
 is stopped by PID and every namespace removed, also on failure or SIGTERM.
 
 Environment: RICOCHET_BUILD (binaries), RICOCHET_SRC (tree). Root needed.
@@ -215,12 +217,26 @@ def check_smtp(lab):
     log("SMTP: %s" % accepted[-1].split("<-", 1)[1].strip())
 
 
-def stop_daemons(lab):
-    """Stop every ricochetd by the PID in its box's pid file (TERM, then KILL),
-    all at once; lab.close() then kills whatever is left in the namespaces."""
+# Holds port 25 on the address given, as another MTA on the host would.
+PORT_BLOCKER = """
+import signal, socket, sys
+s = socket.socket()
+s.bind((sys.argv[1], 25))
+s.listen()
+print("listening", flush=True)
+signal.pause()
+"""
+
+
+def stop_daemons(lab, hosts=None):
+    """Stop every ricochetd (or those of hosts) by the PID in its box's pid
+    file (TERM, then KILL), all at once; lab.close() then kills whatever is
+    left in the namespaces."""
     stoppers = []
     for hs in LAYOUT.values():
         for h in hs:
+            if hosts is not None and h not in hosts:
+                continue
             r = in_box(lab, h, ["cat", "/run/ricochet/ricochetd.pid"])
             pid = r.stdout.strip()
             if r.returncode == 0 and pid.isdigit():
@@ -276,8 +292,29 @@ def main():
                 eventually(check_cluster, lab)
                 eventually(check_dns, lab, 60)
                 eventually(check_smtp, lab)
-                log("timings: first run %.1f s, second run %.1f s, third run (restart) %.1f s"
-                    % (t1, t2, t3))
+                # A daemon that cannot start (its SMTP port taken) fails the
+                # play at once with the end of its log, not after
+                # ricochet_start_timeout; once the port is free the next
+                # run starts it and the cluster verifies.
+                stop_daemons(lab, ["b2"])
+                blocker = lab.popen("b2", ["/usr/bin/python3", "-c", PORT_BLOCKER, lab.addr("b2")],
+                                    stdout=subprocess.PIPE, text=True)
+                if blocker.stdout.readline().strip() != "listening":
+                    fail("could not take port 25 in b2")
+                recap4, t4, out4 = run_playbook(inv, env, "fourth", expect_fail=True,
+                                                extra=["-e", json.dumps(extra), "-e", "ricochet_verify_retries=1"])
+                if not recap4["b2"]["failed"] or "exited before it was ready" not in out4 \
+                        or "address already in use" not in out4:
+                    print(out4[-12000:])
+                    fail("fourth run: b2's start should fail at once with its log: %s" % recap4)
+                blocker.kill()
+                blocker.wait()
+                recap5, t5, _ = run_playbook(inv, env, "fifth", extra=["-e", json.dumps(extra)])
+                if any(r["failed"] or r["unreachable"] for r in recap5.values()) or recap5["b2"]["changed"] != 1:
+                    fail("fifth run should start b2 (1 change) and verify: %s" % recap5)
+                eventually(check_cluster, lab)
+                log("timings: first run %.1f s, second run %.1f s, third run (restart) %.1f s, "
+                    "fourth run (b2 cannot start) %.1f s, fifth run (b2 starts) %.1f s" % (t1, t2, t3, t4, t5))
                 ok = True
             finally:
                 if not ok:
