@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): classify every mail of the bounce corpus with
 # Ricochet (ricochet-classify with worker threads on every CPU, and again
-# with -j 1) and with Sisimai (Debian's libsisimai-perl) in one run; print
-# mails/s for each, the ratios, and how often the two agree on the reason
-# per (file, recipient).
+# with -j 1) and with Sisimai (Debian's libsisimai-perl: one process, and one
+# process per CPU) in one run; print mails/s for each, the ratios, and how
+# often the two agree on the reason per (file, recipient).
 #   tests/bench/bounces.sh [BUILD_DIR] [CORPUS_DIR] [ROUNDS]
 # Each tool runs as one process that goes ROUNDS times (default 5) over the
 # whole corpus, so that the figure is throughput, not process start-up; the
@@ -43,12 +43,26 @@ t3=$(now)
 t4=$(now)
 perl -MSisimai -e 'for my $f (@ARGV) { Sisimai->make($f, delivered => 1, vacation => 1) }' "${files[@]}" 2>/dev/null
 t5=$(now)
+# Sisimai on every CPU too (one process per CPU, each a share of the files,
+# ROUNDS passes): the same hardware as ricochet -j CPUS.
+cpus=$(nproc)
+pids=()
+for ((c = 0; c < cpus; c++)); do
+  part=()
+  for ((i = c; i < n; i += cpus)); do part+=("${files[$i]}"); done
+  ROUNDS=$rounds perl -MSisimai -e '
+    for my $r (1 .. $ENV{ROUNDS}) { Sisimai->make($_, delivered => 1, vacation => 1) for @ARGV }' \
+    "${part[@]}" 2>/dev/null &
+  pids+=($!)
+done
+wait "${pids[@]}"
+t6=$(now)
 
-python3 - "$work/ricochet.tsv" "$work/sisimai.tsv" "$n" "$rounds" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$(nproc)" <<'PY'
+python3 - "$work/ricochet.tsv" "$work/sisimai.tsv" "$n" "$rounds" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$cpus" <<'PY'
 import sys
 rf, sf, n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-t0, t1, t2, t3, t4, t5 = map(float, sys.argv[5:11])
-cpus = sys.argv[11]
+t0, t1, t2, t3, t4, t5, t6 = map(float, sys.argv[5:12])
+cpus = sys.argv[12]
 def load(p):
     d = {}
     for line in open(p):
@@ -64,10 +78,14 @@ rp = n / (t4 - t3)
 sp = n / (t5 - t4)
 common = [k for k in s if k in r]
 agree = sum(1 for k in common if r[k] == s[k])
+sn = n * rounds / (t6 - t5)
 print("mails=%d rounds=%d cpus=%s" % (n, rounds, cpus))
-print("ricochet (-j %s)  %7.0f mails/s  ratio %.1fx" % (cpus, rr, rr / sr))
-print("ricochet (-j 1)  %7.0f mails/s  ratio %.1fx" % (r1, r1 / sr))
-print("sisimai          %7.0f mails/s" % sr)
+print("%-24s %9s %16s %16s" % ("", "mails/s", "vs sisimai x1", "vs sisimai x" + cpus))
+print("%-24s %9.0f %15.1fx %15.1fx" % ("ricochet -j " + cpus, rr, rr / sr, rr / sn))
+print("%-24s %9.0f %15.1fx" % ("ricochet -j 1", r1, r1 / sr))
+print("%-24s %9.0f" % ("sisimai, %s processes" % cpus, sn))
+print("%-24s %9.0f" % ("sisimai, 1 process", sr))
+print("per CPU (ricochet -j 1 / sisimai, 1 process): %.1fx" % (r1 / sr))
 print("single pass (one process, one round): ricochet %.0f mails/s, sisimai %.0f mails/s, ratio %.1fx" % (rp, sp, rp / sp))
 print("sisimai rows=%d matched by ricochet=%d reason agreement=%.3f" % (len(s), len(common), agree / max(1, len(common))))
 PY
