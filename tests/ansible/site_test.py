@@ -8,7 +8,8 @@ the production paths and ports (SMTP 25, DNS 53). Ansible reaches a box with
 the local connection and a python interpreter wrapped in nsenter. After the
 two runs, from inside the boxes: every node names the same leader, the relay
 MX lists the mail nodes, and an SMTP submission gets 250. A third run with a
-changed configuration must restart every daemon and verify again. A node
+changed configuration, rolled out one node at a time, must restart every
+daemon, each waiting until it has rejoined the cluster, and verify again. A node
 whose daemon cannot start (port 25 taken) fails its start at once with the
 end of the daemon's log; the next run starts it. Everything started
 is stopped by PID and every namespace removed, also on failure or SIGTERM.
@@ -148,6 +149,17 @@ def run_playbook(inventory, env, label, extra=(), expect_fail=False):
     return recap, took, out
 
 
+def task_results(out, task):
+    """{host: ok|changed|skipping|failed|fatal} for every run of a task in
+    ansible-playbook's output (one run per batch when serial is set)."""
+    res = {}
+    for m in re.finditer(r"^TASK \[ricochet : %s\] \**\n(.*?)(?=^\S*(?:TASK|PLAY|RUNNING) )" % re.escape(task),
+                         out, re.M | re.S):
+        for st, host in re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", m.group(1), re.M):
+            res[host] = st
+    return res
+
+
 def lint(env):
     if os.environ.get("ANSIBLE_LINT") == "0":
         log("ansible-lint skipped (ANSIBLE_LINT=0)")
@@ -221,6 +233,7 @@ def check_smtp(lab):
 PORT_BLOCKER = """
 import signal, socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the health probes' TIME_WAIT
 s.bind((sys.argv[1], 25))
 s.listen()
 print("listening", flush=True)
@@ -271,7 +284,7 @@ def main():
                         or "/etc/no-such-marker is missing" not in out0:
                     print(out0[-6000:])
                     fail("guard run: %s" % recap0)
-                recap1, t1, _ = run_playbook(inv, env, "first")
+                recap1, t1, out1 = run_playbook(inv, env, "first")
                 if any(r["failed"] or r["unreachable"] for r in recap1.values()):
                     fail("first run failed: %s" % recap1)
                 recap2, t2, out2 = run_playbook(inv, env, "second")
@@ -279,16 +292,26 @@ def main():
                 if changed:
                     print(out2[-12000:])
                     fail("second run changed something: %s" % changed)
-                # A configuration change restarts every daemon through the
-                # handlers (stop by pid file, start, wait for READY=1), and the
-                # verification waits for the re-formed cluster.
+                rejoin = "Wait until the restarted node has rejoined the cluster"
+                if task_results(out1, rejoin) != {h: "skipping" for h in recap1}:
+                    fail("first run: no node had a cluster to rejoin: %s" % task_results(out1, rejoin))
+                # A configuration change, rolled out one node at a time
+                # (ricochet_serial=1), restarts every daemon through the
+                # handlers (stop by pid file, start, wait for READY=1); each
+                # node waits until it has rejoined the cluster before the
+                # next goes down, and the verification checks the result.
                 extra = {"ricochet_extra_config": {"raft": {"min_free_disk": "64M"}, "dns": {"ttl": 60}}}
-                recap3, t3, out3 = run_playbook(inv, env, "third", extra=["-e", json.dumps(extra)])
+                recap3, t3, out3 = run_playbook(inv, env, "third",
+                                                extra=["-e", json.dumps(extra), "-e", "ricochet_serial=1"])
                 if any(r["changed"] != 3 for r in recap3.values()) \
                         or "RUNNING HANDLER [ricochet : Stop ricochetd" not in out3:
                     print(out3[-12000:])
                     fail("third run should change the config and restart (3 changes) on every host: %s"
                          % recap3)
+                if out3.count("PLAY [Deploy ricochet nodes]") != len(recap3) \
+                        or task_results(out3, rejoin) != {h: "ok" for h in recap3}:
+                    print(out3[-12000:])
+                    fail("third run: one node at a time, each waiting to rejoin: %s" % task_results(out3, rejoin))
                 eventually(check_cluster, lab)
                 eventually(check_dns, lab, 60)
                 eventually(check_smtp, lab)
