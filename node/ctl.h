@@ -119,5 +119,6 @@ int ctl_cmd_suppressions(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_drain(const struct ctl *c, int argc, char **argv); /* drain and undrain */
 int ctl_cmd_probe(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_passwd(const struct ctl *c, int argc, char **argv);
+int ctl_cmd_members(const struct ctl *c, int argc, char **argv);
 
 #endif

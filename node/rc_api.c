@@ -754,6 +754,7 @@ int rc_api_start(rc_node *n, char *err, size_t errlen)
     http_api_route(n->http, "GET", "/v1/suppressions", suppressions, n);
     http_api_route(n->http, "GET", "/metrics", get_metrics, n);
     rc_api_bounces_routes(n);
+    rc_api_members_routes(n);
     if (n->cfg.http_admin) {
         http_api_route(n->http, "POST", "/v1/suppressions", suppressions, n);
         http_api_route(n->http, "DELETE", "/v1/suppressions/", suppressions, n);

@@ -48,6 +48,7 @@ static const struct cfg_item schema[] = {
     {"raft", "election_timeout", T_DURATION, 100, 60000, "1s", F(election_timeout_ms), "Base election timeout (randomised 1x-2x by libraft; the witness uses twice this)."},
     {"raft", "heartbeat_timeout", T_DURATION, 10, 10000, "100ms", F(heartbeat_timeout_ms), "Leader heartbeat interval."},
     {"raft", "pre_vote", T_BOOL, 0, 1, "true", F(pre_vote), "Pre-vote (Raft thesis 9.6); off makes failover about 3x slower."},
+    {"raft", "join", T_BOOL, 0, 1, "false", F(raft_join), "This node joins a running cluster: with an empty data directory it does not bootstrap the member table as the cluster's first configuration, but waits for the leader to add it (`ricochetctl members sync`). Off: the nodes of a new cluster all bootstrap the same member table."},
     {"raft", "snapshot_threshold", T_UINT, 16, 10000000, "8192", F(snapshot_threshold), "Entries applied between two snapshots. The event loop re-encodes only the messages changed since the last one (the rest is assembled on a worker thread), and libraft pauses appends while it writes one, so not too often; but the log on disk holds this many entries."},
     {"raft", "snapshot_trailing", T_UINT, 0, 10000000, "2048", F(snapshot_trailing), "Entries kept in the log after a snapshot (lagging followers catch up from them)."},
     {"raft", "max_entry_size", T_SIZE, 4096, 1u << 30, "1M", F(max_entry_bytes), "Records are batched into entries up to this size."},

@@ -41,6 +41,7 @@ struct rc_config {
     /* [raft] */
     uint64_t election_timeout_ms, heartbeat_timeout_ms;
     bool pre_vote;
+    bool raft_join;
     uint64_t snapshot_threshold, snapshot_trailing;
     uint64_t max_entry_bytes, max_inflight_entries;
     uint64_t propose_timeout_ms;

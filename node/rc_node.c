@@ -366,6 +366,7 @@ static int raft_config_from(const struct rc_config *c, struct rc_raft_config *rc
     rc->election_timeout_ms = (unsigned)c->election_timeout_ms;
     rc->heartbeat_timeout_ms = (unsigned)c->heartbeat_timeout_ms;
     rc->pre_vote = c->pre_vote;
+    rc->join = c->raft_join;
     rc->snapshot_threshold = (unsigned)c->snapshot_threshold;
     rc->snapshot_trailing = (unsigned)c->snapshot_trailing;
     rc->max_entry_bytes = c->max_entry_bytes;

@@ -112,4 +112,7 @@ void rc_dsn_run(rc_node *n);    /* builds and proposes the DSNs owed */
 void rc_dsn_forget(rc_node *n); /* leadership lost: the next leader rescans */
 void rc_dsn_free(rc_node *n);
 
+/* GET /v1/cluster/members, POST /v1/cluster/members/sync (rc_api_members.c). */
+void rc_api_members_routes(rc_node *n);
+
 #endif

@@ -47,6 +47,16 @@ const struct ctl_command ctl_commands[] = {
      "the command looks the leader up and asks it, then waits until the cluster\n"
      "agrees on the new leader; when another voter won the election it asks that\n"
      "one to hand over (3 attempts in all). Prints the new leader.\n"},
+    {"members", ctl_cmd_members, true, "members [sync]",
+     "Raft membership of the cluster against the configuration's member table.",
+     "GET /v1/cluster/members: each member's raft address and role in the cluster\n"
+     "and in the configuration file, and the changes between them. `sync`: POST\n"
+     "/v1/cluster/members/sync (admin): the leader makes them one at a time (new\n"
+     "members added as spares, then given their role, a new voter caught up\n"
+     "first; promotions; demotions; removals last) and answers when all are\n"
+     "committed. Refused (409) when the leader would leave the voters (transfer\n"
+     "first) or a member's raft address changed. A node joining a running\n"
+     "cluster starts with raft.join = true (docs/OPERATIONS.md).\n"},
     {"drill", ctl_cmd_drill, true, "drill --site SITE [--keep-drained] [--wait SECONDS]",
      "Planned failover drill of a site, with a timeline (docs/DRILLS.md).",
      "Refuses first when no healthy voter and MX would be left outside SITE. Then:\n"

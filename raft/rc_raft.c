@@ -99,6 +99,11 @@ struct rc_raft {
 
     uint64_t proposals_ok, proposals_failed;
     struct catch_up *catch_ups; /* committed through the leader, not applied here yet */
+
+    struct raft_change change; /* libraft allows one membership change at a time */
+    bool change_pending;
+    rc_propose_cb change_cb;
+    void *change_data;
 };
 
 static const struct {
@@ -462,11 +467,14 @@ int rc_raft_transfer(rc_raft *r, uint64_t to, rc_propose_cb cb, void *data)
         return RC_ESHUTDOWN;
     if (raft_state(&r->raft) != RAFT_LEADER)
         return RC_ENOTLEADER;
-    if (r->transfer_pending)
+    if (r->transfer_pending || r->change_pending)
         return RC_EBUSY;
     if (to != 0) {
-        const struct rc_member *m = rc_raft_member(r, to);
-        if (m == NULL || m->role != RC_ROLE_VOTER || to == r->cfg.self_id)
+        /* a voter of the configuration the cluster holds, not of the file */
+        bool voter = false;
+        for (unsigned i = 0; i < r->raft.configuration.n; i++)
+            voter |= r->raft.configuration.servers[i].id == to && r->raft.configuration.servers[i].role == RAFT_VOTER;
+        if (!voter || to == r->cfg.self_id)
             return RC_EINVAL;
     }
     memset(&r->transfer, 0, sizeof r->transfer);
@@ -482,6 +490,86 @@ int rc_raft_transfer(rc_raft *r, uint64_t to, rc_propose_cb cb, void *data)
     r->transfer_cb = cb;
     r->transfer_data = data;
     rc_info("raft", "transfer_started to=%llu", (unsigned long long)to);
+    return RC_OK;
+}
+
+/* --------------------------------------------------------- membership */
+
+size_t rc_raft_servers(rc_raft *r, struct rc_raft_server *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < r->raft.configuration.n && n < max; i++, n++) {
+        const struct raft_server *sv = &r->raft.configuration.servers[i];
+        out[n].id = sv->id;
+        snprintf(out[n].raft_addr, sizeof out[n].raft_addr, "%s", sv->address ? sv->address : "");
+        out[n].role = sv->role;
+    }
+    return n;
+}
+
+static const char *role_name(int role)
+{
+    return role == RC_ROLE_VOTER ? "voter" : role == RC_ROLE_STANDBY ? "standby" : "spare";
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+    rc_raft *r = req->data;
+    r->change_pending = false;
+    int rv = map_raft_err(status);
+    rc_info("raft", "membership_change_done result=%s", status == 0 ? "ok" : raft_strerror(status));
+    rc_propose_cb cb = r->change_cb;
+    r->change_cb = NULL;
+    if (cb)
+        cb(r->change_data, rv);
+}
+
+int rc_raft_change(rc_raft *r, enum rc_change what, uint64_t id, const char *raft_addr, int role,
+                   rc_propose_cb cb, void *data)
+{
+    if (r->closing)
+        return RC_ESHUTDOWN;
+    if (raft_state(&r->raft) != RAFT_LEADER)
+        return RC_ENOTLEADER;
+    if (r->change_pending || r->transfer_pending)
+        return RC_EBUSY;
+    if (id == 0 || (what == RC_CHANGE_ASSIGN && role != RC_ROLE_VOTER && role != RC_ROLE_STANDBY &&
+                    role != RC_ROLE_SPARE))
+        return RC_EINVAL;
+    memset(&r->change, 0, sizeof r->change);
+    r->change.data = r;
+    int rv;
+    switch (what) {
+    case RC_CHANGE_ADD:
+        if (raft_addr == NULL || raft_addr[0] == '\0')
+            return RC_EINVAL;
+        rv = raft_add(&r->raft, &r->change, id, raft_addr, change_cb);
+        break;
+    case RC_CHANGE_ASSIGN:
+        rv = raft_assign(&r->raft, &r->change, id, role, change_cb);
+        break;
+    case RC_CHANGE_REMOVE:
+        rv = id == r->cfg.self_id ? RAFT_BADID : raft_remove(&r->raft, &r->change, id, change_cb);
+        break;
+    default:
+        return RC_EINVAL;
+    }
+    if (rv != 0) {
+        rc_warn("raft", "membership_change_refused node=%llu error=\"%s\"", (unsigned long long)id,
+                raft_strerror(rv));
+        switch (rv) {
+        case RAFT_CANTCHANGE: return RC_EBUSY;
+        case RAFT_BADID: case RAFT_NOTFOUND: case RAFT_DUPLICATEID: case RAFT_DUPLICATEADDRESS:
+        case RAFT_BADROLE: return RC_EINVAL;
+        default: return map_raft_err(rv);
+        }
+    }
+    r->change_pending = true;
+    r->change_cb = cb;
+    r->change_data = data;
+    rc_info("raft", "membership_change_started op=%s node=%llu%s%s", what == RC_CHANGE_ADD ? "add"
+            : what == RC_CHANGE_ASSIGN ? "assign" : "remove", (unsigned long long)id,
+            what == RC_CHANGE_ASSIGN ? " role=" : "", what == RC_CHANGE_ASSIGN ? role_name(role) : "");
     return RC_OK;
 }
 
@@ -716,6 +804,11 @@ int rc_raft_start(rc_raft **out, uv_loop_t *loop, const struct rc_raft_config *c
     raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
 
+    /* A node that joins a running cluster must not bootstrap: its first
+     * configuration entry would claim index 1 with other contents than the
+     * cluster's. It starts empty and waits for the leader to add it. */
+    if (r->cfg.join)
+        goto start;
     struct raft_configuration conf;
     if ((rv = build_configuration(r->cfg.members, r->cfg.n_members, &conf)) != 0) {
         snprintf(errmsg, errlen, "cluster configuration: %s", raft_strerror(rv));
@@ -731,6 +824,7 @@ int rc_raft_start(rc_raft **out, uv_loop_t *loop, const struct rc_raft_config *c
     }
     if (rv == 0)
         rc_info("raft", "bootstrapped members=%zu", r->cfg.n_members);
+start:
     if ((rv = raft_start(&r->raft)) != 0) {
         snprintf(errmsg, errlen, "raft start: %s", r->raft.errmsg[0] ? r->raft.errmsg : raft_strerror(rv));
         rv = RC_EIO;

@@ -60,6 +60,7 @@ struct rc_raft_config {
     unsigned election_timeout_ms;  /* default 1000; the witness uses 2x */
     unsigned heartbeat_timeout_ms; /* default 100 */
     bool pre_vote;                 /* default on (off gives ~3x slower failover) */
+    bool join;                     /* do not bootstrap: the leader adds this node */
     unsigned snapshot_threshold;   /* entries between snapshots, default 8192 */
     unsigned snapshot_trailing;    /* entries kept after a snapshot, default 2048 */
     size_t max_entry_bytes;        /* batch size cap, default 1 MiB */
@@ -115,6 +116,27 @@ int rc_raft_catch_up(rc_raft *r, rc_propose_cb cb, void *data);
 /* Leader only: hands leadership to node `to` (0: the most up-to-date voter).
  * cb gets RC_OK when this node is no longer the leader. */
 int rc_raft_transfer(rc_raft *r, uint64_t to, rc_propose_cb cb, void *data);
+
+/* The raft configuration as libraft holds it now (the latest configuration
+ * entry of the log), which differs from the member table of the
+ * configuration file until someone changes the membership (rc_raft_change).
+ * Returns the number of servers written (at most max). */
+struct rc_raft_server {
+    uint64_t id;
+    char raft_addr[64];
+    int role; /* enum rc_role */
+};
+size_t rc_raft_servers(rc_raft *r, struct rc_raft_server *out, size_t max);
+
+/* Leader only: one membership change at a time (RC_EBUSY while one, or a
+ * transfer, is pending). ADD makes id a spare at raft_addr; ASSIGN gives it
+ * a role (libraft catches a new voter up before the change is logged);
+ * REMOVE takes it out (not the leader itself: transfer first). cb gets
+ * RC_OK once the change is committed. RC_EINVAL: unknown or duplicate id,
+ * address or role. */
+enum rc_change { RC_CHANGE_ADD, RC_CHANGE_ASSIGN, RC_CHANGE_REMOVE };
+int rc_raft_change(rc_raft *r, enum rc_change what, uint64_t id, const char *raft_addr, int role,
+                   rc_propose_cb cb, void *data);
 
 void rc_raft_get_status(rc_raft *r, struct rc_raft_status *st);
 

@@ -1,0 +1,177 @@
+/* `ricochetctl members [sync]`: the raft membership the cluster holds
+ * against the member table of the configuration files (GET
+ * /v1/cluster/members), and `sync`, which has the leader make the changes
+ * (POST /v1/cluster/members/sync; when the node asked is not the leader,
+ * the command asks the leader). */
+#include <string.h>
+
+#include "node/ctl.h"
+
+/* HTTP address of node `id` as `server` lists it; 0 when found. */
+static int http_of(const struct ctl *c, const char *server, json_int_t id, char *out, size_t n)
+{
+    json_t *r;
+    if (ctl_get_cluster(c, server, &r) != 0)
+        return -1;
+    int rv = -1;
+    size_t i;
+    json_t *node;
+    json_array_foreach(json_object_get(r, "nodes"), i, node) {
+        const char *http = json_string_value(json_object_get(node, "http"));
+        if (json_integer_value(json_object_get(node, "id")) == id && http != NULL) {
+            snprintf(out, n, "%s", http);
+            rv = 0;
+        }
+    }
+    json_decref(r);
+    return rv;
+}
+
+static const char *role_in(const json_t *list, json_int_t id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        if (json_integer_value(json_object_get(m, "id")) == id)
+            return json_string_value(json_object_get(m, "role"));
+    }
+    return NULL;
+}
+
+static void print_step(const json_t *s, const char *prefix)
+{
+    const char *op = json_string_value(json_object_get(s, "op"));
+    json_int_t id = json_integer_value(json_object_get(s, "id"));
+    if (op && strcmp(op, "add") == 0)
+        printf("%sadd node %lld at %s (as a spare)\n", prefix, (long long)id,
+               json_string_value(json_object_get(s, "raft")));
+    else if (op && strcmp(op, "assign") == 0)
+        printf("%smake node %lld a %s\n", prefix, (long long)id, json_string_value(json_object_get(s, "role")));
+    else
+        printf("%sremove node %lld\n", prefix, (long long)id);
+}
+
+static int show(const struct ctl *c)
+{
+    json_t *r;
+    int rv = ctl_request(c, "members", "GET", "/v1/cluster/members", NULL, &r);
+    if (rv != CTL_OK)
+        return rv;
+    if (c->json) {
+        ctl_print_json(r);
+        json_decref(r);
+        return CTL_OK;
+    }
+    json_t *have = json_object_get(r, "configuration"), *want = json_object_get(r, "file");
+    static const char *const hdr[] = {"ID", "RAFT", "IN THE CLUSTER", "IN THE FILE"};
+    ctl_table *t = ctl_table_new(4, hdr);
+    json_t *lists[2] = {have, want};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(lists[l], i, m) {
+            json_int_t id = json_integer_value(json_object_get(m, "id"));
+            if (l == 1 && role_in(have, id) != NULL)
+                continue; /* listed with the cluster's */
+            char ids[32];
+            snprintf(ids, sizeof ids, "%lld", (long long)id);
+            const char *row[] = {ids, json_string_value(json_object_get(m, "raft")), role_in(have, id),
+                                 role_in(want, id)};
+            ctl_table_add(t, row);
+        }
+    }
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+    const char *err = json_string_value(json_object_get(r, "error"));
+    json_t *changes = json_object_get(r, "changes");
+    if (err != NULL)
+        printf("\ncannot sync: %s\n", err);
+    else if (json_array_size(changes) == 0)
+        printf("\nin sync\n");
+    else {
+        printf("\n`ricochetctl members sync` would, one change at a time:\n");
+        size_t i;
+        json_t *s;
+        json_array_foreach(changes, i, s) print_step(s, "  ");
+    }
+    json_decref(r);
+    return CTL_OK;
+}
+
+static int sync_members(const struct ctl *c)
+{
+    char server[256];
+    snprintf(server, sizeof server, "%s", c->server);
+    json_t *r;
+    int status;
+    int rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", NULL, &r, &status, true);
+    json_int_t leader = json_integer_value(json_object_get(r, "leader"));
+    char leader_http[256];
+    if (rv == CTL_REFUSED && status == 421 && leader > 0) {
+        if (http_of(c, server, leader, leader_http, sizeof leader_http) == 0) {
+            snprintf(server, sizeof server, "%s", leader_http);
+            if (!c->json)
+                fprintf(stderr, "ricochetctl: members sync: asking the leader at %s (node %lld)\n", server,
+                        (long long)leader);
+            json_decref(r);
+            rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", NULL, &r, &status,
+                                true);
+        } else {
+            /* The leader is not in this node's member table (it is leaving):
+             * what this node plans says why nothing can be done yet. */
+            json_t *m;
+            int st;
+            if (ctl_request_to(c, server, "members", "GET", "/v1/cluster/members", NULL, &m, &st, true) == CTL_OK &&
+                json_is_string(json_object_get(m, "error"))) {
+                ctl_err("members sync: %s", json_string_value(json_object_get(m, "error")));
+                if (c->json)
+                    ctl_print_json(m);
+                json_decref(m);
+                json_decref(r);
+                return CTL_REFUSED;
+            }
+            json_decref(m);
+        }
+    }
+    if (rv == CTL_REFUSED) {
+        const char *msg = json_string_value(json_object_get(r, "error"));
+        ctl_err("members sync: %s (HTTP %d from %s)", msg ? msg : "refused", status, server);
+        if (c->json && r)
+            ctl_print_json(r);
+        else if (r != NULL) {
+            size_t i;
+            json_t *s;
+            json_array_foreach(json_object_get(r, "done"), i, s) print_step(s, "done: ");
+            if (json_object_get(r, "failed"))
+                print_step(json_object_get(r, "failed"), "failed: ");
+        }
+        json_decref(r);
+        return CTL_REFUSED;
+    }
+    if (rv != CTL_OK)
+        return rv;
+    if (c->json) {
+        ctl_print_json(r);
+    } else {
+        json_t *done = json_object_get(r, "done");
+        if (json_array_size(done) == 0)
+            printf("in sync: nothing to change\n");
+        size_t i;
+        json_t *s;
+        json_array_foreach(done, i, s) print_step(s, "done: ");
+    }
+    json_decref(r);
+    return CTL_OK;
+}
+
+int ctl_cmd_members(const struct ctl *c, int argc, char **argv)
+{
+    const struct ctl_command *cmd = ctl_find_command("members");
+    if (argc == 2 && ctl_is_help(argv[1]))
+        return ctl_help(cmd);
+    if (argc == 1)
+        return show(c);
+    if (argc == 2 && strcmp(argv[1], "sync") == 0)
+        return sync_members(c);
+    return ctl_usage(cmd);
+}

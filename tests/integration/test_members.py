@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Membership changes on a running cluster (ricochetctl members, raft.join).
+
+A 3-node cluster (nodes 1, 2 in site a, 3 in site b) commits records. Then:
+1. Node 4 (site b) is added the way an operator does it: every configuration
+   lists it, it starts with raft.join = true (no bootstrap: it holds no
+   configuration and has no leader), the other nodes are restarted one at a
+   time to read the new member table, `ricochetctl members` shows the plan,
+   `members sync` makes node 4 a voter, and it converges to the same state
+   (from a snapshot: the log it would need was compacted long before).
+2. Node 3 is removed: the others stop listing it, are restarted one at a
+   time; while node 3 leads, `members sync` refuses (transfer leadership
+   first); after a transfer it removes node 3 from raft, and it is stopped. The three
+   remaining voters (1, 2, 4) commit, and keep committing with one of them
+   down (2 of 3).
+Every refusal is covered by unit.test_rc_members; here `members sync` on a
+follower is also shown to reach the leader."""
+from clusterlib import Cluster, log, main
+
+NET = "127.0.11"
+FAST = ["raft.election_timeout=300ms", "raft.snapshot_threshold=64", "raft.snapshot_trailing=16"]
+
+
+def node_line(c, out, nid):
+    for line in out.strip().splitlines():
+        parts = line.split()
+        if parts and parts[0] == str(nid):
+            c.nodes[nid] = dict(p.split("=", 1) for p in parts[1:])
+            return
+    raise AssertionError(f"no line for node {nid} in {out!r}")
+
+
+def rolling_restart(c, ids):
+    for nid in ids:
+        node_line(c, c.run_cluster("restart", str(nid)), nid)
+        c.wait("node %d back with a leader" % nid, lambda: (c.status(nid) or {}).get("leader"), timeout=60)
+    log(f"restarted nodes {ids} one at a time")
+
+
+def roles(m):
+    return {x["id"]: x["role"] for x in m["configuration"]}
+
+
+def probe(c, nid, count, inflight=16):
+    r = c.ctl_json(nid, "probe", "--count", str(count), "--size", "256", "--inflight", str(inflight))
+    assert r["committed"] == count, r
+    return r
+
+
+def test_add_then_remove_a_member():
+    with Cluster("3", base=0, net=NET, sets=FAST) as c:
+        leader = c.wait_leader()
+        # one record per entry: well past the snapshot threshold, so the log
+        # a newcomer needs is gone and it gets a snapshot
+        probe(c, leader, 300, inflight=1)
+        m = c.ctl_json(leader, "members")
+        assert roles(m) == {1: "voter", 2: "voter", 3: "voter"} and m["changes"] == [] and m["error"] is None, m
+
+        # 1. node 4 joins
+        node_line(c, c.run_cluster("add", "4", "b"), 4)
+        c.wait("node 4 answers", lambda: c.status(4))
+        st4 = c.status(4)
+        assert st4["leader"] is None, st4
+        m4 = c.ctl_json(4, "members")
+        assert m4["configuration"] == [] and "joins" in (m4["error"] or ""), m4
+        rolling_restart(c, [1, 2, 3])
+        m = c.ctl_json(1, "members")
+        assert [(s["op"], s["id"], s.get("role")) for s in m["changes"]] == [("add", 4, None), ("assign", 4, "voter")], m
+        text = c.ctl(1, "members").stdout
+        assert "add node 4" in text and "make node 4 a voter" in text, text
+        follower = [i for i in (1, 2, 3) if i != c.wait_leader(among=[1, 2, 3])][0]
+        r = c.ctl(follower, "members", "sync")
+        log(f"members sync (asked node {follower}):\n{r.stdout.strip()}")
+        assert "done: add node 4" in r.stdout and "done: make node 4 a voter" in r.stdout, r.stdout + r.stderr
+        applied, digest = c.wait_converged(among=[1, 2, 3, 4], timeout=60)
+        with open(c.log_path(4)) as f:
+            assert "snapshot_restored" in f.read(), "node 4 caught up without a snapshot"
+        m = c.ctl_json(4, "members")
+        assert roles(m) == {1: "voter", 2: "voter", 3: "voter", 4: "voter"} and m["changes"] == [], m
+        assert c.ctl(1, "members", "sync").stdout.strip() == "in sync: nothing to change"
+        log(f"node 4 is a voter and holds the same state ({applied} records, digest {digest[:16]})")
+
+        # 2. node 3 leaves; while it leads, sync refuses to remove it (it
+        # keeps leading while the others restart: followers only)
+        if c.wait_leader(among=[1, 2, 3, 4]) != 3:
+            c.ctl(1, "transfer", "--to", "3")
+            c.wait("node 3 leads", lambda: c.leader(among=[1, 2, 3, 4]) == 3 and 3)
+        c.run_cluster("forget", "3")
+        rolling_restart(c, [1, 2, 4])
+        c.wait("node 3 still leads", lambda: c.leader(among=[1, 2, 3, 4]) == 3 and 3)
+        m = c.ctl_json(1, "members")
+        assert m["changes"] == [] and "transfer leadership first" in m["error"], m
+        r = c.ctl(1, "members", "sync", check=False)
+        assert r.returncode != 0 and "transfer leadership first" in r.stderr, r.stdout + r.stderr
+        # the others no longer know node 3's address: ask node 3 itself
+        c.ctl(3, "transfer", "--to", "1")
+        c.wait("node 1 leads", lambda: c.leader(among=[1, 2, 3, 4]) == 1 and 1)
+        m = c.ctl_json(1, "members")
+        assert [(s["op"], s["id"]) for s in m["changes"]] == [("remove", 3)], m
+        r = c.ctl(2, "members", "sync")
+        assert "done: remove node 3" in r.stdout, r.stdout + r.stderr
+        m = c.ctl_json(2, "members")
+        assert roles(m) == {1: "voter", 2: "voter", 4: "voter"} and m["changes"] == [], m
+        c.kill(3)
+        del c.nodes[3]
+        leader = c.wait_leader(among=[1, 2, 4])
+        probe(c, leader, 100)
+        down = [i for i in (1, 2, 4) if i != leader][0]
+        c.kill(down)
+        probe(c, leader, 100)
+        c.wait_converged(among=[i for i in (1, 2, 4) if i != down], timeout=60)
+        log(f"voters 1, 2, 4 commit, also with node {down} down")
+
+
+if __name__ == "__main__":
+    main([test_add_then_remove_a_member])
