@@ -36,6 +36,10 @@ from lab import Lab, term_raises  # noqa: E402
 
 ZONE = "mx.ricochet.test"
 LAYOUT = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"]}
+# b3 is a box from the start but joins the inventory (as node 6, with
+# ricochet_join) only in the last run.
+JOINER = ("b", "b3", 6)
+BOXES = {s: hs + ([JOINER[1]] if s == JOINER[0] else []) for s, hs in LAYOUT.items()}
 GROUPS = {"a": "site_a", "b": "site_b", "w": "witness"}
 
 
@@ -61,17 +65,22 @@ def eventually(check, *args, timeout=60.0):
             time.sleep(0.5)
 
 
-def write_inventory(lab, path):
+def write_inventory(lab, path, joiner=False):
     lines = []
     node_id = 0
     for site, hosts in LAYOUT.items():
         lines.append("[%s]" % GROUPS[site])
+        entries = []
         for h in hosts:
             node_id += 1
+            entries.append((h, node_id, ""))
+        if joiner and site == JOINER[0]:
+            entries.append((JOINER[1], JOINER[2], " ricochet_join=true"))
+        for h, nid, extra in entries:
             interp = ("/usr/bin/nsenter --target %d --mount --net --uts --ipc -- /usr/bin/python3"
                       % lab.box_pid(h))
-            lines.append('%s ricochet_node_id=%d ricochet_address=%s ansible_python_interpreter="%s"'
-                         % (h, node_id, lab.addr(h), interp))
+            lines.append('%s ricochet_node_id=%d ricochet_address=%s%s ansible_python_interpreter="%s"'
+                         % (h, nid, lab.addr(h), extra, interp))
         lines.append("")
     lines += [
         "[all:vars]",
@@ -116,7 +125,7 @@ def ansible_env(tmp):
     return env
 
 
-def run_playbook(inventory, env, label, extra=(), expect_fail=False):
+def run_playbook(inventory, env, label, extra=(), expect_fail=False, hosts=None):
     t0 = time.monotonic()
     # Own process group: on failure or SIGTERM the forked workers go too.
     p = subprocess.Popen(["ansible-playbook", "-i", inventory,
@@ -141,7 +150,7 @@ def run_playbook(inventory, env, label, extra=(), expect_fail=False):
                          out, re.M):
         recap[m.group(1)] = {"ok": int(m.group(2)), "changed": int(m.group(3)),
                              "unreachable": int(m.group(4)), "failed": int(m.group(5))}
-    hosts = [h for hs in LAYOUT.values() for h in hs]
+    hosts = hosts or [h for hs in LAYOUT.values() for h in hs]
     if sorted(recap) != sorted(hosts):
         print(out[-6000:])
         fail("%s: PLAY RECAP lists %s" % (label, sorted(recap)))
@@ -153,7 +162,8 @@ def task_results(out, task):
     """{host: ok|changed|skipping|failed|fatal} for every run of a task in
     ansible-playbook's output (one run per batch when serial is set)."""
     res = {}
-    for m in re.finditer(r"^TASK \[ricochet : %s\] \**\n(.*?)(?=^\S*(?:TASK|PLAY|RUNNING) )" % re.escape(task),
+    name = "ricochet : " + task
+    for m in re.finditer(r"^TASK \[%s\] \**\n(.*?)(?=^\S*(?:TASK|PLAY|RUNNING) )" % re.escape(name),
                          out, re.M | re.S):
         for st, host in re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", m.group(1), re.M):
             res[host] = st
@@ -181,8 +191,8 @@ def in_box(lab, host, argv, timeout=30):
     return lab.run(host, argv, capture_output=True, text=True, timeout=timeout)
 
 
-def check_cluster(lab):
-    hosts = [h for hs in LAYOUT.values() for h in hs]
+def check_cluster(lab, hosts=None):
+    hosts = hosts or [h for hs in LAYOUT.values() for h in hs]
     leaders = {}
     for h in hosts:
         r = in_box(lab, h, ["/usr/local/bin/ricochetctl", "-s", lab.addr(h) + ":8080",
@@ -192,7 +202,7 @@ def check_cluster(lab):
         leaders[h] = json.loads(r.stdout)["leader"]
     if len(set(leaders.values())) != 1 or None in leaders.values():
         fail("nodes disagree on the leader: %s" % leaders)
-    log("leader %s agreed by every node" % leaders["a1"])
+    log("leader %s agreed by every node (%d)" % (leaders["a1"], len(hosts)))
 
 
 def check_dns(lab, ttl):
@@ -246,7 +256,7 @@ def stop_daemons(lab, hosts=None):
     file (TERM, then KILL), all at once; lab.close() then kills whatever is
     left in the namespaces."""
     stoppers = []
-    for hs in LAYOUT.values():
+    for hs in BOXES.values():
         for h in hs:
             if hosts is not None and h not in hosts:
                 continue
@@ -273,7 +283,7 @@ def main():
     try:
         env = ansible_env(tmp)
         lint(env)
-        with Lab("rca", sites=LAYOUT, boxes=True) as lab:
+        with Lab("rca", sites=BOXES, boxes=True) as lab:
             try:
                 inv = os.path.join(tmp, "inventory.ini")
                 write_inventory(lab, inv)
@@ -336,8 +346,29 @@ def main():
                 if any(r["failed"] or r["unreachable"] for r in recap5.values()) or recap5["b2"]["changed"] != 1:
                     fail("fifth run should start b2 (1 change) and verify: %s" % recap5)
                 eventually(check_cluster, lab)
+                # A sixth node joins the running cluster: the inventory
+                # gains b3 with ricochet_join; it starts without
+                # bootstrapping, the others restart with the new member
+                # table, and the verification's `members sync` makes it a
+                # voter; the verification then waits for it to be healthy.
+                write_inventory(lab, inv, joiner=True)
+                recap6, t6, out6 = run_playbook(inv, env, "sixth", extra=["-e", json.dumps(extra)],
+                                                hosts=[h for hs in BOXES.values() for h in hs])
+                if any(r["failed"] or r["unreachable"] for r in recap6.values()) \
+                        or "changed" not in task_results(out6, "Bring the raft membership in line with the inventory").values():
+                    print(out6[-12000:])
+                    fail("sixth run: b3 should join and be made a member: %s" % recap6)
+                eventually(check_cluster, lab, [h for hs in BOXES.values() for h in hs])
+                r = in_box(lab, "a1", ["/usr/local/bin/ricochetctl", "-s", lab.addr("a1") + ":8080", "--json",
+                                       "members"])
+                m = json.loads(r.stdout)
+                if sorted(x["id"] for x in m["configuration"] if x["role"] == "voter") != [1, 2, 3, 4, 5, 6] \
+                        or m["changes"]:
+                    fail("after the sixth run: %s" % m)
+                log("b3 joined as voter 6")
                 log("timings: first run %.1f s, second run %.1f s, third run (restart) %.1f s, "
-                    "fourth run (b2 cannot start) %.1f s, fifth run (b2 starts) %.1f s" % (t1, t2, t3, t4, t5))
+                    "fourth run (b2 cannot start) %.1f s, fifth run (b2 starts) %.1f s, sixth run (b3 joins) %.1f s"
+                    % (t1, t2, t3, t4, t5, t6))
                 ok = True
             finally:
                 if not ok:
