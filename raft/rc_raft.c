@@ -121,6 +121,7 @@ static const struct {
     {RC_EIO, "raft I/O error"},
     {RC_EINVAL, "invalid argument"},
     {RC_EBUSY, "another operation is in progress"},
+    {RC_EUNREACHABLE, "the node to change did not answer in time (retry once it is up)"},
 };
 
 const char *rc_strerror(int err)
@@ -134,7 +135,7 @@ const char *rc_strerror(int err)
 bool rc_err_retryable(int err)
 {
     return err == RC_ENOTLEADER || err == RC_ELOST || err == RC_ETIMEDOUT ||
-           err == RC_ESHUTDOWN || err == RC_ENOSPACE || err == RC_EBUSY;
+           err == RC_ESHUTDOWN || err == RC_ENOSPACE || err == RC_EBUSY || err == RC_EUNREACHABLE;
 }
 
 static int map_raft_err(int status)
@@ -516,7 +517,8 @@ static void change_cb(struct raft_change *req, int status)
 {
     rc_raft *r = req->data;
     r->change_pending = false;
-    int rv = map_raft_err(status);
+    /* a new voter that could not be caught up (down, unreachable) */
+    int rv = status == RAFT_NOCONNECTION ? RC_EUNREACHABLE : map_raft_err(status);
     rc_info("raft", "membership_change_done result=%s", status == 0 ? "ok" : raft_strerror(status));
     rc_propose_cb cb = r->change_cb;
     r->change_cb = NULL;

@@ -34,6 +34,7 @@ enum rc_err {
     RC_EIO = -1008,
     RC_EINVAL = -1009,     /* bad argument (permanent) */
     RC_EBUSY = -1010,      /* a transfer or change is already in progress */
+    RC_EUNREACHABLE = -1011, /* a member a change needs did not answer (retry) */
 };
 const char *rc_strerror(int err);
 /* Wall-clock milliseconds since the epoch (timestamps in records). */

@@ -60,8 +60,10 @@ class Cluster:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        reports = []
         try:
             self.run_cluster("down", check=False)
+            reports = self.sanitizer_reports()
         finally:
             # belt and braces: anything still alive is killed by PID
             for n in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
@@ -73,9 +75,27 @@ class Cluster:
                         pass
             if exc_type is not None:
                 print(self.logs_tail(), file=sys.stderr)
-            if exc_type is None and not os.environ.get("RICOCHET_KEEP"):
+            if exc_type is None and not reports and not os.environ.get("RICOCHET_KEEP"):
                 shutil.rmtree(self.dir, ignore_errors=True)
+        if reports and exc_type is None:
+            raise AssertionError("sanitizer reports in the daemons' logs (kept in %s):\n%s"
+                                 % (self.dir, "\n".join(reports)))
         return False
+
+    def sanitizer_reports(self):
+        """Lines of AddressSanitizer, LeakSanitizer and UBSan reports in the
+        node logs (a sanitizer build reports there; a daemon stopped with
+        SIGTERM runs the leak check at exit)."""
+        found = []
+        for n in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            p = os.path.join(self.dir, n, "ricochetd.log")
+            if not os.path.exists(p):
+                continue
+            with open(p, errors="replace") as f:
+                for line in f:
+                    if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line or "runtime error:" in line:
+                        found.append(f"{n}: {line.rstrip()}")
+        return found
 
     def http(self, node_id):
         return self.nodes[node_id]["http"]

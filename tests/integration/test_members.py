@@ -5,8 +5,10 @@ A 3-node cluster (nodes 1, 2 in site a, 3 in site b) commits records. Then:
 1. Node 4 (site b) is added the way an operator does it: every configuration
    lists it, it starts with raft.join = true (no bootstrap: it holds no
    configuration and has no leader), the other nodes are restarted one at a
-   time to read the new member table, `ricochetctl members` shows the plan,
-   `members sync` makes node 4 a voter, and it converges to the same state
+   time to read the new member table, `ricochetctl members` shows the plan;
+   with node 4 down, `members sync` adds it as a spare and then reports that
+   it could not be caught up (retryable); once it runs, `members sync`
+   (asked of a follower) makes it a voter, and it converges to the same state
    (from a snapshot: the log it would need was compacted long before).
 2. Node 3 is removed: the others stop listing it, are restarted one at a
    time; while node 3 leads, `members sync` refuses (transfer leadership
@@ -68,10 +70,19 @@ def test_add_then_remove_a_member():
         assert [(s["op"], s["id"], s.get("role")) for s in m["changes"]] == [("add", 4, None), ("assign", 4, "voter")], m
         text = c.ctl(1, "members").stdout
         assert "add node 4" in text and "make node 4 a voter" in text, text
+        # node 4 down: it is added as a spare, but cannot be caught up to
+        # become a voter; sync says so (retryable) and a later one finishes
+        c.kill(4)
+        r = c.ctl(1, "members", "sync", check=False)
+        log(f"members sync with node 4 down -> {r.returncode}:\n{r.stdout.strip()}\n{r.stderr.strip()}")
+        assert r.returncode == 1 and "did not answer" in r.stderr and "done: add node 4" in r.stdout \
+            and "failed: make node 4 a voter" in r.stdout, r.stdout + r.stderr
+        assert roles(c.ctl_json(1, "members"))[4] == "spare"
+        node_line(c, c.run_cluster("start", "4"), 4)
         follower = [i for i in (1, 2, 3) if i != c.wait_leader(among=[1, 2, 3])][0]
         r = c.ctl(follower, "members", "sync")
         log(f"members sync (asked node {follower}):\n{r.stdout.strip()}")
-        assert "done: add node 4" in r.stdout and "done: make node 4 a voter" in r.stdout, r.stdout + r.stderr
+        assert "done: make node 4 a voter" in r.stdout, r.stdout + r.stderr
         applied, digest = c.wait_converged(among=[1, 2, 3, 4], timeout=60)
         with open(c.log_path(4)) as f:
             assert "snapshot_restored" in f.read(), "node 4 caught up without a snapshot"
