@@ -62,6 +62,11 @@ int ctl_request(const struct ctl *c, const char *what, const char *method, const
 int ctl_request_to(const struct ctl *c, const char *server, const char *what, const char *method, const char *path,
                    json_t *body, json_t **reply, int *status, bool keep_error);
 
+/* GET path for a command that prints a table: with --json the node's answer
+ * is printed as is and *reply is NULL; otherwise *reply holds it (caller
+ * decrefs). Returns CTL_OK, or the ctl_request error (already printed). */
+int ctl_get_for_people(const struct ctl *c, const char *what, const char *path, json_t **reply);
+
 /* Hands leadership to voter `to` (0: any), asking `start` first (the
  * leader is found from there), and waits until the cluster agrees on the
  * new leader; when another voter won, asks it again (bounded). Progress on

@@ -11,14 +11,9 @@ int ctl_cmd_cluster(const struct ctl *c, int argc, char **argv)
     if (argc != 1)
         return ctl_usage(cmd);
     json_t *r;
-    int rv = ctl_request(c, "cluster", "GET", "/v1/cluster", NULL, &r);
-    if (rv != CTL_OK)
+    int rv = ctl_get_for_people(c, "cluster", "/v1/cluster", &r);
+    if (rv != CTL_OK || r == NULL)
         return rv;
-    if (c->json) {
-        ctl_print_json(r);
-        json_decref(r);
-        return CTL_OK;
-    }
     char leader[32], term[32], commit[32], applied[32], self[32], state[32], digest[80];
     ctl_field(r, "leader", "none", leader, sizeof leader);
     ctl_field(r, "term", "?", term, sizeof term);

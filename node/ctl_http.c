@@ -159,6 +159,22 @@ int ctl_request(const struct ctl *c, const char *what, const char *method, const
     return ctl_request_to(c, c->server, what, method, path, body, reply, NULL, false);
 }
 
+int ctl_get_for_people(const struct ctl *c, const char *what, const char *path, json_t **reply)
+{
+    *reply = NULL;
+    json_t *r;
+    int rv = ctl_request(c, what, "GET", path, NULL, &r);
+    if (rv != CTL_OK)
+        return rv;
+    if (c->json) {
+        ctl_print_json(r);
+        json_decref(r);
+        return CTL_OK;
+    }
+    *reply = r;
+    return CTL_OK;
+}
+
 void ctl_print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);

@@ -54,14 +54,9 @@ static void print_step(const json_t *s, const char *prefix)
 static int show(const struct ctl *c)
 {
     json_t *r;
-    int rv = ctl_request(c, "members", "GET", "/v1/cluster/members", NULL, &r);
-    if (rv != CTL_OK)
+    int rv = ctl_get_for_people(c, "members", "/v1/cluster/members", &r);
+    if (rv != CTL_OK || r == NULL)
         return rv;
-    if (c->json) {
-        ctl_print_json(r);
-        json_decref(r);
-        return CTL_OK;
-    }
     json_t *have = json_object_get(r, "configuration"), *want = json_object_get(r, "file");
     static const char *const hdr[] = {"ID", "RAFT", "IN THE CLUSTER", "IN THE FILE"};
     ctl_table *t = ctl_table_new(4, hdr);

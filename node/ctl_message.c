@@ -27,14 +27,9 @@ int ctl_cmd_message(const struct ctl *c, int argc, char **argv)
     snprintf(path, sizeof path, "/v1/messages/%s%s", esc ? esc : "", consistent ? "?consistent=1" : "");
     free(esc);
     json_t *r;
-    int rv = ctl_request(c, "message", "GET", path, NULL, &r);
-    if (rv != CTL_OK)
+    int rv = ctl_get_for_people(c, "message", path, &r);
+    if (rv != CTL_OK || r == NULL)
         return rv;
-    if (c->json) {
-        ctl_print_json(r);
-        json_decref(r);
-        return CTL_OK;
-    }
     char when[40], from[512], size[32], mid[256];
     ctl_fmt_time_ms(json_object_get(r, "received"), when, sizeof when);
     ctl_field(r, "from", "", from, sizeof from);

@@ -9,14 +9,9 @@
 static int list(const struct ctl *c)
 {
     json_t *r;
-    int rv = ctl_request(c, "suppressions list", "GET", "/v1/suppressions", NULL, &r);
-    if (rv != CTL_OK)
+    int rv = ctl_get_for_people(c, "suppressions list", "/v1/suppressions", &r);
+    if (rv != CTL_OK || r == NULL)
         return rv;
-    if (c->json) {
-        ctl_print_json(r);
-        json_decref(r);
-        return CTL_OK;
-    }
     static const char *const hdr[] = {"ADDRESS", "SINCE", "SOURCE", "REASON"};
     ctl_table *t = ctl_table_new(4, hdr);
     size_t i;

@@ -192,6 +192,19 @@ static void barrier_done(void *data, int status)
     free(r);
 }
 
+/* Requests only the leader can serve: true on the leader; elsewhere answers
+ * 421 with why and the leader's id (or null), which the CLI follows. */
+bool rc_api_leader_or_421(rc_node *n, http_request *req, const char *why)
+{
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (st.state == RAFT_LEADER)
+        return true;
+    http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", why,
+                      "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    return false;
+}
+
 /* A plain read answers from this node's state (it may lag the leader by a
  * few milliseconds). With ?consistent=1 the leader first commits a barrier,
  * so the answer reflects every write acknowledged before the request
@@ -203,13 +216,8 @@ static void get_message(http_request *req, void *data)
         answer_message(req, n);
         return;
     }
-    struct rc_raft_status st;
-    rc_raft_get_status(n->raft, &st);
-    if (st.state != RAFT_LEADER) {
-        http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", "consistent reads are served by the leader",
-                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    if (!rc_api_leader_or_421(n, req, "consistent reads are served by the leader"))
         return;
-    }
     struct read_ctx *r = calloc(1, sizeof *r);
     r->req = req;
     r->n = n;
@@ -275,13 +283,8 @@ static void post_transfer(http_request *req, void *data)
     }
     json_int_t to = json_integer_value(json_object_get(body, "to"));
     json_decref(body);
-    struct rc_raft_status st;
-    rc_raft_get_status(n->raft, &st);
-    if (st.state != RAFT_LEADER) {
-        http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", "not the leader; ask the leader",
-                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    if (!rc_api_leader_or_421(n, req, "not the leader; ask the leader"))
         return;
-    }
     if (to < 0 || (to > 0 && rc_raft_member(n->raft, (uint64_t)to) == NULL)) {
         http_respond_json(req, 400, json_pack("{s:s}", "error", "no such voter"));
         return;

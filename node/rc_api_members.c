@@ -124,20 +124,15 @@ static void sync_next(void *data, int status)
 static void post_members_sync(http_request *req, void *data)
 {
     rc_node *n = data;
-    struct rc_raft_status st;
-    rc_raft_get_status(n->raft, &st);
-    if (st.state != RAFT_LEADER) {
-        http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", "not the leader; ask the leader",
-                          "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    if (!rc_api_leader_or_421(n, req, "not the leader; ask the leader"))
         return;
-    }
     struct sync_job *j = calloc(1, sizeof *j);
     if (j == NULL) {
         http_respond_json(req, 503, json_pack("{s:s}", "error", "out of memory"));
         return;
     }
     char err[256] = "";
-    j->n_steps = plan(n, st.leader, j->steps, err, sizeof err, NULL, NULL);
+    j->n_steps = plan(n, rc_raft_self(n->raft), j->steps, err, sizeof err, NULL, NULL);
     if (j->n_steps < 0) {
         free(j);
         http_respond_json(req, 409, json_pack("{s:s}", "error", err));

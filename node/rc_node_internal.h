@@ -112,6 +112,11 @@ void rc_dsn_run(rc_node *n);    /* builds and proposes the DSNs owed */
 void rc_dsn_forget(rc_node *n); /* leadership lost: the next leader rescans */
 void rc_dsn_free(rc_node *n);
 
+/* Requests only the leader can serve: true on the leader; elsewhere answers
+ * 421 {"error": why, "leader": id|null} (rc_api.c). */
+struct http_request;
+bool rc_api_leader_or_421(rc_node *n, struct http_request *req, const char *why);
+
 /* GET /v1/cluster/members, POST /v1/cluster/members/sync (rc_api_members.c). */
 void rc_api_members_routes(rc_node *n);
 

@@ -47,16 +47,21 @@ static const struct plan_case cases[] = {
     {"no leader known: still planned", {{1, V}, {2, V}}, {{1, V}, {2, V}, {3, V}}, 0, "+3 =3v", NULL},
 };
 
+static void addr_of(const struct m *x, char *out, size_t len)
+{
+    if (x->addr)
+        snprintf(out, len, "%s", x->addr);
+    else
+        snprintf(out, len, "127.0.0.%llu:7000", (unsigned long long)x->id);
+}
+
 static size_t fill_have(const struct m *in, struct rc_raft_server *out)
 {
     size_t n = 0;
     for (; in[n].id != 0; n++) {
         out[n].id = in[n].id;
         out[n].role = in[n].role;
-        if (in[n].addr)
-            snprintf(out[n].raft_addr, sizeof out[n].raft_addr, "%s", in[n].addr);
-        else
-            snprintf(out[n].raft_addr, sizeof out[n].raft_addr, "127.0.0.%llu:7000", (unsigned long long)in[n].id);
+        addr_of(&in[n], out[n].raft_addr, sizeof out[n].raft_addr);
     }
     return n;
 }
@@ -68,10 +73,7 @@ static size_t fill_want(const struct m *in, struct rc_member *out)
         memset(&out[n], 0, sizeof out[n]);
         out[n].id = in[n].id;
         out[n].role = in[n].role;
-        if (in[n].addr)
-            snprintf(out[n].raft_addr, sizeof out[n].raft_addr, "%s", in[n].addr);
-        else
-            snprintf(out[n].raft_addr, sizeof out[n].raft_addr, "127.0.0.%llu:7000", (unsigned long long)in[n].id);
+        addr_of(&in[n], out[n].raft_addr, sizeof out[n].raft_addr);
     }
     return n;
 }
