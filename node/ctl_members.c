@@ -1,8 +1,8 @@
 /* `ricochetctl members [sync]`: the raft membership the cluster holds
- * against the member table of the configuration files (GET
+ * against the member table of the asked node's configuration file (GET
  * /v1/cluster/members), and `sync`, which has the leader make the changes
- * (POST /v1/cluster/members/sync; when the node asked is not the leader,
- * the command asks the leader). */
+ * to that table (POST /v1/cluster/members/sync with the table; when the
+ * node asked is not the leader, the command asks the leader). */
 #include <string.h>
 
 #include "node/ctl.h"
@@ -93,41 +93,53 @@ static int show(const struct ctl *c)
     return CTL_OK;
 }
 
+/* Where to ask the leader: its HTTP address in `server`'s view of the
+ * cluster, or, for a leader that is in no member table any more (it is
+ * leaving), its raft host with `server`'s HTTP port (members share ports
+ * unless configured otherwise). 0 when found. */
+static int leader_http(const struct ctl *c, const char *server, const json_t *r421, char *out, size_t n)
+{
+    json_int_t leader = json_integer_value(json_object_get(r421, "leader"));
+    if (leader <= 0)
+        return -1;
+    if (http_of(c, server, leader, out, n) == 0)
+        return 0;
+    const char *raft = json_string_value(json_object_get(r421, "leader_raft"));
+    const char *port = strrchr(server, ':'), *colon = raft ? strrchr(raft, ':') : NULL;
+    if (colon == NULL || port == NULL)
+        return -1;
+    snprintf(out, n, "%.*s%s", (int)(colon - raft), raft, port);
+    return 0;
+}
+
+/* The table to reach is the asked node's file; the leader makes the
+ * changes, even when its own file differs (a leaving leader's still lists
+ * itself). */
 static int sync_members(const struct ctl *c)
 {
     char server[256];
     snprintf(server, sizeof server, "%s", c->server);
+    json_t *m;
+    int rv = ctl_request(c, "members", "GET", "/v1/cluster/members", NULL, &m);
+    if (rv != CTL_OK)
+        return rv;
+    json_t *body = json_pack("{s:O}", "members", json_object_get(m, "file"));
+    json_decref(m);
     json_t *r;
     int status;
-    int rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", NULL, &r, &status, true);
-    json_int_t leader = json_integer_value(json_object_get(r, "leader"));
-    char leader_http[256];
-    if (rv == CTL_REFUSED && status == 421 && leader > 0) {
-        if (http_of(c, server, leader, leader_http, sizeof leader_http) == 0) {
-            snprintf(server, sizeof server, "%s", leader_http);
-            if (!c->json)
-                fprintf(stderr, "ricochetctl: members sync: asking the leader at %s (node %lld)\n", server,
-                        (long long)leader);
-            json_decref(r);
-            rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", NULL, &r, &status,
-                                true);
-        } else {
-            /* The leader is not in this node's member table (it is leaving):
-             * what this node plans says why nothing can be done yet. */
-            json_t *m;
-            int st;
-            if (ctl_request_to(c, server, "members", "GET", "/v1/cluster/members", NULL, &m, &st, true) == CTL_OK &&
-                json_is_string(json_object_get(m, "error"))) {
-                ctl_err("members sync: %s", json_string_value(json_object_get(m, "error")));
-                if (c->json)
-                    ctl_print_json(m);
-                json_decref(m);
-                json_decref(r);
-                return CTL_REFUSED;
-            }
-            json_decref(m);
-        }
+    rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", json_incref(body), &r, &status,
+                        true);
+    char lhttp[256];
+    if (rv == CTL_REFUSED && status == 421 && leader_http(c, server, r, lhttp, sizeof lhttp) == 0) {
+        if (!c->json)
+            fprintf(stderr, "ricochetctl: members sync: asking the leader at %s (node %lld)\n", lhttp,
+                    (long long)json_integer_value(json_object_get(r, "leader")));
+        snprintf(server, sizeof server, "%s", lhttp);
+        json_decref(r);
+        rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", json_incref(body), &r,
+                            &status, true);
     }
+    json_decref(body);
     if (rv == CTL_REFUSED) {
         const char *msg = json_string_value(json_object_get(r, "error"));
         ctl_err("members sync: %s (HTTP %d from %s)", msg ? msg : "refused", status, server);

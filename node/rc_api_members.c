@@ -1,9 +1,11 @@
 /* The cluster's membership against the configuration file's member table:
  *   GET  /v1/cluster/members       what the cluster holds, what the file
  *                                  says, and the changes between them;
- *   POST /v1/cluster/members/sync  (admin, leader) makes the changes, one
- *                                  libraft change at a time, answering when
- *                                  all are committed (docs/OPERATIONS.md).
+ *   POST /v1/cluster/members/sync  (admin, leader) makes the changes to
+ *                                  the table in the body ({"members": [...]},
+ *                                  else the leader's file), one libraft
+ *                                  change at a time, answering when all are
+ *                                  committed (docs/OPERATIONS.md).
  * The planning is raft/rc_members.c; this file maps it to HTTP. */
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +32,62 @@ static json_t *step_json(const struct rc_member_step *s)
     return o;
 }
 
-/* The plan from this node's view; returns the step count or -1 (err set). */
-static int plan(rc_node *n, uint64_t leader, struct rc_member_step *steps, char *err, size_t errlen,
-                json_t **have_json, json_t **want_json)
+static int role_of(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    return strcmp(name, "voter") == 0     ? RC_ROLE_VOTER
+           : strcmp(name, "standby") == 0 ? RC_ROLE_STANDBY
+           : strcmp(name, "spare") == 0   ? RC_ROLE_SPARE
+                                          : -1;
+}
+
+/* {"members": [{"id", "raft", "role"}, ...]} -> table (ids unique, at most
+ * RC_MAX_MEMBERS); -1 with err set when it is not one. */
+static int members_from_json(const json_t *body, struct rc_member *out, size_t *n, char *err, size_t errlen)
+{
+    const json_t *list = json_object_get(body, "members");
+    *n = 0;
+    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > RC_MAX_MEMBERS) {
+        snprintf(err, errlen, "members: a list of 1 to %d members", RC_MAX_MEMBERS);
+        return -1;
+    }
+    size_t i;
+    const json_t *m;
+    json_array_foreach(list, i, m) {
+        json_int_t id = json_integer_value(json_object_get(m, "id"));
+        const char *raft = json_string_value(json_object_get(m, "raft"));
+        int role = role_of(json_string_value(json_object_get(m, "role")));
+        if (id <= 0 || raft == NULL || raft[0] == '\0' || strlen(raft) >= sizeof out[0].raft_addr || role < 0) {
+            snprintf(err, errlen, "members[%zu]: id (> 0), raft (HOST:PORT) and role (voter, standby, spare)", i);
+            return -1;
+        }
+        for (size_t k = 0; k < *n; k++)
+            if (out[k].id == (uint64_t)id) {
+                snprintf(err, errlen, "members: node %lld twice", (long long)id);
+                return -1;
+            }
+        memset(&out[*n], 0, sizeof out[*n]);
+        out[*n].id = (uint64_t)id;
+        out[*n].role = role;
+        snprintf(out[*n].raft_addr, sizeof out[*n].raft_addr, "%s", raft);
+        (*n)++;
+    }
+    return 0;
+}
+
+/* The plan from this node's view to `want` (NULL: its file's member table);
+ * returns the step count or -1 (err set). */
+static int plan(rc_node *n, uint64_t leader, const struct rc_member *want, size_t n_want,
+                struct rc_member_step *steps, char *err, size_t errlen, json_t **have_json, json_t **want_json)
 {
     struct rc_raft_server have[RC_MAX_MEMBERS];
     size_t nh = rc_raft_servers(n->raft, have, RC_MAX_MEMBERS);
     const struct rc_raft_config *rc = rc_raft_config(n->raft);
+    if (want == NULL) {
+        want = rc->members;
+        n_want = rc->n_members;
+    }
     if (have_json) {
         *have_json = json_array();
         for (size_t i = 0; i < nh; i++)
@@ -45,17 +96,15 @@ static int plan(rc_node *n, uint64_t leader, struct rc_member_step *steps, char 
     }
     if (want_json) {
         *want_json = json_array();
-        for (size_t i = 0; i < rc->n_members; i++)
-            json_array_append_new(*want_json,
-                                  json_pack("{s:I, s:s, s:s}", "id", (json_int_t)rc->members[i].id, "raft",
-                                            rc->members[i].raft_addr, "role",
-                                            rc_members_role_name(rc->members[i].role)));
+        for (size_t i = 0; i < n_want; i++)
+            json_array_append_new(*want_json, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)want[i].id, "raft",
+                                                        want[i].raft_addr, "role", rc_members_role_name(want[i].role)));
     }
     if (nh == 0) {
         snprintf(err, errlen, "this node holds no configuration yet (it joins: ask a member of the cluster)");
         return -1;
     }
-    return rc_members_plan(have, nh, rc->members, rc->n_members, leader, steps, err, errlen);
+    return rc_members_plan(have, nh, want, n_want, leader, steps, err, errlen);
 }
 
 static void get_members(http_request *req, void *data)
@@ -66,7 +115,7 @@ static void get_members(http_request *req, void *data)
     struct rc_member_step steps[RC_MEMBERS_MAX_STEPS];
     char err[256] = "";
     json_t *have, *want, *changes = json_array();
-    int ns = plan(n, st.leader, steps, err, sizeof err, &have, &want);
+    int ns = plan(n, st.leader, NULL, 0, steps, err, sizeof err, &have, &want);
     for (int i = 0; i < ns; i++)
         json_array_append_new(changes, step_json(&steps[i]));
     http_respond_json(req, 200, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "self", (json_int_t)rc_raft_self(n->raft),
@@ -124,15 +173,53 @@ static void sync_next(void *data, int status)
 static void post_members_sync(http_request *req, void *data)
 {
     rc_node *n = data;
-    if (!rc_api_leader_or_421(n, req, "not the leader; ask the leader"))
+    struct rc_raft_status st;
+    rc_raft_get_status(n->raft, &st);
+    if (st.state != RAFT_LEADER) {
+        /* With the leader's raft address: a leader that is leaving may be
+         * in no member table any more, and the CLI can still find it. */
+        struct rc_raft_server have[RC_MAX_MEMBERS];
+        size_t nh = rc_raft_servers(n->raft, have, RC_MAX_MEMBERS);
+        const char *raft = NULL;
+        for (size_t i = 0; i < nh; i++)
+            if (have[i].id == st.leader)
+                raft = have[i].raft_addr;
+        http_respond_json(req, 421, json_pack("{s:s, s:o, s:o}", "error", "not the leader; ask the leader", "leader",
+                          st.leader ? json_integer((json_int_t)st.leader) : json_null(),
+                          "leader_raft", raft ? json_string(raft) : json_null()));
         return;
+    }
+    /* The table to reach: the body's (the CLI sends the one of the node it
+     * was asked, which may differ from this leader's file: a leaving
+     * leader's file still lists itself), else this node's file. */
+    size_t blen;
+    const char *text = http_request_body(req, &blen);
+    struct rc_member want[RC_MAX_MEMBERS];
+    size_t n_want = 0;
+    char err[256] = "";
+    if (blen > 0) {
+        json_error_t jerr;
+        json_t *body = json_loadb(text, blen, 0, &jerr);
+        int bad = 0;
+        if (body == NULL) {
+            snprintf(err, sizeof err, "%s", jerr.text);
+            bad = -1;
+        } else {
+            bad = members_from_json(body, want, &n_want, err, sizeof err);
+            json_decref(body);
+        }
+        if (bad) {
+            http_respond_json(req, 400, json_pack("{s:s}", "error", err));
+            return;
+        }
+    }
     struct sync_job *j = calloc(1, sizeof *j);
     if (j == NULL) {
         http_respond_json(req, 503, json_pack("{s:s}", "error", "out of memory"));
         return;
     }
-    char err[256] = "";
-    j->n_steps = plan(n, rc_raft_self(n->raft), j->steps, err, sizeof err, NULL, NULL);
+    j->n_steps = plan(n, rc_raft_self(n->raft), blen > 0 ? want : NULL, n_want, j->steps, err, sizeof err, NULL,
+                      NULL);
     if (j->n_steps < 0) {
         free(j);
         http_respond_json(req, 409, json_pack("{s:s}", "error", err));

@@ -50,13 +50,14 @@ const struct ctl_command ctl_commands[] = {
     {"members", ctl_cmd_members, true, "members [sync]",
      "Raft membership of the cluster against the configuration's member table.",
      "GET /v1/cluster/members: each member's raft address and role in the cluster\n"
-     "and in the configuration file, and the changes between them. `sync`: POST\n"
-     "/v1/cluster/members/sync (admin): the leader makes them one at a time (new\n"
-     "members added as spares, then given their role, a new voter caught up\n"
-     "first; promotions; demotions; removals last) and answers when all are\n"
-     "committed. Refused (409) when the leader would leave the voters (transfer\n"
-     "first) or a member's raft address changed. A node joining a running\n"
-     "cluster starts with raft.join = true (docs/OPERATIONS.md).\n"},
+     "and in the asked node's configuration file, and the changes between them.\n"
+     "`sync`: POST /v1/cluster/members/sync (admin) with that table: the leader\n"
+     "makes the changes one at a time (new members added as spares, then given\n"
+     "their role, a new voter caught up first; promotions; demotions; removals;\n"
+     "the leader's own removal or demotion last, after which it steps down) and\n"
+     "answers when all are committed. Refused (409) when a member's raft address\n"
+     "changed. A node joining a running cluster starts with raft.join = true\n"
+     "(docs/OPERATIONS.md).\n"},
     {"drill", ctl_cmd_drill, true, "drill --site SITE [--keep-drained] [--wait SECONDS]",
      "Planned failover drill of a site, with a timeline (docs/DRILLS.md).",
      "Refuses first when no healthy voter and MX would be left outside SITE. Then:\n"

@@ -62,20 +62,7 @@ int rc_members_plan(const struct rc_raft_server *have, size_t n_have, const stru
                      (unsigned long long)want[i].id, want[i].raft_addr, h->raft_addr);
             return -1;
         }
-        if (want[i].id == leader && want[i].role != RC_ROLE_VOTER) {
-            snprintf(err, errlen, "node %llu leads and would stop being a voter: transfer leadership first",
-                     (unsigned long long)leader);
-            return -1;
-        }
     }
-    for (size_t i = 0; i < n_have; i++)
-        if (have[i].id == leader && want_of(want, n_want, leader) == NULL) {
-            snprintf(err, errlen,
-                     "node %llu leads and is not in the member table: transfer leadership first (ask node %llu "
-                     "itself: ricochetctl -s ITS_HTTP_ADDRESS transfer)",
-                     (unsigned long long)leader, (unsigned long long)leader);
-            return -1;
-        }
     int n = 0;
     for (size_t i = 0; i < n_want; i++) /* new members */
         if (have_of(have, n_have, want[i].id) == NULL) {
@@ -87,7 +74,7 @@ int rc_members_plan(const struct rc_raft_server *have, size_t n_have, const stru
     for (int pass = 0; pass < 2; pass++) /* promotions, then demotions */
         for (size_t i = 0; i < n_want; i++) {
             const struct rc_raft_server *h = have_of(have, n_have, want[i].id);
-            if (h == NULL || h->role == want[i].role)
+            if (h == NULL || h->role == want[i].role || want[i].id == leader)
                 continue;
             bool promote = want[i].role == RC_ROLE_VOTER ||
                            (want[i].role == RC_ROLE_STANDBY && h->role == RC_ROLE_SPARE);
@@ -95,7 +82,15 @@ int rc_members_plan(const struct rc_raft_server *have, size_t n_have, const stru
                 step(steps, &n, RC_CHANGE_ASSIGN, want[i].id)->role = want[i].role;
         }
     for (size_t i = 0; i < n_have; i++) /* removals */
-        if (want_of(want, n_want, have[i].id) == NULL)
+        if (have[i].id != leader && want_of(want, n_want, have[i].id) == NULL)
             step(steps, &n, RC_CHANGE_REMOVE, have[i].id);
+    /* The leader last: once its own demotion or removal commits, libraft
+     * has it step down, and the others elect a leader among themselves. */
+    const struct rc_raft_server *hl = have_of(have, n_have, leader);
+    const struct rc_member *wl = want_of(want, n_want, leader);
+    if (hl != NULL && wl == NULL)
+        step(steps, &n, RC_CHANGE_REMOVE, leader);
+    else if (hl != NULL && hl->role != wl->role)
+        step(steps, &n, RC_CHANGE_ASSIGN, leader)->role = wl->role;
     return n;
 }

@@ -22,11 +22,12 @@ struct rc_member_step {
  * in an order that adds before it removes, so the voters of either table
  * keep their majority throughout: new members (each added as a spare,
  * then given its role; libraft catches a new voter up first), then
- * promotions, then demotions, then removals. Returns the number of steps,
- * or -1 with err set when the change cannot be planned: the leader would be
- * removed or stop being a voter (transfer leadership first), a member's
- * raft address differs (libraft cannot move a server: remove it, then add
- * it under a new id), or the table has no voter. */
+ * promotions, then demotions, then removals, and a change of the leader
+ * itself (removal or demotion) last of all: libraft has a leader step down
+ * once such a change commits. Returns the number of steps, or -1 with err
+ * set when the change cannot be planned: a member's raft address differs
+ * (libraft cannot move a server: remove it, then add it under a new id), or
+ * the table has no voter. */
 int rc_members_plan(const struct rc_raft_server *have, size_t n_have, const struct rc_member *want,
                     size_t n_want, uint64_t leader, struct rc_member_step *steps, char *err, size_t errlen);
 

@@ -551,7 +551,7 @@ int rc_raft_change(rc_raft *r, enum rc_change what, uint64_t id, const char *raf
         rv = raft_assign(&r->raft, &r->change, id, role, change_cb);
         break;
     case RC_CHANGE_REMOVE:
-        rv = id == r->cfg.self_id ? RAFT_BADID : raft_remove(&r->raft, &r->change, id, change_cb);
+        rv = raft_remove(&r->raft, &r->change, id, change_cb);
         break;
     default:
         return RC_EINVAL;

@@ -132,9 +132,10 @@ size_t rc_raft_servers(rc_raft *r, struct rc_raft_server *out, size_t max);
 /* Leader only: one membership change at a time (RC_EBUSY while one, or a
  * transfer, is pending). ADD makes id a spare at raft_addr; ASSIGN gives it
  * a role (libraft catches a new voter up before the change is logged);
- * REMOVE takes it out (not the leader itself: transfer first). cb gets
- * RC_OK once the change is committed. RC_EINVAL: unknown or duplicate id,
- * address or role. */
+ * REMOVE takes it out. cb gets RC_OK once the change is committed; a
+ * leader that removed or demoted itself then steps down (libraft).
+ * RC_EINVAL: unknown or duplicate id, address or role; RC_EUNREACHABLE: a
+ * new voter could not be caught up. */
 enum rc_change { RC_CHANGE_ADD, RC_CHANGE_ASSIGN, RC_CHANGE_REMOVE };
 int rc_raft_change(rc_raft *r, enum rc_change what, uint64_t id, const char *raft_addr, int role,
                    rc_propose_cb cb, void *data);

@@ -1,7 +1,8 @@
 /* Membership planning (raft/rc_members.c), table-driven: every kind of
  * change between the configuration the cluster holds and the member table
  * of the file, the order of the steps (adds before removals, promotions
- * before demotions), and every refusal. */
+ * before demotions, a change of the leader itself last), and every
+ * refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,8 +40,11 @@ static const struct plan_case cases[] = {
     {"standby to spare", {{1, V}, {2, S}, {3, V}}, {{1, V}, {2, P}, {3, V}}, 1, "=2p", NULL},
     {"everything at once", {{1, V}, {2, V}, {3, S}, {5, V}}, {{1, V}, {2, S}, {3, V}, {4, V}, {6, P}}, 1,
      "+4 =4v +6 =3v =2s -5", NULL},
-    {"the leader would leave", {{1, V}, {2, V}, {3, V}}, {{2, V}, {3, V}, {4, V}}, 1, NULL, "transfer"},
-    {"the leader would be demoted", {{1, V}, {2, V}, {3, V}}, {{1, S}, {2, V}, {3, V}}, 1, NULL, "transfer"},
+    {"the leader leaves, last", {{1, V}, {2, V}, {3, V}}, {{2, V}, {3, V}, {4, V}}, 1, "+4 =4v -1", NULL},
+    {"the leader leaves after the other removals", {{1, V}, {2, V}, {3, V}, {4, V}}, {{2, V}, {3, V}}, 1,
+     "-4 -1", NULL},
+    {"the leader is demoted, last", {{1, V}, {2, V}, {3, V}, {4, S}}, {{1, S}, {2, V}, {3, V}, {4, V}}, 1,
+     "=4v =1s", NULL},
     {"a member moved", {{1, V}, {2, V}, {3, V}}, {{1, V}, {2, V}, {3, V, "127.0.0.9:7000"}}, 1, NULL,
      "cannot move"},
     {"no voter left", {{1, V}, {2, V}}, {{1, P}, {2, P}}, 0, NULL, "no voter"},
