@@ -17,8 +17,13 @@ A 3-node cluster (nodes 1, 2 in site a, 3 in site b) commits records. Then:
    and node 3 is stopped. The three
    remaining voters (1, 2, 4) commit, and keep committing with one of them
    down (2 of 3).
-Every refusal and the order of the steps are covered by
+Bad tables sent to POST /v1/cluster/members/sync get 400/409 and change
+nothing; every refusal and the order of the steps are covered by
 unit.test_rc_members."""
+import json
+import urllib.error
+import urllib.request
+
 from clusterlib import Cluster, log, main
 
 NET = "127.0.11"
@@ -51,6 +56,31 @@ def probe(c, nid, count, inflight=16):
     return r
 
 
+def hostile_bodies(c, leader):
+    """Bad tables for POST /v1/cluster/members/sync: 400 with a reason each,
+    and the configuration unchanged."""
+    url = f"http://{c.http(leader)}/v1/cluster/members/sync"
+    member = {"id": 9, "raft": "127.0.11.9:7000", "role": "voter"}
+    bodies = [b"{", b"[]", b'{"members": 5}', b'{"members": []}',
+              json.dumps({"members": [member] * 17}).encode(),
+              json.dumps({"members": [member, member]}).encode(),
+              json.dumps({"members": [dict(member, role="king")]}).encode(),
+              json.dumps({"members": [dict(member, id=-1)]}).encode(),
+              json.dumps({"members": [dict(member, raft="x" * 200)]}).encode(),
+              json.dumps({"members": [dict(member, raft=7)]}).encode(),
+              json.dumps({"members": [dict(member, role="spare")]}).encode()]
+    for body in bodies:
+        req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raise AssertionError(f"{body[:60]!r} accepted: {r.status} {r.read()!r}")
+        except urllib.error.HTTPError as e:
+            answer = json.loads(e.read())
+            assert e.code in (400, 409) and answer.get("error"), (body[:60], e.code, answer)
+    assert roles(c.ctl_json(leader, "members")) == {1: "voter", 2: "voter", 3: "voter"}
+    log(f"{len(bodies)} bad tables refused (400/409), configuration unchanged")
+
+
 def test_add_then_remove_a_member():
     with Cluster("3", base=0, net=NET, sets=FAST) as c:
         leader = c.wait_leader()
@@ -59,6 +89,7 @@ def test_add_then_remove_a_member():
         probe(c, leader, 300, inflight=1)
         m = c.ctl_json(leader, "members")
         assert roles(m) == {1: "voter", 2: "voter", 3: "voter"} and m["changes"] == [] and m["error"] is None, m
+        hostile_bodies(c, leader)
 
         # 1. node 4 joins
         node_line(c, c.run_cluster("add", "4", "b"), 4)
