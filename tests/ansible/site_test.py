@@ -33,6 +33,7 @@ SRC = os.environ.get("RICOCHET_SRC") or os.path.abspath(os.path.join(os.path.dir
 BUILD = os.environ.get("RICOCHET_BUILD") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 from lab import Lab, term_raises  # noqa: E402
+import sanitizers  # noqa: E402
 
 ZONE = "mx.ricochet.test"
 LAYOUT = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"]}
@@ -397,6 +398,13 @@ def main():
                             r = in_box(lab, h, ["tail", "-n", "30", "/var/log/ricochet/ricochetd.log"])
                             print("--- %s ricochetd.log\n%s" % (h, r.stdout))
                 stop_daemons(lab)
+                reports = []
+                for hs in BOXES.values():
+                    for h in hs:
+                        r = in_box(lab, h, ["cat", "/var/log/ricochet/ricochetd.log"])
+                        reports += sanitizers.report_lines(r.stdout, h)
+        if reports:
+            fail("sanitizer reports in the daemons' logs:\n%s" % "\n".join(reports))
     finally:
         if os.environ.get("KEEP_TMP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)

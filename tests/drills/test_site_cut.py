@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from clusterlib import BUILD, log, main  # noqa: E402
 from lab import Lab  # noqa: E402
 import dnsprobe  # noqa: E402
+import sanitizers  # noqa: E402
 
 RICOCHETD = os.path.join(BUILD, "ricochetd")
 CTL = os.path.join(BUILD, "ricochetctl")
@@ -83,6 +84,8 @@ class Drill:
                                          start_new_session=True)
 
     def stop_all(self):
+        """Stops every daemon (SIGTERM, then SIGKILL); returns the sanitizer
+        report lines of their logs."""
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -92,6 +95,8 @@ class Drill:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        return sanitizers.in_files({f"node {nid}": os.path.join(self.work, f"n{nid}", "ricochetd.log")
+                                    for nid in NODES})
 
     def ctl_json(self, nid, *args):
         """ricochetctl run from the client's namespace against node nid."""
@@ -307,7 +312,8 @@ def test_site_cut():
             if client is not None and client.poll() is None:
                 client.kill()
                 client.wait()
-            d.stop_all()
+            reports = d.stop_all()
+    assert not reports, "sanitizer reports in the daemons' logs (kept in %s):\n%s" % (work, "\n".join(reports))
     if not os.environ.get("RICOCHET_KEEP"):
         shutil.rmtree(work, ignore_errors=True)
 

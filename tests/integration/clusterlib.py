@@ -10,6 +10,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import sanitizers  # noqa: E402
+
 SRC = os.environ.get("RICOCHET_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD = os.environ.get("RICOCHET_BUILD", os.path.join(SRC, "build"))
 CLUSTER = os.path.join(SRC, "scripts", "cluster")
@@ -83,19 +86,10 @@ class Cluster:
         return False
 
     def sanitizer_reports(self):
-        """Lines of AddressSanitizer, LeakSanitizer and UBSan reports in the
-        node logs (a sanitizer build reports there; a daemon stopped with
-        SIGTERM runs the leak check at exit)."""
-        found = []
-        for n in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
-            p = os.path.join(self.dir, n, "ricochetd.log")
-            if not os.path.exists(p):
-                continue
-            with open(p, errors="replace") as f:
-                for line in f:
-                    if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line or "runtime error:" in line:
-                        found.append(f"{n}: {line.rstrip()}")
-        return found
+        """Sanitizer report lines in every node directory's log."""
+        names = sorted(n for n in os.listdir(self.dir) if os.path.isdir(os.path.join(self.dir, n))) \
+            if os.path.isdir(self.dir) else []
+        return sanitizers.in_files({n: os.path.join(self.dir, n, "ricochetd.log") for n in names})
 
     def http(self, node_id):
         return self.nodes[node_id]["http"]
