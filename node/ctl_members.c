@@ -51,6 +51,13 @@ static void print_step(const json_t *s, const char *prefix)
         printf("%sremove node %lld\n", prefix, (long long)id);
 }
 
+static void print_steps(const json_t *list, const char *prefix)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(list, i, s) print_step(s, prefix);
+}
+
 static int show(const struct ctl *c)
 {
     json_t *r;
@@ -85,9 +92,7 @@ static int show(const struct ctl *c)
         printf("\nin sync\n");
     else {
         printf("\n`ricochetctl members sync` would, one change at a time:\n");
-        size_t i;
-        json_t *s;
-        json_array_foreach(changes, i, s) print_step(s, "  ");
+        print_steps(changes, "  ");
     }
     json_decref(r);
     return CTL_OK;
@@ -146,9 +151,7 @@ static int sync_members(const struct ctl *c)
         if (c->json && r)
             ctl_print_json(r);
         else if (r != NULL) {
-            size_t i;
-            json_t *s;
-            json_array_foreach(json_object_get(r, "done"), i, s) print_step(s, "done: ");
+            print_steps(json_object_get(r, "done"), "done: ");
             if (json_object_get(r, "failed"))
                 print_step(json_object_get(r, "failed"), "failed: ");
         }
@@ -163,9 +166,7 @@ static int sync_members(const struct ctl *c)
         json_t *done = json_object_get(r, "done");
         if (json_array_size(done) == 0)
             printf("in sync: nothing to change\n");
-        size_t i;
-        json_t *s;
-        json_array_foreach(done, i, s) print_step(s, "done: ");
+        print_steps(done, "done: ");
     }
     json_decref(r);
     return CTL_OK;

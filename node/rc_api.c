@@ -193,15 +193,24 @@ static void barrier_done(void *data, int status)
 }
 
 /* Requests only the leader can serve: true on the leader; elsewhere answers
- * 421 with why and the leader's id (or null), which the CLI follows. */
+ * 421 with why, the leader's id (or null), which the CLI follows, and its
+ * raft address: a leader that is leaving may be in no member table any
+ * more, and the CLI can still find it by its host. */
 bool rc_api_leader_or_421(rc_node *n, http_request *req, const char *why)
 {
     struct rc_raft_status st;
     rc_raft_get_status(n->raft, &st);
     if (st.state == RAFT_LEADER)
         return true;
-    http_respond_json(req, 421, json_pack("{s:s, s:o}", "error", why,
-                      "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null()));
+    struct rc_raft_server have[RC_MAX_MEMBERS];
+    size_t nh = rc_raft_servers(n->raft, have, RC_MAX_MEMBERS);
+    const char *raft = NULL;
+    for (size_t i = 0; i < nh; i++)
+        if (st.leader != 0 && have[i].id == st.leader)
+            raft = have[i].raft_addr;
+    http_respond_json(req, 421, json_pack("{s:s, s:o, s:o}", "error", why,
+                      "leader", st.leader ? json_integer((json_int_t)st.leader) : json_null(),
+                      "leader_raft", raft ? json_string(raft) : json_null()));
     return false;
 }
 

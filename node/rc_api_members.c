@@ -173,22 +173,8 @@ static void sync_next(void *data, int status)
 static void post_members_sync(http_request *req, void *data)
 {
     rc_node *n = data;
-    struct rc_raft_status st;
-    rc_raft_get_status(n->raft, &st);
-    if (st.state != RAFT_LEADER) {
-        /* With the leader's raft address: a leader that is leaving may be
-         * in no member table any more, and the CLI can still find it. */
-        struct rc_raft_server have[RC_MAX_MEMBERS];
-        size_t nh = rc_raft_servers(n->raft, have, RC_MAX_MEMBERS);
-        const char *raft = NULL;
-        for (size_t i = 0; i < nh; i++)
-            if (have[i].id == st.leader)
-                raft = have[i].raft_addr;
-        http_respond_json(req, 421, json_pack("{s:s, s:o, s:o}", "error", "not the leader; ask the leader", "leader",
-                          st.leader ? json_integer((json_int_t)st.leader) : json_null(),
-                          "leader_raft", raft ? json_string(raft) : json_null()));
+    if (!rc_api_leader_or_421(n, req, "not the leader; ask the leader"))
         return;
-    }
     /* The table to reach: the body's (the CLI sends the one of the node it
      * was asked, which may differ from this leader's file: a leaving
      * leader's file still lists itself), else this node's file. */

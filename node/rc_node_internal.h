@@ -113,7 +113,7 @@ void rc_dsn_forget(rc_node *n); /* leadership lost: the next leader rescans */
 void rc_dsn_free(rc_node *n);
 
 /* Requests only the leader can serve: true on the leader; elsewhere answers
- * 421 {"error": why, "leader": id|null} (rc_api.c). */
+ * 421 {"error": why, "leader": id|null, "leader_raft": addr|null} (rc_api.c). */
 struct http_request;
 bool rc_api_leader_or_421(rc_node *n, struct http_request *req, const char *why);
 
