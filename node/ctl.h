@@ -77,6 +77,17 @@ int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_
  * set (caller decrefs), -1 when the node does not answer it. */
 int ctl_get_cluster(const struct ctl *c, const char *server, json_t **out);
 
+/* HTTP address of node `id` in a GET /v1/cluster answer, or NULL. */
+const char *ctl_cluster_node_http(const json_t *cluster, json_int_t id);
+
+/* Where to send a request that `server` refused with 421 (answer r421):
+ * the leader's HTTP address in `server`'s view of the cluster or, for a
+ * leader in no member table any more (it is leaving), its raft host
+ * (r421's leader_raft) with `server`'s HTTP port (members share ports
+ * unless configured otherwise). Sets *leader; 0 when found. */
+int ctl_leader_http(const struct ctl *c, const char *server, const json_t *r421, json_int_t *leader, char *out,
+                    size_t n);
+
 /* Waits ms milliseconds (polling loops of the drill and the transfer). */
 void ctl_sleep_ms(long ms);
 

@@ -7,26 +7,6 @@
 
 #include "node/ctl.h"
 
-/* HTTP address of node `id` as `server` lists it; 0 when found. */
-static int http_of(const struct ctl *c, const char *server, json_int_t id, char *out, size_t n)
-{
-    json_t *r;
-    if (ctl_get_cluster(c, server, &r) != 0)
-        return -1;
-    int rv = -1;
-    size_t i;
-    json_t *node;
-    json_array_foreach(json_object_get(r, "nodes"), i, node) {
-        const char *http = json_string_value(json_object_get(node, "http"));
-        if (json_integer_value(json_object_get(node, "id")) == id && http != NULL) {
-            snprintf(out, n, "%s", http);
-            rv = 0;
-        }
-    }
-    json_decref(r);
-    return rv;
-}
-
 static const char *role_in(const json_t *list, json_int_t id)
 {
     size_t i;
@@ -98,25 +78,6 @@ static int show(const struct ctl *c)
     return CTL_OK;
 }
 
-/* Where to ask the leader: its HTTP address in `server`'s view of the
- * cluster, or, for a leader that is in no member table any more (it is
- * leaving), its raft host with `server`'s HTTP port (members share ports
- * unless configured otherwise). 0 when found. */
-static int leader_http(const struct ctl *c, const char *server, const json_t *r421, char *out, size_t n)
-{
-    json_int_t leader = json_integer_value(json_object_get(r421, "leader"));
-    if (leader <= 0)
-        return -1;
-    if (http_of(c, server, leader, out, n) == 0)
-        return 0;
-    const char *raft = json_string_value(json_object_get(r421, "leader_raft"));
-    const char *port = strrchr(server, ':'), *colon = raft ? strrchr(raft, ':') : NULL;
-    if (colon == NULL || port == NULL)
-        return -1;
-    snprintf(out, n, "%.*s%s", (int)(colon - raft), raft, port);
-    return 0;
-}
-
 /* The table to reach is the asked node's file; the leader makes the
  * changes, even when its own file differs (a leaving leader's still lists
  * itself). */
@@ -135,10 +96,11 @@ static int sync_members(const struct ctl *c)
     rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", json_incref(body), &r, &status,
                         true);
     char lhttp[256];
-    if (rv == CTL_REFUSED && status == 421 && leader_http(c, server, r, lhttp, sizeof lhttp) == 0) {
+    json_int_t leader;
+    if (rv == CTL_REFUSED && status == 421 && ctl_leader_http(c, server, r, &leader, lhttp, sizeof lhttp) == 0) {
         if (!c->json)
             fprintf(stderr, "ricochetctl: members sync: asking the leader at %s (node %lld)\n", lhttp,
-                    (long long)json_integer_value(json_object_get(r, "leader")));
+                    (long long)leader);
         snprintf(server, sizeof server, "%s", lhttp);
         json_decref(r);
         rv = ctl_request_to(c, server, "members sync", "POST", "/v1/cluster/members/sync", json_incref(body), &r,

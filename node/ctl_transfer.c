@@ -30,14 +30,8 @@ static int view_leader_of(const struct ctl *c, const char *server, json_int_t wa
         return -1;
     v->self = json_integer_value(json_object_get(r, "self"));
     v->leader = json_integer_value(json_object_get(r, "leader"));
-    v->leader_http[0] = '\0';
-    size_t i;
-    json_t *node;
-    json_array_foreach(json_object_get(r, "nodes"), i, node) {
-        const char *http = json_string_value(json_object_get(node, "http"));
-        if (json_integer_value(json_object_get(node, "id")) == (want ? want : v->leader) && http)
-            snprintf(v->leader_http, sizeof v->leader_http, "%s", http);
-    }
+    const char *http = ctl_cluster_node_http(r, want ? want : v->leader);
+    snprintf(v->leader_http, sizeof v->leader_http, "%s", http ? http : "");
     json_decref(r);
     return 0;
 }
@@ -79,14 +73,15 @@ int ctl_transfer_run(const struct ctl *c, const char *start, uint64_t to, int64_
         int status;
         int rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
                                 json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
-        if (rv == CTL_REFUSED && status == 421 && json_is_integer(json_object_get(r, "leader")) &&
-            view_leader(c, server, &v) == 0 && v.leader == json_integer_value(json_object_get(r, "leader")) &&
-            v.leader_http[0]) {
+        char lhttp[256];
+        json_int_t named_leader;
+        if (rv == CTL_REFUSED && status == 421 &&
+            ctl_leader_http(c, server, r, &named_leader, lhttp, sizeof lhttp) == 0) {
             json_decref(r);
-            snprintf(server, sizeof server, "%s", v.leader_http);
+            snprintf(server, sizeof server, "%s", lhttp);
             if (!c->json)
                 fprintf(stderr, "ricochetctl: transfer: asking the leader at %s (node %lld)\n", server,
-                        (long long)v.leader);
+                        (long long)named_leader);
             rv = ctl_request_to(c, server, "transfer", "POST", "/v1/cluster/transfer",
                                 json_pack("{s:I}", "to", (json_int_t)to), &r, &status, true);
         }

@@ -49,6 +49,40 @@ int ctl_get_cluster(const struct ctl *c, const char *server, json_t **out)
     return 0;
 }
 
+const char *ctl_cluster_node_http(const json_t *cluster, json_int_t id)
+{
+    size_t i;
+    json_t *node;
+    json_array_foreach(json_object_get(cluster, "nodes"), i, node) {
+        if (json_integer_value(json_object_get(node, "id")) == id)
+            return json_string_value(json_object_get(node, "http"));
+    }
+    return NULL;
+}
+
+int ctl_leader_http(const struct ctl *c, const char *server, const json_t *r421, json_int_t *leader, char *out,
+                    size_t n)
+{
+    *leader = json_integer_value(json_object_get(r421, "leader"));
+    if (*leader <= 0)
+        return -1;
+    json_t *cluster;
+    if (ctl_get_cluster(c, server, &cluster) == 0) {
+        const char *http = ctl_cluster_node_http(cluster, *leader);
+        if (http)
+            snprintf(out, n, "%s", http);
+        json_decref(cluster);
+        if (http)
+            return 0;
+    }
+    const char *raft = json_string_value(json_object_get(r421, "leader_raft"));
+    const char *port = strrchr(server, ':'), *colon = raft ? strrchr(raft, ':') : NULL;
+    if (colon == NULL || port == NULL)
+        return -1;
+    snprintf(out, n, "%.*s%s", (int)(colon - raft), raft, port);
+    return 0;
+}
+
 void ctl_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -14,6 +14,7 @@
 #include <raft.h>
 
 #include "node/http_api.h"
+#include "node/rc_members_json.h"
 #include "node/rc_node_internal.h"
 #include "raft/rc_members.h"
 
@@ -30,50 +31,6 @@ static json_t *step_json(const struct rc_member_step *s)
     if (s->what == RC_CHANGE_ASSIGN)
         json_object_set_new(o, "role", json_string(rc_members_role_name(s->role)));
     return o;
-}
-
-static int role_of(const char *name)
-{
-    if (name == NULL)
-        return -1;
-    return strcmp(name, "voter") == 0     ? RC_ROLE_VOTER
-           : strcmp(name, "standby") == 0 ? RC_ROLE_STANDBY
-           : strcmp(name, "spare") == 0   ? RC_ROLE_SPARE
-                                          : -1;
-}
-
-/* {"members": [{"id", "raft", "role"}, ...]} -> table (ids unique, at most
- * RC_MAX_MEMBERS); -1 with err set when it is not one. */
-static int members_from_json(const json_t *body, struct rc_member *out, size_t *n, char *err, size_t errlen)
-{
-    const json_t *list = json_object_get(body, "members");
-    *n = 0;
-    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > RC_MAX_MEMBERS) {
-        snprintf(err, errlen, "members: a list of 1 to %d members", RC_MAX_MEMBERS);
-        return -1;
-    }
-    size_t i;
-    const json_t *m;
-    json_array_foreach(list, i, m) {
-        json_int_t id = json_integer_value(json_object_get(m, "id"));
-        const char *raft = json_string_value(json_object_get(m, "raft"));
-        int role = role_of(json_string_value(json_object_get(m, "role")));
-        if (id <= 0 || raft == NULL || raft[0] == '\0' || strlen(raft) >= sizeof out[0].raft_addr || role < 0) {
-            snprintf(err, errlen, "members[%zu]: id (> 0), raft (HOST:PORT) and role (voter, standby, spare)", i);
-            return -1;
-        }
-        for (size_t k = 0; k < *n; k++)
-            if (out[k].id == (uint64_t)id) {
-                snprintf(err, errlen, "members: node %lld twice", (long long)id);
-                return -1;
-            }
-        memset(&out[*n], 0, sizeof out[*n]);
-        out[*n].id = (uint64_t)id;
-        out[*n].role = role;
-        snprintf(out[*n].raft_addr, sizeof out[*n].raft_addr, "%s", raft);
-        (*n)++;
-    }
-    return 0;
 }
 
 /* The plan from this node's view to `want` (NULL: its file's member table);
@@ -191,7 +148,7 @@ static void post_members_sync(http_request *req, void *data)
             snprintf(err, sizeof err, "%s", jerr.text);
             bad = -1;
         } else {
-            bad = members_from_json(body, want, &n_want, err, sizeof err);
+            bad = rc_members_from_json(body, want, &n_want, err, sizeof err);
             json_decref(body);
         }
         if (bad) {

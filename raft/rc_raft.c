@@ -828,7 +828,13 @@ int rc_raft_start(rc_raft **out, uv_loop_t *loop, const struct rc_raft_config *c
         rc_info("raft", "bootstrapped members=%zu", r->cfg.n_members);
 start:
     if ((rv = raft_start(&r->raft)) != 0) {
-        snprintf(errmsg, errlen, "raft start: %s", r->raft.errmsg[0] ? r->raft.errmsg : raft_strerror(rv));
+        /* libraft leaves the reason where it arose: a listen failure is
+         * only in the transport's message, not in the raft's */
+        const char *why = r->raft.errmsg[0]            ? r->raft.errmsg
+                          : r->io.errmsg[0]            ? r->io.errmsg
+                          : r->transport.outer.errmsg[0] ? r->transport.outer.errmsg
+                                                         : raft_strerror(rv);
+        snprintf(errmsg, errlen, "raft start: %s", why);
         rv = RC_EIO;
         goto err_after_raft;
     }

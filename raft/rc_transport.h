@@ -17,6 +17,7 @@ struct rc_transport {
     raft_uv_transport_close_cb close_cb;
     /* outer.data belongs to libraft's uv io (it stores itself there). */
     unsigned long accepted, connected;
+    char address[256]; /* this node's, for error messages */
 };
 
 int rc_transport_init(struct rc_transport *t, uv_loop_t *loop);

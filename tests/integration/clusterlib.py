@@ -54,7 +54,13 @@ class Cluster:
             args += ["--net", self.net]
         for s in self.sets:
             args += ["--set", s]
-        out = self.run_cluster(*args)
+        try:
+            out = self.run_cluster(*args)
+        except BaseException:
+            # `with` calls __exit__ only after __enter__ returned: whatever
+            # started is stopped here, by PID, and the logs are shown
+            self.__exit__(*sys.exc_info())
+            raise
         for line in out.strip().splitlines():
             parts = line.split()
             fields = dict(p.split("=", 1) for p in parts[1:])
@@ -133,7 +139,10 @@ class Cluster:
 
     def logs_tail(self, lines=40):
         out = []
-        for n in sorted(self.nodes):
+        # every node directory: also before `up` has named the nodes
+        ids = sorted(int(n[1:]) for n in os.listdir(self.dir) if n[:1] == "n" and n[1:].isdigit()) \
+            if os.path.isdir(self.dir) else []
+        for n in ids:
             p = self.log_path(n)
             if os.path.exists(p):
                 with open(p, errors="replace") as f:
@@ -188,16 +197,23 @@ def _stop_on_sigterm(signum, frame):
 
 def main(tests):
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    failed = 0
+    failures = []
     for t in tests:
         log(f"=== {t.__name__}")
         try:
             t()
             log(f"--- PASS {t.__name__}")
         except Exception as e:  # noqa: BLE001 - report every failure
-            failed += 1
-            log(f"--- FAIL {t.__name__}: {e}")
             import traceback
+            frames = traceback.extract_tb(e.__traceback__)
+            # the test's own line that failed, not the helper's
+            where = [f for f in frames if os.path.basename(f.filename).startswith("test_")] or frames
+            failures.append(f"{t.__name__} ({os.path.basename(where[-1].filename)}:{where[-1].lineno}): {e}")
+            log(f"--- FAIL {t.__name__}: {e}")
             traceback.print_exc()
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.stderr.flush()
+    # again at the very end: CI shows the tail of long outputs
+    for f in failures:
+        print(f"FAILED {f[:2000]}")
+    print(f"{len(tests) - len(failures)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)

@@ -135,7 +135,7 @@ def handshake(host, acceptor_id, my_id, secret):
 
 
 def test_handshake_and_refusals_on_a_real_cluster():
-    with Cluster("3", base=50, sets=FAST) as c:
+    with Cluster("3", base=170, sets=FAST) as c:
         c.wait_leader()
         with open(os.path.join(c.dir, "secret"), "rb") as f:
             secret = f.read().strip()
