@@ -136,5 +136,6 @@ int ctl_cmd_drain(const struct ctl *c, int argc, char **argv); /* drain and undr
 int ctl_cmd_probe(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_passwd(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_members(const struct ctl *c, int argc, char **argv);
+int ctl_cmd_webhooks(const struct ctl *c, int argc, char **argv);
 
 #endif

@@ -119,33 +119,37 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+json_t *rc_api_history_json(const struct rc_history *h)
+{
+    json_t *e = json_pack("{s:s, s:I}", "status", rc_status_name(h->status), "at", (json_int_t)h->at_ms);
+    if (h->smtp_code) json_object_set_new(e, "code", json_integer(h->smtp_code));
+    if (h->internal_code) json_object_set_new(e, "internal_code", json_integer(h->internal_code));
+    if (h->enhanced) json_object_set_new(e, "enhanced", json_string(h->enhanced));
+    if (h->text) json_object_set_new(e, "text", json_string(h->text));
+    if (h->reason) json_object_set_new(e, "reason", json_string(h->reason));
+    if (h->remote_mta) json_object_set_new(e, "remote_mta", json_string(h->remote_mta));
+    if (h->reason || h->status == RC_ST_BOUNCED) json_object_set_new(e, "hard", json_boolean(h->hard));
+    if (h->node) json_object_set_new(e, "node", json_integer((json_int_t)h->node));
+    return e;
+}
+
 static json_t *message_json(rc_node *n, const struct rc_msg *m)
 {
     json_t *rcpts = json_array();
     for (size_t i = 0; i < m->n_rcpts; i++) {
         const struct rc_rcpt *r = &m->rcpts[i];
         json_t *hist = json_array();
-        for (size_t j = 0; j < r->n_history; j++) {
-            const struct rc_history *h = &r->history[j];
-            json_t *e = json_pack("{s:s, s:I}", "status", rc_status_name(h->status), "at", (json_int_t)h->at_ms);
-            if (h->smtp_code) json_object_set_new(e, "code", json_integer(h->smtp_code));
-            if (h->internal_code) json_object_set_new(e, "internal_code", json_integer(h->internal_code));
-            if (h->enhanced) json_object_set_new(e, "enhanced", json_string(h->enhanced));
-            if (h->text) json_object_set_new(e, "text", json_string(h->text));
-            if (h->reason) json_object_set_new(e, "reason", json_string(h->reason));
-            if (h->remote_mta) json_object_set_new(e, "remote_mta", json_string(h->remote_mta));
-            if (h->reason || h->status == RC_ST_BOUNCED) json_object_set_new(e, "hard", json_boolean(h->hard));
-            if (h->node) json_object_set_new(e, "node", json_integer((json_int_t)h->node));
-            json_array_append_new(hist, e);
-        }
-        json_array_append_new(rcpts, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o}",
+        for (size_t j = 0; j < r->n_history; j++)
+            json_array_append_new(hist, rc_api_history_json(&r->history[j]));
+        json_array_append_new(rcpts, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:I}",
             "address", r->address,
             "status", rc_status_name(r->status),
             "attempts", (json_int_t)r->attempts,
             "reason", str_or_null(r->reason),
             "notify", str_or_null(r->notify),
             "orcpt", str_or_null(r->orcpt),
-            "history", hist));
+            "history", hist,
+            "webhook_sent", (json_int_t)r->webhook_sent));
     }
     char sha[65];
     for (int i = 0; i < 32; i++)
@@ -401,10 +405,11 @@ static void post_message_action(http_request *req, void *data)
         http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
         return;
     }
-    json_t *jr = json_object_get(body, "recipient");
+    json_t *jr = json_object_get(body, "recipient"); /* borrowed from body */
+    bool bad = jr && !json_is_integer(jr);
     long only = jr ? (long)json_integer_value(jr) : -1;
     json_decref(body);
-    if (jr && (!json_is_integer(jr) || only < 0 || (size_t)only >= m->n_rcpts)) {
+    if (bad || (jr && (only < 0 || (size_t)only >= m->n_rcpts))) {
         http_respond_json(req, 400, json_pack("{s:s}", "error", "recipient: no such index"));
         return;
     }
@@ -696,6 +701,30 @@ static void post_probe(http_request *req, void *data)
     probe_submit(p);
 }
 
+/* ------------------------------------------------------------ webhooks */
+
+static void get_webhooks(http_request *req, void *data)
+{
+    rc_node *n = data;
+    struct rc_webhooks_stats w;
+    rc_webhooks_get_stats(n, &w);
+    http_respond_json(req, 200, json_pack("{s:o, s:b, s:b, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+        "url", n->cfg.webhooks_url[0] ? json_string(n->cfg.webhooks_url) : json_null(),
+        "configured", w.configured,
+        "sending", w.active,
+        "recipients_pending", (json_int_t)w.recipients_pending,
+        "in_flight", (json_int_t)w.in_flight,
+        "failures", (json_int_t)w.failures,
+        "next_try", w.next_try_ms ? json_integer((json_int_t)w.next_try_ms) : json_null(),
+        "posts_ok", (json_int_t)w.posts_ok,
+        "posts_failed", (json_int_t)w.posts_failed,
+        "events_sent", (json_int_t)w.events_sent,
+        "recipients_dropped", (json_int_t)w.recipients_dropped,
+        "last_status", (json_int_t)w.last_status,
+        "last_ok", w.last_ok_ms ? json_integer((json_int_t)w.last_ok_ms) : json_null(),
+        "last_error", w.last_error[0] ? json_string(w.last_error) : json_null()));
+}
+
 /* ------------------------------------------------------------- metrics */
 
 static void get_metrics(http_request *req, void *data)
@@ -706,7 +735,7 @@ static void get_metrics(http_request *req, void *data)
     struct rc_forward_stats fs;
     rc_forward_get_stats(n->fwd, &fs);
     rc_fsm *fsm = rc_raft_fsm(n->raft);
-    char buf[8192];
+    char buf[12288];
     int len = snprintf(buf, sizeof buf,
         "# HELP ricochet_raft_term Current raft term.\n# TYPE ricochet_raft_term gauge\nricochet_raft_term %" PRIu64 "\n"
         "# HELP ricochet_raft_is_leader 1 when this node is the leader.\n# TYPE ricochet_raft_is_leader gauge\nricochet_raft_is_leader %d\n"
@@ -747,6 +776,17 @@ static void get_metrics(http_request *req, void *data)
         ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
         ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
         ds.repeats, ds.dsn_sent, rc_fsm_forgotten_messages(fsm));
+    len = (int)strlen(buf);
+    struct rc_webhooks_stats ws;
+    rc_webhooks_get_stats(n, &ws);
+    snprintf(buf + len, sizeof buf - (size_t)len,
+        "# HELP ricochet_webhook_pending_recipients Recipients with events the receiver has not acknowledged (leader).\n# TYPE ricochet_webhook_pending_recipients gauge\nricochet_webhook_pending_recipients %zu\n"
+        "# HELP ricochet_webhook_consecutive_failures Failed webhook POSTs in a row.\n# TYPE ricochet_webhook_consecutive_failures gauge\nricochet_webhook_consecutive_failures %u\n"
+        "# HELP ricochet_webhook_posts_total Webhook POSTs made by this node, by result.\n# TYPE ricochet_webhook_posts_total counter\n"
+        "ricochet_webhook_posts_total{result=\"ok\"} %" PRIu64 "\nricochet_webhook_posts_total{result=\"failed\"} %" PRIu64 "\n"
+        "# HELP ricochet_webhook_events_sent_total Events in webhook POSTs answered 2xx.\n# TYPE ricochet_webhook_events_sent_total counter\nricochet_webhook_events_sent_total %" PRIu64 "\n"
+        "# HELP ricochet_webhook_recipients_dropped_total Recipients whose message was forgotten (delivery.retention) before all their events were acknowledged.\n# TYPE ricochet_webhook_recipients_dropped_total counter\nricochet_webhook_recipients_dropped_total %" PRIu64 "\n",
+        ws.recipients_pending, ws.failures, ws.posts_ok, ws.posts_failed, ws.events_sent, ws.recipients_dropped);
     http_respond_text(req, 200, "text/plain; version=0.0.4", buf);
 }
 
@@ -765,6 +805,7 @@ int rc_api_start(rc_node *n, char *err, size_t errlen)
     http_api_route(n->http, "GET", "/v1/messages/", get_message, n);
     http_api_route(n->http, "GET", "/v1/suppressions", suppressions, n);
     http_api_route(n->http, "GET", "/metrics", get_metrics, n);
+    http_api_route(n->http, "GET", "/v1/webhooks", get_webhooks, n);
     rc_api_bounces_routes(n);
     rc_api_members_routes(n);
     if (n->cfg.http_admin) {

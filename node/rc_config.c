@@ -137,8 +137,12 @@ static const struct cfg_item schema[] = {
     {"http", "max_body", T_SIZE, 1024, 1u << 30, "1M", F(http_max_body), "Largest request body."},
     {"http", "admin", T_BOOL, 0, 1, "true", F(http_admin), "Serve admin endpoints (transfer, drain, probe)."},
 
-    {"webhooks", "url", T_STR, 0, 0, "", F(webhooks_url), "URL that receives status-change events (empty: none)."},
-    {"webhooks", "secret", T_STR, 0, 0, "", F(webhooks_secret), "HMAC key signing webhook bodies."},
+    {"webhooks", "url", T_STR, 0, 0, "", F(webhooks_url), "http:// or https:// URL that receives every recipient's status changes as signed JSON POSTs, from the leader, at least once and in order per recipient (empty: none; docs/WEBHOOKS.md)."},
+    {"webhooks", "secret", T_STR, 0, 0, "", F(webhooks_secret), "HMAC-SHA256 key of the X-Ricochet-Signature header (required with a url)."},
+    {"webhooks", "events", T_STR, 0, 0, "", F(webhooks_events), "Statuses to send, comma-separated (e.g. `bounced,complained,failed`); empty: all. Others are skipped, not queued."},
+    {"webhooks", "batch_max", T_UINT, 1, 10000, "100", F(webhooks_batch_max), "Most events in one POST."},
+    {"webhooks", "timeout", T_DURATION, 100, 600000, "10s", F(webhooks_timeout_ms), "One POST's deadline (connect to answer); past it the POST failed."},
+    {"webhooks", "retry_max", T_DURATION, 1000, 86400000, "5m", F(webhooks_retry_max_ms), "Longest wait between attempts after failed POSTs (the wait starts at 1s and doubles)."},
 };
 
 /* ---------------------------------------------------------------- values */
@@ -550,6 +554,16 @@ int rc_config_finish(struct rc_config *c, char *err, size_t errlen)
     }
     if (c->bounce_secret[0] == '\0')
         snprintf(c->bounce_secret, sizeof c->bounce_secret, "verp:%s", c->cluster_secret);
+    if (c->webhooks_url[0] != '\0') {
+        if (strncmp(c->webhooks_url, "http://", 7) != 0 && strncmp(c->webhooks_url, "https://", 8) != 0) {
+            snprintf(err, errlen, "webhooks.url: \"%s\" is not an http:// or https:// URL", c->webhooks_url);
+            return -1;
+        }
+        if (c->webhooks_secret[0] == '\0') {
+            snprintf(err, errlen, "webhooks.secret: required with webhooks.url (receivers check the signature)");
+            return -1;
+        }
+    }
     if (c->data_dir[0] == '\0') {
         snprintf(err, errlen, "node.data_dir: missing");
         return -1;

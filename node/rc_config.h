@@ -96,7 +96,8 @@ struct rc_config {
     bool http_admin;
 
     /* [webhooks] */
-    char webhooks_url[RC_CFG_STR], webhooks_secret[RC_CFG_STR];
+    char webhooks_url[RC_CFG_STR], webhooks_secret[RC_CFG_STR], webhooks_events[RC_CFG_STR];
+    uint64_t webhooks_batch_max, webhooks_timeout_ms, webhooks_retry_max_ms;
 };
 
 /* Fills every key with its default. */

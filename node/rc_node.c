@@ -26,6 +26,9 @@ static void on_accept(void *data, const struct rc_msg *m, const uint8_t *body, s
     if (body != NULL)
         rc_spool_put(n->spool, m->id, body, len);
     rc_delivery_on_accept(n, m);
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        if (m->rcpts[i].status == RC_ST_QUEUED) /* rejected ones come through on_status */
+            rc_webhooks_on_change(n, m, i);
 }
 
 static void on_forget(void *data, const struct rc_msg *m)
@@ -37,6 +40,7 @@ static void on_forget(void *data, const struct rc_msg *m)
 static void on_status(void *data, const struct rc_msg *m, size_t rcpt, int old_status)
 {
     rc_delivery_on_status(data, m, rcpt, old_status);
+    rc_webhooks_on_change(data, m, rcpt);
 }
 
 static int before_snapshot(void *data)
@@ -54,6 +58,7 @@ static void on_restore(void *data)
     rc_node *n = data;
     n->body_scan_needed = true; /* scanned from the health timer, not inside apply */
     rc_delivery_on_restore(n);
+    rc_webhooks_on_restore(n);
 }
 
 static void missing_push(rc_node *n, char *id)
@@ -302,6 +307,15 @@ static void set_flag_cb(void *data)
     *(bool *)data = true;
 }
 
+/* A start that failed half-way: stops one part now (runs the loop). */
+static void stop_now(rc_node *n, void (*stop)(rc_node *, void (*)(void *), void *))
+{
+    bool closed = false;
+    stop(n, set_flag_cb, &closed);
+    while (!closed)
+        uv_run(n->loop, UV_RUN_ONCE);
+}
+
 static int mkdir_data_dir(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
@@ -418,20 +432,20 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
     if (rc_dns_start(n, err, errlen) != 0)
         goto err_after_api;
     if (rc_smtp_start(n, err, errlen) != 0 || rc_health_probe_new(n) != 0 ||
-        rc_delivery_start(n, err, errlen) != 0) {
+        rc_delivery_start(n, err, errlen) != 0 || rc_webhooks_start(n, err, errlen) != 0) {
         /* the API and DNS are up: close them through the normal stop path */
+        if (n->delivery) {
+            stop_now(n, rc_delivery_stop);
+            rc_delivery_free(n);
+            n->delivery = NULL;
+        }
         if (n->smtp) {
-            bool closed = false;
-            rc_smtp_stop(n, set_flag_cb, &closed);
-            while (!closed)
-                uv_run(loop, UV_RUN_ONCE);
+            stop_now(n, rc_smtp_stop);
             rc_smtp_free(n);
         }
         n->smtp = NULL;
-        bool closed = false;
-        rc_dns_stop(n, set_flag_cb, &closed);
-        while (!closed)
-            uv_run(loop, UV_RUN_ONCE);
+        stop_now(n, rc_health_probe_stop); /* frees it */
+        stop_now(n, rc_dns_stop);
         goto err_after_api;
     }
 
@@ -441,13 +455,9 @@ int rc_node_start(rc_node **out, uv_loop_t *loop, const struct rc_config *cfg, c
     *out = n;
     return 0;
 
-err_after_api : {
-    bool closed = false;
-    rc_api_stop(n, set_flag_cb, &closed);
-    while (!closed)
-        uv_run(loop, UV_RUN_ONCE);
+err_after_api:
+    stop_now(n, rc_api_stop);
     http_api_free(n->http);
-}
 err_after_fwd : {
     bool closed = false;
     rc_forward_stop(n->fwd, set_flag_cb, &closed);
@@ -506,6 +516,7 @@ void rc_node_free(rc_node *n)
     http_api_free(n->http); /* runs the loop inside: never from a callback */
     rc_smtp_free(n);
     rc_delivery_free(n);
+    rc_webhooks_free(n);
     rc_dsn_free(n);
     free(n);
 }
@@ -530,9 +541,10 @@ static void after_smtp_stopped(void *data)
 {
     rc_node *n = data;
     n->smtp = NULL;
-    n->pending_closes = 6;
+    n->pending_closes = 7;
     uv_timer_stop(&n->health_timer);
     rc_delivery_stop(n, after_front_closed, n);
+    rc_webhooks_stop(n, after_front_closed, n);
     uv_close((uv_handle_t *)&n->health_timer, health_closed_cb);
     rc_health_probe_stop(n, after_front_closed, n);
     rc_dns_stop(n, after_front_closed, n);

@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 #include <uv.h>
 
 #include "node/rc_config.h"
@@ -50,6 +52,7 @@ struct rc_node {
     struct rc_health_probe *hprobe;    /* rc_health_probe.c */
     struct rc_delivery *delivery;      /* rc_delivery.c */
     struct rc_dsn *dsn;                /* rc_dsn.c */
+    struct rc_webhooks *webhooks;      /* rc_webhooks.c; NULL without webhooks.url */
 };
 
 /* Proposes a new message accepted by this node now (SMTP ingress, DSNs):
@@ -119,5 +122,29 @@ bool rc_api_leader_or_421(rc_node *n, struct http_request *req, const char *why)
 
 /* GET /v1/cluster/members, POST /v1/cluster/members/sync (rc_api_members.c). */
 void rc_api_members_routes(rc_node *n);
+
+/* rc_webhooks.c: status changes POSTed to webhooks.url by the leader
+ * (docs/WEBHOOKS.md). Every function is a no-op without webhooks.url. */
+struct rc_webhooks_stats {
+    bool configured, active;
+    size_t recipients_pending; /* recipients with events not yet acknowledged */
+    size_t in_flight;          /* events in the POST (or ack) under way */
+    unsigned failures;         /* consecutive failed POSTs */
+    uint64_t next_try_ms;      /* after a failure: when the next POST goes */
+    uint64_t posts_ok, posts_failed, events_sent, recipients_dropped;
+    long last_status;          /* HTTP status of the last POST (0: none or no answer) */
+    uint64_t last_ok_ms;
+    char last_error[256];
+};
+int rc_webhooks_start(rc_node *n, char *err, size_t errlen);
+void rc_webhooks_on_change(rc_node *n, const struct rc_msg *m, size_t rcpt);
+void rc_webhooks_on_restore(rc_node *n);
+void rc_webhooks_get_stats(rc_node *n, struct rc_webhooks_stats *out);
+void rc_webhooks_stop(rc_node *n, void (*cb)(void *), void *data);
+void rc_webhooks_free(rc_node *n);
+
+/* rc_api.c: one history entry as the API and the webhooks show it. */
+struct rc_history;
+json_t *rc_api_history_json(const struct rc_history *h);
 
 #endif

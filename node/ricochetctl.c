@@ -58,6 +58,10 @@ const struct ctl_command ctl_commands[] = {
      "answers when all are committed. Refused (409) when a member's raft address\n"
      "changed. A node joining a running cluster starts with raft.join = true\n"
      "(docs/OPERATIONS.md).\n"},
+    {"webhooks", ctl_cmd_webhooks, true, "webhooks",
+     "What the node's webhook sender does: pending, sent, failures (docs/WEBHOOKS.md).",
+     "GET /v1/webhooks. Only the leader sends; a follower shows its counters from\n"
+     "when it led. With --json, prints the node's JSON object as is.\n"},
     {"drill", ctl_cmd_drill, true, "drill --site SITE [--keep-drained] [--wait SECONDS]",
      "Planned failover drill of a site, with a timeline (docs/DRILLS.md).",
      "Refuses first when no healthy voter and MX would be left outside SITE. Then:\n"

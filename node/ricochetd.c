@@ -185,7 +185,8 @@ int main(int argc, char **argv)
 
     if (rc_node_start(&d.node, &d.loop, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ricochetd: cannot start: %s\n", err);
-        rc_error("node", "start_failed reason=\"%s\"", err);
+        char q[sizeof err + 64];
+        rc_error("node", "start_failed reason=%s", rc_log_quote(q, sizeof q, err, strlen(err)));
         uv_close((uv_handle_t *)&d.sigterm, NULL);
         uv_close((uv_handle_t *)&d.sigint, NULL);
         uv_run(&d.loop, UV_RUN_DEFAULT);

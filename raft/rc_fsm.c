@@ -499,6 +499,24 @@ static void apply_attempt(rc_fsm *f, const Ricochet__AttemptStart *a)
     }
 }
 
+/* Webhook events acknowledged by the receiver: never moves back, never past
+ * the history (a late ack of a forgotten message changes nothing). */
+static void apply_webhook_ack(rc_fsm *f, const Ricochet__WebhookAck *a)
+{
+    for (size_t i = 0; i < a->n_items; i++) {
+        const Ricochet__WebhookAckItem *it = a->items[i];
+        struct rc_msg *m = it->id ? rc_map_get(f->messages, it->id) : NULL;
+        if (m == NULL || it->recipient >= m->n_rcpts)
+            continue;
+        struct rc_rcpt *r = &m->rcpts[it->recipient];
+        size_t upto = it->upto < r->n_history ? it->upto : r->n_history;
+        if (upto > r->webhook_sent) {
+            msg_touch(m);
+            r->webhook_sent = upto;
+        }
+    }
+}
+
 static void apply_suppression(rc_fsm *f, const Ricochet__SuppressionChange *c)
 {
     if (c->address == NULL || c->address[0] == '\0') {
@@ -577,6 +595,7 @@ static void apply_record(rc_fsm *f, const Ricochet__Record *rec)
     case RICOCHET__RECORD__KIND_VIEW: apply_view(f, rec->view); break;
     case RICOCHET__RECORD__KIND_ATTEMPT: apply_attempt(f, rec->attempt); break;
     case RICOCHET__RECORD__KIND_FORGET: apply_forget(f, rec->forget); break;
+    case RICOCHET__RECORD__KIND_WEBHOOK_ACK: apply_webhook_ack(f, rec->webhook_ack); break;
     case RICOCHET__RECORD__KIND_BOUNCE_NOTE:
         if (rec->bounce_note == NULL || rc_notes_add(f->notes, rec->bounce_note) != 0) {
             rc_error("fsm", "bounce_note_failed reason=%s", rec->bounce_note ? "out_of_memory" : "empty");
@@ -735,6 +754,10 @@ static Ricochet__MessageState *msg_to_pb(struct arena *a, const struct rc_msg *m
             x->has_attempt_node = x->has_attempt_at_ms = true;
             x->attempt_node = r->attempt_node;
             x->attempt_at_ms = r->attempt_at_ms;
+        }
+        if (r->webhook_sent) {
+            x->has_webhook_sent = true;
+            x->webhook_sent = (uint32_t)r->webhook_sent;
         }
         for (size_t j = 0; j < r->n_history; j++) {
             history_to_pb(&r->history[j], &ev[j]);
@@ -1032,6 +1055,7 @@ static struct rc_msg *msg_from_pb(const Ricochet__MessageState *ms)
         r->hard = x->hard;
         r->attempt_node = x->attempt_node;
         r->attempt_at_ms = x->attempt_at_ms;
+        r->webhook_sent = x->webhook_sent < x->n_history ? x->webhook_sent : x->n_history;
         if (r->address == NULL)
             goto err;
         for (size_t j = 0; j < x->n_history; j++) {

@@ -70,6 +70,9 @@ struct rc_rcpt {
     bool hard;
     struct rc_history *history;
     size_t n_history, cap_history;
+    /* History entries the webhook receiver acknowledged (WebhookAck); the
+     * ones after are still to be sent. */
+    size_t webhook_sent;
 };
 
 struct rc_msg {

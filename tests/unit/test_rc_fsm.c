@@ -435,6 +435,62 @@ static void test_attempt_marks(void **state)
     rc_fsm_free(g);
 }
 
+static void webhook_ack(rc_fsm *f, const char *id, uint32_t rcpt, uint32_t upto)
+{
+    Ricochet__WebhookAckItem it;
+    ricochet__webhook_ack_item__init(&it);
+    it.id = (char *)id;
+    it.has_recipient = it.has_upto = true;
+    it.recipient = rcpt;
+    it.upto = upto;
+    Ricochet__WebhookAckItem *items[1] = {&it};
+    Ricochet__WebhookAck a;
+    ricochet__webhook_ack__init(&a);
+    a.items = items;
+    a.n_items = 1;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_WEBHOOK_ACK;
+    rec.webhook_ack = &a;
+    apply_new(f, &rec);
+}
+
+/* WebhookAck: how far the receiver has each recipient's history; never
+ * back, never past the history, kept by snapshots, unknown targets skipped. */
+static void test_webhook_acks(void **state)
+{
+    (void)state;
+    rc_fsm *f = new_fsm();
+    const char *r2[] = {"a@example.com", "b@example.com"};
+    accept_msg(f, "M1", r2, 2);
+    status(f, "M1", 0, RC_ST_DEFERRED, false, NULL);
+    const struct rc_msg *m = rc_fsm_message(f, "M1");
+    assert_int_equal(m->rcpts[0].n_history, 2);
+    assert_int_equal(m->rcpts[0].webhook_sent, 0);
+    webhook_ack(f, "M1", 0, 1);
+    assert_int_equal(m->rcpts[0].webhook_sent, 1);
+    webhook_ack(f, "M1", 0, 0); /* an older ack arriving late: no step back */
+    assert_int_equal(m->rcpts[0].webhook_sent, 1);
+    webhook_ack(f, "M1", 0, 99); /* past the history: capped */
+    assert_int_equal(m->rcpts[0].webhook_sent, 2);
+    webhook_ack(f, "M1", 7, 1); /* no such recipient */
+    webhook_ack(f, "NOPE", 0, 1);
+    assert_int_equal(m->rcpts[1].webhook_sent, 0);
+    status(f, "M1", 0, RC_ST_DELIVERED, false, NULL); /* a new entry to send */
+    assert_int_equal(m->rcpts[0].n_history, 3);
+    assert_int_equal(m->rcpts[0].webhook_sent, 2);
+
+    struct raft_buffer copy = take_snapshot(f);
+    rc_fsm *g = new_fsm();
+    struct raft_fsm *rg = rc_fsm_raft(g);
+    assert_int_equal(rg->restore(rg, &copy), 0);
+    const struct rc_msg *mg = rc_fsm_message(g, "M1");
+    assert_int_equal(mg->rcpts[0].webhook_sent, 2);
+    assert_int_equal(mg->rcpts[1].webhook_sent, 0);
+    rc_fsm_free(f);
+    rc_fsm_free(g);
+}
+
 static int forgotten_seen;
 static void count_forget(void *data, const struct rc_msg *m)
 {
@@ -597,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_cache_matches_fresh),
         cmocka_unit_test(test_snapshot_async_while_applying),
         cmocka_unit_test(test_attempt_marks),
+        cmocka_unit_test(test_webhook_acks),
         cmocka_unit_test(test_forget_only_final),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
