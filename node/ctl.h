@@ -129,6 +129,7 @@ void ctl_table_free(ctl_table *t);
 int ctl_cmd_cluster(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_message(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_discard(const struct ctl *c, int argc, char **argv);
+int ctl_cmd_engagement(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_transfer(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_drill(const struct ctl *c, int argc, char **argv);
 int ctl_cmd_suppressions(const struct ctl *c, int argc, char **argv);

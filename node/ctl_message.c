@@ -104,3 +104,51 @@ int ctl_cmd_discard(const struct ctl *c, int argc, char **argv)
     json_decref(r);
     return CTL_OK;
 }
+
+/* `ricochetctl engagement ID --rcpt N opened|clicked [--url URL]`:
+ * POST /v1/messages/ID/engagement. */
+int ctl_cmd_engagement(const struct ctl *c, int argc, char **argv)
+{
+    const struct ctl_command *cmd = ctl_find_command("engagement");
+    const char *id = NULL, *event = NULL, *url = NULL;
+    uint64_t rcpt = 0;
+    bool have_rcpt = false;
+    for (int i = 1; i < argc; i++) {
+        if (ctl_is_help(argv[i]))
+            return ctl_help(cmd);
+        if (strcmp(argv[i], "--rcpt") == 0 && i + 1 < argc) {
+            if (ctl_parse_u64("engagement --rcpt", argv[++i], 0, 1000000, &rcpt) != 0)
+                return CTL_USAGE;
+            have_rcpt = true;
+        } else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
+            url = argv[++i];
+        } else if (argv[i][0] == '-') {
+            return ctl_usage(cmd);
+        } else if (id == NULL) {
+            id = argv[i];
+        } else if (event == NULL) {
+            event = argv[i];
+        } else {
+            return ctl_usage(cmd);
+        }
+    }
+    if (id == NULL || event == NULL || !have_rcpt || *id == '\0' || strlen(id) > 120)
+        return ctl_usage(cmd);
+    char *esc = ctl_escape_segment(id);
+    char path[700];
+    snprintf(path, sizeof path, "/v1/messages/%s/engagement", esc ? esc : "");
+    free(esc);
+    json_t *body = json_pack("{s:I, s:s}", "recipient", (json_int_t)rcpt, "event", event);
+    if (url)
+        json_object_set_new(body, "url", json_string(url));
+    json_t *r;
+    int rv = ctl_request(c, "engagement", "POST", path, body, &r);
+    if (rv != CTL_OK)
+        return rv;
+    if (c->json)
+        ctl_print_json(r);
+    else
+        printf("recorded: recipient %llu of %s %s\n", (unsigned long long)rcpt, id, event);
+    json_decref(r);
+    return CTL_OK;
+}

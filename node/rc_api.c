@@ -382,29 +382,8 @@ static void discard_done(void *data, int status)
 /* POST /v1/messages/ID/discard [{"recipient": N}]: an operator ends the
  * recipients that are not final yet (all, or one) as `discarded`; they are
  * never attempted again. */
-static void post_message_action(http_request *req, void *data)
+static void post_discard(http_request *req, rc_node *n, const struct rc_msg *m, char *id, json_t *body)
 {
-    rc_node *n = data;
-    const char *rest = http_request_path(req) + strlen("/v1/messages/");
-    const char *slash = strchr(rest, '/');
-    if (slash == NULL || strcmp(slash, "/discard") != 0 || slash == rest || (size_t)(slash - rest) >= 128) {
-        http_respond_json(req, 404, json_pack("{s:s}", "error", "POST /v1/messages/ID/discard"));
-        return;
-    }
-    char id[128];
-    memcpy(id, rest, (size_t)(slash - rest));
-    id[slash - rest] = '\0';
-    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
-    if (m == NULL) {
-        http_respond_json(req, 404, json_pack("{s:s, s:s}", "error", "no such message", "id", id));
-        return;
-    }
-    json_error_t jerr;
-    json_t *body = body_json(req, &jerr);
-    if (body == NULL) {
-        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
-        return;
-    }
     json_t *jr = json_object_get(body, "recipient"); /* borrowed from body */
     bool bad = jr && !json_is_integer(jr);
     long only = jr ? (long)json_integer_value(jr) : -1;
@@ -448,6 +427,155 @@ static void post_message_action(http_request *req, void *data)
         return;
     }
     discard_release(d);
+}
+
+/* POST /v1/messages/ID/engagement {"recipient": N, "event": "opened"|
+ * "clicked", "url", "at"}: a tracking system reports that a delivered
+ * recipient opened the message or followed a link. Recorded in the history
+ * (status unchanged; it resets the soft-bounce count, docs/STATUS.md) and
+ * sent to the webhook receiver. */
+static void engagement_done(void *data, int status)
+{
+    http_request *req = data;
+    if (status == RC_OK)
+        http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+    else
+        http_respond_json(req, rc_err_retryable(status) ? 503 : 409,
+                          json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable", rc_err_retryable(status)));
+}
+
+#define ENGAGEMENT_URL_MAX 2048
+
+struct engagement {
+    http_request *req;
+    rc_node *n;
+    char id[128];
+    size_t rcpt;
+    int status;
+    uint64_t at_ms;
+    char url[ENGAGEMENT_URL_MAX + 1];
+    bool caught_up;
+};
+
+static void engagement_record(struct engagement *e);
+
+static void engagement_caught_up(void *data, int status)
+{
+    struct engagement *e = data;
+    if (status != RC_OK) {
+        engagement_done(e->req, status);
+        free(e);
+        return;
+    }
+    e->caught_up = true;
+    engagement_record(e);
+}
+
+/* Proposes the event once this node's copy shows the recipient delivered;
+ * a follower whose copy may trail first catches up with the leader. */
+static void engagement_record(struct engagement *e)
+{
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(e->n->raft), e->id);
+    int now = m && e->rcpt < m->n_rcpts ? m->rcpts[e->rcpt].status : RC_ST_UNSPECIFIED;
+    if (now != RC_ST_DELIVERED) {
+        struct rc_raft_status st;
+        rc_raft_get_status(e->n->raft, &st);
+        if (!e->caught_up && st.state != 3 /* RAFT_LEADER */) {
+            int rv = rc_raft_catch_up(e->n->raft, engagement_caught_up, e);
+            if (rv != RC_OK)
+                engagement_caught_up(e, rv);
+            return;
+        }
+        http_respond_json(e->req, m ? 409 : 404,
+                          m ? json_pack("{s:s, s:s}", "error", "engagement is recorded only on a delivered recipient",
+                                        "status", rc_status_name(now))
+                            : json_pack("{s:s, s:s}", "error", "no such message", "id", e->id));
+        free(e);
+        return;
+    }
+    Ricochet__StatusUpdate u;
+    ricochet__status_update__init(&u);
+    u.id = e->id;
+    u.has_recipient = u.has_status = u.has_at_ms = u.has_node = true;
+    u.recipient = (uint32_t)e->rcpt;
+    u.status = (Ricochet__Status)e->status;
+    u.at_ms = e->at_ms;
+    u.node = e->n->cfg.node_id;
+    u.text = e->url[0] ? e->url : NULL;
+    Ricochet__Record rec;
+    ricochet__record__init(&rec);
+    rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
+    rec.status = &u;
+    http_request *req = e->req;
+    int rv = rc_raft_propose(e->n->raft, &rec, engagement_done, req); /* packs the record now */
+    free(e);
+    if (rv != RC_OK)
+        engagement_done(req, rv);
+}
+
+static void post_engagement(http_request *req, rc_node *n, const struct rc_msg *m, char *id, json_t *body)
+{
+    const json_t *jr = json_object_get(body, "recipient"), *jat = json_object_get(body, "at");
+    const char *event = json_string_value(json_object_get(body, "event"));
+    const json_t *jurl = json_object_get(body, "url");
+    int status = event == NULL                  ? -1
+                 : strcmp(event, "opened") == 0  ? RC_ST_OPENED
+                 : strcmp(event, "clicked") == 0 ? RC_ST_CLICKED
+                                                 : -1;
+    const char *bad = !json_is_integer(jr) || json_integer_value(jr) < 0 ||
+                              (size_t)json_integer_value(jr) >= m->n_rcpts
+                          ? "recipient: no such index"
+                      : status < 0 ? "event: opened or clicked"
+                      : jurl && (!json_is_string(jurl) || json_string_length(jurl) > ENGAGEMENT_URL_MAX)
+                          ? "url: a string of at most 2048 bytes"
+                      : jat && (!json_is_integer(jat) || json_integer_value(jat) <= 0)
+                          ? "at: milliseconds since the epoch"
+                          : NULL;
+    struct engagement *e = bad ? NULL : calloc(1, sizeof *e);
+    if (e == NULL) {
+        json_decref(body);
+        http_respond_json(req, bad ? 400 : 503, json_pack("{s:s}", "error", bad ? bad : "out of memory"));
+        return;
+    }
+    e->req = req;
+    e->n = n;
+    snprintf(e->id, sizeof e->id, "%s", id);
+    e->rcpt = (size_t)json_integer_value(jr);
+    e->status = status;
+    e->at_ms = jat ? (uint64_t)json_integer_value(jat) : rc_now_ms();
+    if (jurl)
+        snprintf(e->url, sizeof e->url, "%s", json_string_value(jurl));
+    json_decref(body);
+    engagement_record(e);
+}
+
+/* POST /v1/messages/ID/ACTION */
+static void post_message_action(http_request *req, void *data)
+{
+    rc_node *n = data;
+    const char *rest = http_request_path(req) + strlen("/v1/messages/");
+    const char *slash = strchr(rest, '/');
+    bool discard = slash && strcmp(slash, "/discard") == 0, engagement = slash && strcmp(slash, "/engagement") == 0;
+    if (!(discard || engagement) || slash == rest || (size_t)(slash - rest) >= 128) {
+        http_respond_json(req, 404, json_pack("{s:s}", "error", "POST /v1/messages/ID/discard or .../engagement"));
+        return;
+    }
+    char id[128];
+    memcpy(id, rest, (size_t)(slash - rest));
+    id[slash - rest] = '\0';
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), id);
+    if (m == NULL) {
+        http_respond_json(req, 404, json_pack("{s:s, s:s}", "error", "no such message", "id", id));
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = body_json(req, &jerr); /* the handler owns it */
+    if (body == NULL)
+        http_respond_json(req, 400, json_pack("{s:s}", "error", jerr.text));
+    else if (discard)
+        post_discard(req, n, m, id, body);
+    else
+        post_engagement(req, n, m, id, body);
 }
 
 static void drain_common(http_request *req, rc_node *n, bool drain)

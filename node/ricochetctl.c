@@ -41,6 +41,12 @@ const struct ctl_command ctl_commands[] = {
      "POST /v1/messages/ID/discard [{\"recipient\": N}] (admin). They are never\n"
      "attempted again; final recipients are left as they are. Exit 1 when none\n"
      "was left to discard.\n"},
+    {"engagement", ctl_cmd_engagement, true, "engagement ID --rcpt N opened|clicked [--url URL]",
+     "Record that a delivered recipient opened the message or followed a link.",
+     "POST /v1/messages/ID/engagement {\"recipient\": N, \"event\", \"url\"} (admin),\n"
+     "for tracking systems. Kept in the recipient's history (status stays\n"
+     "delivered; it resets the soft-bounce count) and sent to the webhook\n"
+     "receiver. Refused (409) unless the recipient is delivered.\n"},
     {"transfer", ctl_cmd_transfer, true, "transfer [--to NODE_ID]",
      "Move raft leadership to NODE_ID (or to any voter) and wait until done.",
      "POST /v1/cluster/transfer {\"to\": N}. When the node asked is not the leader,\n"

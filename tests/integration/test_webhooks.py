@@ -5,8 +5,10 @@ webhook_receiver.py: it checks every signature and timestamp):
 
 * mail accepted with swaks, a real-format Postfix DSN to a VERP address
   (bounced, hard), a resend to the now suppressed address (rejected), an
-  operator's discard: every history entry of every recipient reaches the
-  receiver as one event, with the documented fields, signed;
+  operator's discard, a delivery report (delivered) and engagement reported
+  through the API (opened, clicked; refused on a recipient that is not
+  delivered): every history entry of every recipient reaches the receiver
+  as one event, with the documented fields, signed;
 * the receiver fails the first POSTs (503): the leader retries with
   back-off, GET /v1/webhooks and /metrics say so, nothing is lost;
 * the receiver is down while new events happen and the leader is killed:
@@ -23,10 +25,11 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 from clusterlib import Cluster, log, main
-from test_bounce_intake import postfix_dsn, send_message, send_report, verp
+from test_bounce_intake import delivery_report, postfix_dsn, send_message, send_report, verp
 
 import sanitizers  # noqa: E402 - tests/lib, on the path once clusterlib is imported
 
@@ -119,9 +122,34 @@ def test_every_event_at_least_once_across_failures_and_failover():
         c.wait("the bounce", lambda: c.ctl_json(leader, "message", ids[0])["recipients"][0]["status"] == "bounced")
         ids.append(send_message(smtp, [lost]))  # suppressed: rejected at once
         c.ctl(leader, "discard", ids[1], "--rcpt", "1")
+        # engagement on a recipient a delivery report made `delivered`
+        send_report(smtp, verp(secret, ids[0], 1), delivery_report("kept.user@example.net"))
+        c.wait("delivered", lambda: c.ctl_json(leader, "message", ids[0])["recipients"][1]["status"] == "delivered")
+        c.ctl(follower, "engagement", ids[0], "--rcpt", "1", "opened")  # the follower forwards it
+        c.ctl(leader, "engagement", ids[0], "--rcpt", "1", "clicked", "--url", "https://example.net/a?b=1")
+        r = c.ctl(leader, "engagement", ids[1], "--rcpt", "0", "opened", check=False)
+        assert r.returncode != 0 and "only on a delivered recipient" in r.stderr, r.stderr
+        r = c.ctl(leader, "engagement", ids[0], "--rcpt", "1", "liked", check=False)
+        assert r.returncode != 0 and "opened or clicked" in r.stderr, r.stderr
+        hostile = [b"not json", b"[]", b'{"recipient": "1", "event": "opened"}', b'{"recipient": 1}',
+                   b'{"recipient": 99, "event": "opened"}', b'{"recipient": -1, "event": "opened"}',
+                   b'{"recipient": 1, "event": "opened", "url": 5}',
+                   b'{"recipient": 1, "event": "opened", "url": "' + b"x" * 3000 + b'"}',
+                   b'{"recipient": 1, "event": "opened", "at": "yesterday"}',
+                   b'{"recipient": 18446744073709551615, "event": "clicked"}']
+        for body in hostile:
+            req = urllib.request.Request(f"http://{c.http(leader)}/v1/messages/{ids[0]}/engagement", data=body,
+                                         method="POST")
+            try:
+                urllib.request.urlopen(req, timeout=10)
+                raise AssertionError(f"accepted {body[:60]!r}")
+            except urllib.error.HTTPError as e:
+                assert e.code == 400, (body[:60], e.code)
+        hist = c.ctl_json(leader, "message", ids[0])["recipients"][1]["history"]
+        assert [h["status"] for h in hist][-3:] == ["delivered", "opened", "clicked"], hist  # hostile ones: none
         want = histories(c, leader, ids)
         statuses = set(want.values())
-        assert {"queued", "bounced", "rejected", "discarded"} <= statuses, statuses
+        assert {"queued", "bounced", "rejected", "discarded", "delivered", "opened", "clicked"} <= statuses, statuses
 
         got = c.wait("every event at the receiver", lambda: (lambda g: g if set(want) <= set(g) else None)(received(rx)),
                      timeout=60)
@@ -136,6 +164,9 @@ def test_every_event_at_least_once_across_failures_and_failover():
         b = got[(ids[0], 0, max(k for (m, r, k) in want if m == ids[0] and r == 0))]
         assert b["status"] == "bounced" and b["reason"] == "userunknown" and b["hard"] is True, b
         assert b["recipient"] == lost and b["from"] == "sender@example.org", b
+        clicks = [e for e in got.values() if e["status"] == "clicked"]
+        assert len(clicks) == 1 and clicks[0]["text"] == "https://example.net/a?b=1", clicks
+        assert clicks[0]["previous_status"] == "opened", clicks
         check_order(st["events"])
         wh = get_json(c, leader, "/v1/webhooks")
         assert wh["sending"] and wh["posts_failed"] >= 2 and wh["posts_ok"] >= 1, wh
