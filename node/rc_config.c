@@ -96,6 +96,7 @@ static const struct cfg_item schema[] = {
     {"delivery", "delay_warning", T_DURATION, 0, 30ull * 86400000, "4h", F(delivery_delay_warning_ms), "A recipient whose NOTIFY asks for DELAY and that is still deferred this long after acceptance gets one delay DSN (0: never)."},
     {"delivery", "dsn_max_full", T_SIZE, 0, 1u << 30, "1M", F(delivery_dsn_max_full), "Largest original returned whole in a DSN (RET=FULL or no RET); larger ones are returned as headers only."},
     {"delivery", "retention", T_DURATION, 1000, 3650ull * 86400000, "7d", F(delivery_retention_ms), "A message whose every recipient is final is removed from the state, and its body from every spool, this long after its last event (late asynchronous bounces and complaints for it are then kept as unmapped notes)."},
+    {"delivery", "retention_scan_max", T_UINT, 100, 100000000, "20000", F(delivery_retention_scan_max), "Messages one retention sweep (every 5 s, on the leader's event loop) looks at; a larger state is covered over several sweeps."},
     {"delivery", "transfer_wait", T_DURATION, 0, 600000, "30s", F(delivery_transfer_wait_ms), "A planned leadership transfer first lets attempts in flight finish, for at most this long."},
 
     {"dns", "listen", T_ADDR, 0, 0, "", F(dns_listen), "DNS listener HOST:PORT, UDP and TCP (default: member address and dns_port)."},
@@ -142,6 +143,7 @@ static const struct cfg_item schema[] = {
     {"webhooks", "events", T_STR, 0, 0, "", F(webhooks_events), "Statuses to send, comma-separated (e.g. `bounced,complained,failed`); empty: all. Others are skipped, not queued."},
     {"webhooks", "batch_max", T_UINT, 1, 10000, "100", F(webhooks_batch_max), "Most events in one POST."},
     {"webhooks", "timeout", T_DURATION, 100, 600000, "10s", F(webhooks_timeout_ms), "One POST's deadline (connect to answer); past it the POST failed."},
+    {"webhooks", "max_hold", T_DURATION, 0, 3650ull * 86400000, "7d", F(webhooks_max_hold_ms), "delivery.retention keeps a message whose events the receiver has not all acknowledged this much longer; after that it is forgotten anyway and its events counted as dropped."},
     {"webhooks", "retry_max", T_DURATION, 1000, 86400000, "5m", F(webhooks_retry_max_ms), "Longest wait between attempts after failed POSTs (the wait starts at 1s and doubles)."},
 };
 

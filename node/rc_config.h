@@ -68,6 +68,7 @@ struct rc_config {
     bool delivery_verp_per_rcpt, delivery_dsn;
     uint64_t delivery_connect_timeout_ms, delivery_command_timeout_ms, delivery_data_timeout_ms;
     uint64_t delivery_idle_timeout_ms, delivery_dsn_max_full, delivery_transfer_wait_ms, delivery_retention_ms;
+    uint64_t delivery_retention_scan_max;
     uint64_t delivery_delay_warning_ms;
     char delivery_tls[16];
 
@@ -97,7 +98,7 @@ struct rc_config {
 
     /* [webhooks] */
     char webhooks_url[RC_CFG_STR], webhooks_secret[RC_CFG_STR], webhooks_events[RC_CFG_STR];
-    uint64_t webhooks_batch_max, webhooks_timeout_ms, webhooks_retry_max_ms;
+    uint64_t webhooks_batch_max, webhooks_timeout_ms, webhooks_retry_max_ms, webhooks_max_hold_ms;
 };
 
 /* Fills every key with its default. */

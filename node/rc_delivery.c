@@ -42,7 +42,6 @@
 #define BODY_RETRY_MS 1000   /* body not yet in the local spool */
 #define BUSY_RETRY_MS 1000   /* proposal refused (leadership moving) */
 #define RETENTION_SWEEP_MS 5000 /* how often the leader looks for messages past delivery.retention */
-#define RETENTION_SCAN_MAX 20000 /* messages one sweep looks at: the loop's share stays bounded */
 #define FORGET_MAX 1000      /* messages per Forget record */
 
 struct due {
@@ -887,10 +886,23 @@ static void forget_done(void *data, int status)
 
 /* Retention: messages whose every recipient is final and whose last event
  * is older than delivery.retention leave the state (and the spools), in
- * Forget records of at most FORGET_MAX ids, one in flight at a time. A
- * sweep goes on from where the last one stopped and looks at no more than
- * RETENTION_SCAN_MAX messages, so a large state is covered over several
- * sweeps instead of in one long pass on the loop. */
+ * Forget records of at most FORGET_MAX ids, one in flight at a time. With
+ * webhooks, a message also waits until the receiver acknowledged all its
+ * events, or webhooks.max_hold more. A sweep goes on from where the last
+ * one stopped and looks at no more than delivery.retention_scan_max
+ * messages, so a large state is covered over several sweeps instead of in
+ * one long pass on the loop. */
+static bool webhooks_hold(const struct rc_delivery *dl, const struct rc_msg *m, uint64_t last, uint64_t now)
+{
+    const struct rc_config *c = &dl->n->cfg;
+    if (c->webhooks_url[0] == '\0' || last + c->delivery_retention_ms + c->webhooks_max_hold_ms <= now)
+        return false;
+    for (size_t i = 0; i < m->n_rcpts; i++)
+        if (m->rcpts[i].webhook_sent < m->rcpts[i].n_history)
+            return true;
+    return false;
+}
+
 static void retention_sweep(struct rc_delivery *dl, uint64_t now)
 {
     if (dl->forget_inflight || now - dl->last_sweep_ms < RETENTION_SWEEP_MS)
@@ -905,7 +917,7 @@ static void retention_sweep(struct rc_delivery *dl, uint64_t now)
         return;
     size_t n = 0, scanned = 0;
     const struct rc_msg *m;
-    while (n < FORGET_MAX && scanned++ < RETENTION_SCAN_MAX) {
+    while (n < FORGET_MAX && scanned++ < dl->n->cfg.delivery_retention_scan_max) {
         if ((m = rc_fsm_message_next(fsm, &dl->sweep_pos)) == NULL) {
             dl->sweep_pos = 0; /* the end: the next sweep starts over */
             break;
@@ -918,7 +930,7 @@ static void retention_sweep(struct rc_delivery *dl, uint64_t now)
             if (r->n_history && r->history[r->n_history - 1].at_ms > last)
                 last = r->history[r->n_history - 1].at_ms;
         }
-        if (final && last + retention <= now)
+        if (final && last + retention <= now && !webhooks_hold(dl, m, last, now))
             ids[n++] = m->id;
     }
     if (n > 0) {

@@ -18,13 +18,16 @@ webhook_receiver.py: it checks every signature and timestamp):
 * every node ends with webhook_sent == history length (the acknowledgement
   is replicated state);
 * webhooks.events filters (a second, one-node cluster that only sends
-  bounced/rejected events still acknowledges the others).
+  bounced/rejected events still acknowledges the others);
+* delivery.retention keeps a final message until its events are
+  acknowledged, at most webhooks.max_hold longer (then counted as dropped).
 """
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -231,6 +234,39 @@ def test_events_filter():
         log("only the rejected event was sent; the queued ones were acknowledged without a POST")
 
 
+def test_retention_waits_for_acknowledgements():
+    """delivery.retention keeps a final message while its events are not
+    acknowledged, up to webhooks.max_hold more; then it goes anyway and the
+    recipient is counted as dropped."""
+    url = f"{NET}.202:8099"
+    sets = [x for x in FAST if not x.startswith("webhooks.url")] + [
+        f"webhooks.url=http://{url}/hook", "delivery.retention=1s", "webhooks.max_hold=6s"]
+    with Receiver(url) as rx, Cluster("1", base=70, net=NET, sets=sets) as c:
+        c.wait_leader()
+        smtp = c.nodes[1]["smtp"]
+        c.ctl(1, "suppressions", "add", "held@example.org")
+        rx.control(fail_all=True)
+        held = send_message(smtp, ["held@example.org"])  # rejected: final at once
+        time.sleep(7)  # past retention and at least one retention sweep (every 5 s)
+        assert c.ctl_json(1, "message", held, check=False) is not None, "forgotten before its events were acknowledged"
+        rx.control(fail_all=False)
+        c.wait("the event at the receiver", lambda: [e for e in rx.state()["events"] if e["message_id"] == held],
+               timeout=30)
+        c.wait("the acknowledged message forgotten", lambda: c.ctl_json(1, "message", held, check=False) is None,
+               timeout=30)
+        log("a final message stayed past delivery.retention until its events were acknowledged, then went")
+
+        rx.control(fail_all=True)
+        dropped = send_message(smtp, ["held@example.org"])
+        c.wait("the unacknowledged message forgotten after webhooks.max_hold",
+               lambda: c.ctl_json(1, "message", dropped, check=False) is None, timeout=40)
+        wh = get_json(c, 1, "/v1/webhooks")
+        c.wait("the recipient counted as dropped",
+               lambda: get_json(c, 1, "/v1/webhooks")["recipients_dropped"] >= 1, timeout=20)
+        assert not [e for e in rx.state()["events"] if e["message_id"] == dropped]
+        log(f"past webhooks.max_hold the message went anyway; counted as dropped ({wh['posts_failed']} failed POSTs)")
+
+
 def test_refused_settings():
     import tempfile
     from clusterlib import BUILD
@@ -255,4 +291,5 @@ def test_refused_settings():
 
 
 if __name__ == "__main__":
-    main([test_every_event_at_least_once_across_failures_and_failover, test_events_filter, test_refused_settings])
+    main([test_every_event_at_least_once_across_failures_and_failover, test_events_filter,
+          test_retention_waits_for_acknowledgements, test_refused_settings])
