@@ -10,6 +10,7 @@
 
 #include "dns/dns_server.h"
 #include "node/base/rc_log.h"
+#include "node/base/rc_utf8.h"
 #include "node/http_api.h"
 #include "node/rc_bounce.h"
 #include "node/rc_dns.h"
@@ -114,9 +115,17 @@ static void get_cluster(http_request *req, void *data)
     http_respond_json(req, 200, cluster_json(data));
 }
 
-static json_t *str_or_null(const char *s)
+json_t *rc_api_text(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (s == NULL)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    char *fixed = rc_utf8_repair(s); /* jansson refuses what is not UTF-8 */
+    j = fixed ? json_string(fixed) : NULL;
+    free(fixed);
+    return j ? j : json_null();
 }
 
 json_t *rc_api_history_json(const struct rc_history *h)
@@ -124,10 +133,10 @@ json_t *rc_api_history_json(const struct rc_history *h)
     json_t *e = json_pack("{s:s, s:I}", "status", rc_status_name(h->status), "at", (json_int_t)h->at_ms);
     if (h->smtp_code) json_object_set_new(e, "code", json_integer(h->smtp_code));
     if (h->internal_code) json_object_set_new(e, "internal_code", json_integer(h->internal_code));
-    if (h->enhanced) json_object_set_new(e, "enhanced", json_string(h->enhanced));
-    if (h->text) json_object_set_new(e, "text", json_string(h->text));
-    if (h->reason) json_object_set_new(e, "reason", json_string(h->reason));
-    if (h->remote_mta) json_object_set_new(e, "remote_mta", json_string(h->remote_mta));
+    if (h->enhanced) json_object_set_new(e, "enhanced", rc_api_text(h->enhanced));
+    if (h->text) json_object_set_new(e, "text", rc_api_text(h->text));
+    if (h->reason) json_object_set_new(e, "reason", rc_api_text(h->reason));
+    if (h->remote_mta) json_object_set_new(e, "remote_mta", rc_api_text(h->remote_mta));
     if (h->reason || h->status == RC_ST_BOUNCED) json_object_set_new(e, "hard", json_boolean(h->hard));
     if (h->node) json_object_set_new(e, "node", json_integer((json_int_t)h->node));
     return e;
@@ -141,13 +150,13 @@ static json_t *message_json(rc_node *n, const struct rc_msg *m)
         json_t *hist = json_array();
         for (size_t j = 0; j < r->n_history; j++)
             json_array_append_new(hist, rc_api_history_json(&r->history[j]));
-        json_array_append_new(rcpts, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:I}",
-            "address", r->address,
+        json_array_append_new(rcpts, json_pack("{s:o, s:s, s:I, s:o, s:o, s:o, s:o, s:I}",
+            "address", rc_api_text(r->address),
             "status", rc_status_name(r->status),
             "attempts", (json_int_t)r->attempts,
-            "reason", str_or_null(r->reason),
-            "notify", str_or_null(r->notify),
-            "orcpt", str_or_null(r->orcpt),
+            "reason", rc_api_text(r->reason),
+            "notify", rc_api_text(r->notify),
+            "orcpt", rc_api_text(r->orcpt),
             "history", hist,
             "webhook_sent", (json_int_t)r->webhook_sent));
     }
@@ -156,7 +165,7 @@ static json_t *message_json(rc_node *n, const struct rc_msg *m)
         snprintf(sha + 2 * i, 3, "%02x", m->body_sha256[i]);
     return json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:s, s:b, s:I, s:o, s:o, s:b, s:o}",
         "id", m->id,
-        "from", str_or_null(m->mail_from),
+        "from", rc_api_text(m->mail_from),
         "received", (json_int_t)m->received_ms,
         "expire_at", (json_int_t)m->expire_at_ms,
         "ttr_at", (json_int_t)m->ttr_at_ms,
@@ -164,8 +173,8 @@ static json_t *message_json(rc_node *n, const struct rc_msg *m)
         "sha256", sha,
         "body_present", rc_node_has_body(n, m->id),
         "accepted_by", (json_int_t)m->accepted_by,
-        "ret", str_or_null(m->ret),
-        "envid", str_or_null(m->envid),
+        "ret", rc_api_text(m->ret),
+        "envid", rc_api_text(m->envid),
         "smtputf8", m->smtputf8,
         "recipients", rcpts);
 }
@@ -638,8 +647,8 @@ static void suppressions(http_request *req, void *data)
         while ((s = rc_fsm_suppression_next(fsm, &pos)) != NULL) {
             if (addr && *addr && strcasecmp(addr, s->address) != 0)
                 continue;
-            json_array_append_new(list, json_pack("{s:s, s:o, s:o, s:I}", "address", s->address,
-                "reason", str_or_null(s->reason), "source", str_or_null(s->source), "since", (json_int_t)s->since_ms));
+            json_array_append_new(list, json_pack("{s:o, s:o, s:o, s:I}", "address", rc_api_text(s->address),
+                "reason", rc_api_text(s->reason), "source", rc_api_text(s->source), "since", (json_int_t)s->since_ms));
         }
         if (addr && *addr && json_array_size(list) == 0) {
             json_decref(list);

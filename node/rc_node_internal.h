@@ -143,8 +143,10 @@ void rc_webhooks_get_stats(rc_node *n, struct rc_webhooks_stats *out);
 void rc_webhooks_stop(rc_node *n, void (*cb)(void *), void *data);
 void rc_webhooks_free(rc_node *n);
 
-/* rc_api.c: one history entry as the API and the webhooks show it. */
+/* rc_api.c: one history entry as the API and the webhooks show it; a
+ * string as JSON (NULL: null; bytes that are not UTF-8 repaired). */
 struct rc_history;
 json_t *rc_api_history_json(const struct rc_history *h);
+json_t *rc_api_text(const char *s);
 
 #endif

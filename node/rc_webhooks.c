@@ -344,17 +344,17 @@ static json_t *event_json(const struct rc_msg *m, uint32_t rcpt, size_t k)
     json_t *e = rc_api_history_json(&r->history[k]);
     json_object_set_new(e, "id", json_string(id));
     json_object_set_new(e, "message_id", json_string(m->id));
-    json_object_set_new(e, "recipient", json_string(r->address));
+    json_object_set_new(e, "recipient", rc_api_text(r->address));
     json_object_set_new(e, "recipient_index", json_integer(rcpt));
     json_object_set_new(e, "sequence", json_integer((json_int_t)k));
     if (k > 0)
         json_object_set_new(e, "previous_status", json_string(rc_status_name(r->history[k - 1].status)));
     else
         json_object_set_new(e, "previous_status", json_null());
-    if (m->mail_from)
-        json_object_set_new(e, "from", json_string(m->mail_from));
+    if (m->mail_from && m->mail_from[0])
+        json_object_set_new(e, "from", rc_api_text(m->mail_from));
     if (m->envid)
-        json_object_set_new(e, "envid", json_string(m->envid));
+        json_object_set_new(e, "envid", rc_api_text(m->envid));
     return e;
 }
 
