@@ -14,7 +14,9 @@
  * One POST at a time, on libuv's thread pool with libcurl's easy API (no
  * event-loop integration to write for one request in flight; the request
  * is bounded by webhooks.timeout and cut short at shutdown through the
- * progress callback). Events of one recipient go out in history order:
+ * progress callback). The easy handle is kept between POSTs, so the
+ * connection (and TLS session) to the receiver is reused; only the worker
+ * running the POST touches it, one at a time. Events of one recipient go out in history order:
  * the next batch is built only once the previous one is acknowledged. */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -58,6 +60,7 @@ struct wh_post {
     char ts_header[64], sig_header[32 + 2 * EVP_MAX_MD_SIZE + 1];
     long timeout_ms;
     atomic_bool abort;
+    CURL *curl; /* kept between POSTs: the connection to the receiver is reused */
     long http_status;
     char error[CURL_ERROR_SIZE];
 };
@@ -200,7 +203,11 @@ static void post_work(uv_work_t *req)
     struct wh_post *p = &w->post;
     p->http_status = 0;
     p->error[0] = '\0';
-    CURL *h = curl_easy_init();
+    if (p->curl == NULL)
+        p->curl = curl_easy_init();
+    else
+        curl_easy_reset(p->curl); /* options back to defaults; live connections kept */
+    CURL *h = p->curl;
     if (h == NULL) {
         snprintf(p->error, sizeof p->error, "curl_easy_init failed");
         return;
@@ -229,7 +236,6 @@ static void post_work(uv_work_t *req)
     else if (p->error[0] == '\0')
         snprintf(p->error, sizeof p->error, "%s", curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
 }
 
 static void finish_stop_step(struct rc_webhooks *w)
@@ -645,6 +651,8 @@ void rc_webhooks_free(rc_node *n)
     clear_batch(w);
     free(w->q);
     rc_map_free(w->queued);
+    if (w->post.curl)
+        curl_easy_cleanup(w->post.curl); /* no POST runs any more: stopped */
     free(w);
     n->webhooks = NULL;
     curl_global_cleanup();
