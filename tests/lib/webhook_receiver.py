@@ -10,7 +10,8 @@ POST /hook            events (answers 204; 401 on a bad signature, 503 when
 POST /_control        {"fail_next": N} fails the next N POSTs with 503;
                       {"fail_all": true|false}
 GET  /_state          {"events": [event...] in arrival order, "posts": N,
-                      "failed": N, "bad_signature": N}
+                      "failed": N, "bad_signature": N, "connections": N}
+                      (connections counts the test's own GETs too)
 """
 import argparse
 import hashlib
@@ -40,12 +41,15 @@ class State:
         self.lock = threading.Lock()
         self.events = []
         self.posts = self.failed = self.bad_signature = 0
+        self.connections = 0
         self.fail_next = 0
         self.fail_all = False
 
 
 def handler(state):
     class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do: the sender reuses its connection
+
         def log_message(self, *a):
             pass
 
@@ -63,7 +67,12 @@ def handler(state):
                 return self.reply(404, {"error": "no such path"})
             with state.lock:
                 self.reply(200, {"events": state.events, "posts": state.posts, "failed": state.failed,
-                                 "bad_signature": state.bad_signature})
+                                 "bad_signature": state.bad_signature, "connections": state.connections})
+
+        def setup(self):
+            super().setup()
+            with state.lock:
+                state.connections += 1
 
         def do_POST(self):
             n = int(self.headers.get("Content-Length", "0"))
