@@ -14,6 +14,7 @@
 #include "node/http_api.h"
 #include "node/rc_bounce.h"
 #include "node/rc_dns.h"
+#include "node/rc_engagement_json.h"
 #include "node/rc_node_internal.h"
 #include "proto/ricochet.pb-c.h"
 #include "raft/rc_forward.h"
@@ -453,16 +454,11 @@ static void engagement_done(void *data, int status)
                           json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable", rc_err_retryable(status)));
 }
 
-#define ENGAGEMENT_URL_MAX 2048
-
 struct engagement {
     http_request *req;
     rc_node *n;
     char id[128];
-    size_t rcpt;
-    int status;
-    uint64_t at_ms;
-    char url[ENGAGEMENT_URL_MAX + 1];
+    struct rc_engagement what;
     bool caught_up;
 };
 
@@ -485,7 +481,7 @@ static void engagement_caught_up(void *data, int status)
 static void engagement_record(struct engagement *e)
 {
     const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(e->n->raft), e->id);
-    int now = m && e->rcpt < m->n_rcpts ? m->rcpts[e->rcpt].status : RC_ST_UNSPECIFIED;
+    int now = m && e->what.rcpt < m->n_rcpts ? m->rcpts[e->what.rcpt].status : RC_ST_UNSPECIFIED;
     if (now != RC_ST_DELIVERED) {
         struct rc_raft_status st;
         rc_raft_get_status(e->n->raft, &st);
@@ -506,11 +502,11 @@ static void engagement_record(struct engagement *e)
     ricochet__status_update__init(&u);
     u.id = e->id;
     u.has_recipient = u.has_status = u.has_at_ms = u.has_node = true;
-    u.recipient = (uint32_t)e->rcpt;
-    u.status = (Ricochet__Status)e->status;
-    u.at_ms = e->at_ms;
+    u.recipient = (uint32_t)e->what.rcpt;
+    u.status = (Ricochet__Status)e->what.status;
+    u.at_ms = e->what.at_ms ? e->what.at_ms : rc_now_ms();
     u.node = e->n->cfg.node_id;
-    u.text = e->url[0] ? e->url : NULL;
+    u.text = e->what.url[0] ? e->what.url : NULL;
     Ricochet__Record rec;
     ricochet__record__init(&rec);
     rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
@@ -524,37 +520,17 @@ static void engagement_record(struct engagement *e)
 
 static void post_engagement(http_request *req, rc_node *n, const struct rc_msg *m, char *id, json_t *body)
 {
-    const json_t *jr = json_object_get(body, "recipient"), *jat = json_object_get(body, "at");
-    const char *event = json_string_value(json_object_get(body, "event"));
-    const json_t *jurl = json_object_get(body, "url");
-    int status = event == NULL                  ? -1
-                 : strcmp(event, "opened") == 0  ? RC_ST_OPENED
-                 : strcmp(event, "clicked") == 0 ? RC_ST_CLICKED
-                                                 : -1;
-    const char *bad = !json_is_integer(jr) || json_integer_value(jr) < 0 ||
-                              (size_t)json_integer_value(jr) >= m->n_rcpts
-                          ? "recipient: no such index"
-                      : status < 0 ? "event: opened or clicked"
-                      : jurl && (!json_is_string(jurl) || json_string_length(jurl) > ENGAGEMENT_URL_MAX)
-                          ? "url: a string of at most 2048 bytes"
-                      : jat && (!json_is_integer(jat) || json_integer_value(jat) <= 0)
-                          ? "at: milliseconds since the epoch"
-                          : NULL;
-    struct engagement *e = bad ? NULL : calloc(1, sizeof *e);
-    if (e == NULL) {
-        json_decref(body);
+    struct engagement *e = calloc(1, sizeof *e);
+    const char *bad = e ? rc_engagement_from_json(body, m->n_rcpts, &e->what) : NULL;
+    json_decref(body);
+    if (e == NULL || bad) {
+        free(e);
         http_respond_json(req, bad ? 400 : 503, json_pack("{s:s}", "error", bad ? bad : "out of memory"));
         return;
     }
     e->req = req;
     e->n = n;
     snprintf(e->id, sizeof e->id, "%s", id);
-    e->rcpt = (size_t)json_integer_value(jr);
-    e->status = status;
-    e->at_ms = jat ? (uint64_t)json_integer_value(jat) : rc_now_ms();
-    if (jurl)
-        snprintf(e->url, sizeof e->url, "%s", json_string_value(jurl));
-    json_decref(body);
     engagement_record(e);
 }
 

@@ -1,2 +1,0 @@
-add_library(ricochet_members_json STATIC rc_members_json.c)
-target_link_libraries(ricochet_members_json PUBLIC ricochet_raft PkgConfig::JANSSON)
