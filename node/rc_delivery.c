@@ -987,9 +987,7 @@ static void wake_cb(uv_timer_t *timer)
     if (dl->stopping)
         return;
     struct rc_raft_status st;
-    rc_raft_get_status(dl->n->raft, &st);
-    const struct rc_cfg_member *self = rc_config_member(&dl->n->cfg, dl->n->cfg.node_id);
-    bool should = st.state == 3 /* RAFT_LEADER */ && st.leader_ready && !(self && self->witness);
+    bool should = rc_node_does_leader_work(dl->n, &st);
     if (!should && dl->active) {
         rc_info("delivery", "stopped_delivering term=%llu inflight=%u", (unsigned long long)dl->term, dl->ntx);
         deactivate(dl);

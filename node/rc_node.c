@@ -184,6 +184,13 @@ int rc_node_propose_accept(rc_node *n, const char *id, Ricochet__Envelope *env, 
     return rc_raft_propose(n->raft, &rec, cb, data);
 }
 
+bool rc_node_does_leader_work(rc_node *n, struct rc_raft_status *st)
+{
+    rc_raft_get_status(n->raft, st);
+    const struct rc_cfg_member *self = rc_config_member(&n->cfg, n->cfg.node_id);
+    return st->state == 3 /* RAFT_LEADER */ && st->leader_ready && !(self && self->witness);
+}
+
 bool rc_node_has_body(rc_node *n, const char *id)
 {
     return rc_spool_has(n->spool, id);

@@ -123,6 +123,11 @@ bool rc_api_leader_or_421(rc_node *n, struct http_request *req, const char *why)
 /* GET /v1/cluster/members, POST /v1/cluster/members/sync (rc_api_members.c). */
 void rc_api_members_routes(rc_node *n);
 
+/* Whether this node does the leader's own work now (delivery, webhooks): it
+ * leads, its leadership is ready, and it is no witness (a witness that wins
+ * an election hands leadership on at once). Fills *st. */
+bool rc_node_does_leader_work(rc_node *n, struct rc_raft_status *st);
+
 /* rc_webhooks.c: status changes POSTed to webhooks.url by the leader
  * (docs/WEBHOOKS.md). Every function is a no-op without webhooks.url. */
 struct rc_webhooks_stats {

@@ -503,11 +503,7 @@ static void tick(uv_timer_t *t)
     if (w->stopping)
         return;
     struct rc_raft_status st;
-    rc_raft_get_status(w->n->raft, &st);
-    /* like delivery: a witness that wins an election hands leadership on
-     * at once and sends nothing meanwhile */
-    const struct rc_cfg_member *self = rc_config_member(&w->n->cfg, w->n->cfg.node_id);
-    bool should = st.state == 3 /* RAFT_LEADER */ && st.leader_ready && !(self && self->witness);
+    bool should = rc_node_does_leader_work(w->n, &st);
     if (!should && w->active) {
         rc_info("webhooks", "stopped_sending term=%" PRIu64 " recipients_pending=%zu", w->term, w->qlen);
         w->active = false;
