@@ -235,14 +235,12 @@ static void bounce_set_limits(struct bounce_limits *l, const struct bounce_limit
 static void bounce_received_host(const struct bounce__hdrs *h, bool last, char *out, size_t outlen)
 {
     out[0] = '\0';
-    for (size_t i = 0; i < h->n; i++) {
-        if (strcasecmp(h->v[i].name, "Received") != 0)
+    uint32_t key = bounce__hdr_key("Received");
+    size_t i = 0;
+    for (const char *v; (v = bounce__hdrs_next(h, "Received", key, &i)) != NULL;) {
+        if (!bounce__starts_ci(v, "from "))
             continue;
-        const char *v = h->v[i].value;
-        const char *p = bounce__stristr(v, "from ");
-        if (p == NULL || p != v)
-            continue;
-        p += 5;
+        const char *p = v + 5;
         size_t n = strcspn(p, " \t;()[]");
         if (n == 0 || n >= outlen || memchr(p, '.', n) == NULL)
             continue;

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "smtp/bounce.h"
 
@@ -23,6 +24,7 @@ struct bounce__part {
 
 struct bounce__hdrs {
     struct bounce_header *v;  /* name owned (malloc), value in the same block */
+    uint32_t *key;            /* bounce__hdr_key() of each name: lookups compare these first */
     size_t n, cap, max;
 };
 
@@ -144,6 +146,11 @@ bool bounce__block_has(const char *block, const char *name, const char *needle);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
 void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name);
+/* A header name's hash, case folded (equal for names equal but for case). */
+uint32_t bounce__hdr_key(const char *name);
+/* The value of the next field called name at or after *i (then *i is past
+ * it), or NULL; key is bounce__hdr_key(name). */
+const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i);
 
 /* bounce_util.c: small string helpers */
 /* The enhanced status a free text gives (the most telling of several);

@@ -31,10 +31,10 @@ static const char *bounce_top(const struct bounce__doc *d, const char *name)
 
 static bool bounce_hdr_has(const struct bounce__doc *d, const char *name, const char *needle)
 {
-    int c0 = tolower((unsigned char)name[0]);
-    for (size_t i = 0; i < d->top.n; i++)
-        if (tolower((unsigned char)d->top.v[i].name[0]) == c0 && strcasecmp(d->top.v[i].name, name) == 0 &&
-            bounce__stristr(d->top.v[i].value, needle))
+    uint32_t key = bounce__hdr_key(name);
+    size_t i = 0;
+    for (const char *v; (v = bounce__hdrs_next(&d->top, name, key, &i)) != NULL;)
+        if (bounce__stristr(v, needle))
             return true;
     return false;
 }
@@ -360,13 +360,11 @@ static bool bounce_is_qmail(const struct bounce__doc *d)
     const char *s = bounce_top(d, "Subject");
     if (strcasecmp(s, "failure notice") == 0)
         return true;
-    for (size_t i = 0; i < d->top.n; i++) {
-        if (strcasecmp(d->top.v[i].name, "Received") != 0)
-            continue;
-        const char *v = d->top.v[i].value;
+    uint32_t key = bounce__hdr_key("Received");
+    size_t i = 0;
+    for (const char *v; (v = bounce__hdrs_next(&d->top, "Received", key, &i)) != NULL;)
         if (bounce__phrase_in(v, "(qmail *invoked for bounce)") || bounce__phrase_in(v, "(qmail *invoked from *network)"))
             return true;
-    }
     return false;
 }
 

@@ -28,17 +28,41 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
         struct bounce_header *v = realloc(h->v, cap * sizeof *v);
-        if (v == NULL) {
+        if (v != NULL)
+            h->v = v;
+        uint32_t *key = v != NULL ? realloc(h->key, cap * sizeof *key) : NULL;
+        if (key == NULL) {
             free(block);
             return BOUNCE_ENOMEM;
         }
-        h->v = v;
+        h->key = key;
         h->cap = cap;
     }
     h->v[h->n].name = block;
     h->v[h->n].value = block + name_len + 1;
+    h->key[h->n] = bounce__hdr_key(block);
     h->n++;
     return BOUNCE_OK;
+}
+
+/* FNV-1a over the ASCII-lower-cased name. */
+uint32_t bounce__hdr_key(const char *name)
+{
+    uint32_t k = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        k = (k ^ (uint32_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c)) * 16777619u;
+    return k;
+}
+
+const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i)
+{
+    for (size_t k = *i; k < h->n; k++)
+        if (h->key[k] == key && g_ascii_strcasecmp(h->v[k].name, name) == 0) {
+            *i = k + 1;
+            return h->v[k].value;
+        }
+    *i = h->n;
+    return NULL;
 }
 
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value)
@@ -56,11 +80,8 @@ int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value
 
 const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name)
 {
-    int c0 = g_ascii_tolower(name[0]);
-    for (size_t i = 0; i < h->n; i++)
-        if (g_ascii_tolower(h->v[i].name[0]) == c0 && strcasecmp(h->v[i].name, name) == 0)
-            return h->v[i].value;
-    return NULL;
+    size_t i = 0;
+    return bounce__hdrs_next(h, name, bounce__hdr_key(name), &i);
 }
 
 void bounce__hdrs_free(struct bounce__hdrs *h)
@@ -68,6 +89,7 @@ void bounce__hdrs_free(struct bounce__hdrs *h)
     for (size_t i = 0; i < h->n; i++)
         free((char *)h->v[i].name);
     free(h->v);
+    free(h->key);
     size_t max = h->max;
     memset(h, 0, sizeof *h);
     h->max = max;
@@ -505,40 +527,35 @@ static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *o
     return out;
 }
 
+/* Tags dropped (a line break for those that start a block), the common
+ * entities decoded. Runs of plain text are copied whole. */
 static void bounce_strip_html(char *s)
 {
-    char *w = s;
-    bool tag = false;
-    for (char *r = s; *r; r++) {
+    static const struct { const char *ent; size_t len; char c; } ents[] = {
+        {"&lt;", 4, '<'}, {"&gt;", 4, '>'}, {"&amp;", 5, '&'}, {"&nbsp;", 6, ' '}, {"&quot;", 6, '"'}};
+    char *w = s, *r = s;
+    while (*r) {
+        size_t run = strcspn(r, "<&");
+        memmove(w, r, run);
+        w += run;
+        r += run;
         if (*r == '<') {
-            tag = true;
-            if (bounce__starts_ci(r, "<br") || bounce__starts_ci(r, "<p") ||
-                bounce__starts_ci(r, "<div") || bounce__starts_ci(r, "<tr"))
+            if (bounce__starts_ci(r, "<br") || bounce__starts_ci(r, "<p") || bounce__starts_ci(r, "<div") ||
+                bounce__starts_ci(r, "<tr"))
                 *w++ = '\n';
-            continue;
-        }
-        if (tag) {
-            if (*r == '>')
-                tag = false;
-            continue;
-        }
-        if (*r == '&') {
-            static const struct { const char *ent; char c; } ents[] = {
-                {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&nbsp;", ' '}, {"&quot;", '"'}};
-            bool done = false;
-            for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++) {
-                size_t l = strlen(ents[i].ent);
-                if (strncasecmp(r, ents[i].ent, l) == 0) {
-                    *w++ = ents[i].c;
-                    r += l - 1;
-                    done = true;
-                    break;
-                }
+            char *gt = strchr(r, '>');
+            r = gt ? gt + 1 : r + strlen(r);
+        } else if (*r == '&') {
+            size_t i = 0;
+            while (i < sizeof ents / sizeof ents[0] && strncasecmp(r, ents[i].ent, ents[i].len) != 0)
+                i++;
+            if (i < sizeof ents / sizeof ents[0]) {
+                *w++ = ents[i].c;
+                r += ents[i].len;
+            } else {
+                *w++ = *r++;
             }
-            if (done)
-                continue;
         }
-        *w++ = *r;
     }
     *w = '\0';
 }
