@@ -321,9 +321,45 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
     }
 }
 
+/* Lines that end in a bare CR (classic Mac OS mail files, some archives):
+ * true if the first line break of data is one. No MIME reader splits such
+ * a mail into lines, so it is read as if its CRs were LFs. */
+static bool bounce_cr_lines(const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n')
+            return false;
+        if (data[i] == '\r')
+            return i + 1 >= len || data[i + 1] != '\n';
+    }
+    return false;
+}
+
+/* A copy of data with every bare CR made LF (CRLF kept). */
+static char *bounce_cr_to_lf(const char *data, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c == NULL)
+        return NULL;
+    memcpy(c, data, len);
+    c[len] = '\0';
+    for (char *p = memchr(c, '\r', len); p != NULL; p = memchr(p + 1, '\r', (size_t)(c + len - p - 1)))
+        if (p + 1 >= c + len || p[1] != '\n')
+            *p = '\n';
+    return c;
+}
+
 int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim, bounce_report **out,
                    char *errmsg, size_t errlen)
 {
+    if (data != NULL && out != NULL && bounce_cr_lines(data, len)) {
+        char *lf = bounce_cr_to_lf(data, len);
+        if (lf == NULL)
+            return BOUNCE_ENOMEM;
+        int rv = bounce_analyse(lf, len, lim, out, errmsg, errlen);
+        free(lf);
+        return rv;
+    }
     int rv;
     struct bounce_limits l;
     struct bounce__doc d;

@@ -14,6 +14,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 
 REASON_MIN = 0.95
 HARD_MIN = 0.98
@@ -82,6 +83,8 @@ def main():
         return 1
     if not same_with_threads(cmd, corpus, files):
         return 1
+    if not same_line_endings(cmd, corpus, files, out.stdout):
+        return 1
     print("PASS")
     return 0
 
@@ -108,6 +111,25 @@ def same_with_threads(cmd, corpus, files):
         print("FAIL: lines are not in the order of the files")
         return False
     print("threads: %d files, -j 1 and -j 4 print the same lines in file order" % len(many))
+    return True
+
+
+def same_line_endings(cmd, corpus, files, lf_out):
+    """The same mails with CRLF line ends (as SMTP carries them) and with
+    bare CRs (classic Mac OS mail files) are read exactly as with LF."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sep in (("crlf", b"\r\n"), ("cr", b"\r")):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            for f in files:
+                with open(os.path.join(corpus, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                    dst.write(src.read().replace(b"\r\n", b"\n").replace(b"\n", sep))
+            got = subprocess.run(cmd + files, cwd=d, capture_output=True, text=True, check=False).stdout
+            if got != lf_out:
+                diff = [(a, b) for a, b in zip(lf_out.splitlines(), got.splitlines()) if a != b]
+                print("FAIL: %s line ends read differently, e.g. %s" % (name, diff[:3]))
+                return False
+    print("line ends: %d mails with CRLF and with bare CR give the LF lines" % len(files))
     return True
 
 
