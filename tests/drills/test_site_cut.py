@@ -20,8 +20,12 @@ on failure).
    needs both directions, so each is a cut for the cluster as well; the
    leader stays, also through the heal.
 At the end every message the client saw accepted (250) is held by a node of
-each site. Every probe runs inside a namespace; nothing is timed, every
-change is polled for with a deadline; the times it took are printed."""
+each site, and a webhook receiver in the client's site (tests/lib/
+webhook_receiver.py, every signature checked) holds every status change of
+every one of them: the leaders before, during and after each cut sent each
+event at least once, first copies in history order per recipient. Every
+probe runs inside a namespace; nothing is timed, every change is polled for
+with a deadline; the times it took are printed."""
 import json
 import os
 import shutil
@@ -45,6 +49,8 @@ ZONE = "mx.drill.test"
 RELAY = f"relay.{ZONE}"
 HOSTS = {"a": ["a1", "a2"], "b": ["b1", "b2"], "w": ["w1"], "client": ["c1"]}
 NODES = {1: "a1", 2: "a2", 3: "b1", 4: "b2", 5: "w1"}
+WEBHOOK_PORT = 8099
+WEBHOOK_SECRET = "drill-webhook-secret"
 
 
 def site_of(node):
@@ -62,7 +68,9 @@ def write_configs(lab, work):
                  "[dns]", f"zone = {ZONE}", "lease = 1s", "rrl = false", "",
                  "[health]", "interval = 200ms", "fail_after = 2", "ok_after = 2", "probe_timeout = 500ms", "",
                  "[delivery]", "resolver = 127.0.0.1:9", "",
-                 "[bounce]", f"domain = bounce.{ZONE}"]
+                 "[bounce]", f"domain = bounce.{ZONE}", "",
+                 "[webhooks]", f"url = http://{lab.addr('c1')}:{WEBHOOK_PORT}/hook",
+                 f"secret = {WEBHOOK_SECRET}", "timeout = 2s", "retry_max = 2s"]
         for mid, mh in NODES.items():
             lines += ["", f"[member.{mid}]", f"site = {mh[0]}", f"address = {lab.addr(mh)}"]
             if mh[0] == "w":
@@ -169,6 +177,47 @@ def missing(lab, nid, ids):
     return r.stdout.split()
 
 
+# Run inside the client namespace: compares the history of every message
+# (argv[3:]) on node argv[1] with what the webhook receiver at argv[2] holds;
+# prints {"events", "missing", "wrong", "order", "bad_signature", "posts",
+# "received"} as JSON.
+WEBHOOK_CHECK = """
+import json, sys, urllib.request
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+want = {}
+for m in sys.argv[3:]:
+    for i, r in enumerate(get(f"http://{sys.argv[1]}:8080/v1/messages/{m}")["recipients"]):
+        for k, h in enumerate(r["history"]):
+            want[(m, i, k)] = h["status"]
+st = get(f"http://{sys.argv[2]}/_state")
+got, first, order = {}, {}, 0
+for e in st["events"]:
+    key = (e["message_id"], e["recipient_index"], e["sequence"])
+    got[key] = e
+    seen = first.setdefault(key[:2], [])
+    if key[2] in seen:
+        continue
+    if seen and key[2] < seen[-1]:
+        order += 1
+    seen.append(key[2])
+missing = [list(k) for k in want if k not in got]
+wrong = [list(k) for k in want if k in got and (got[k]["status"] != want[k] or
+                                                 got[k]["id"] != "%s.%d.%d" % k)]
+print(json.dumps({"events": len(want), "missing": missing[:5], "n_missing": len(missing), "wrong": wrong[:5],
+                  "order": order, "bad_signature": st["bad_signature"], "posts": st["posts"],
+                  "received": len(st["events"])}))
+"""
+
+
+def webhook_check(lab, nid, receiver, ids):
+    r = lab.run("c1", ["/usr/bin/python3", "-c", WEBHOOK_CHECK, lab.addr(NODES[nid]), receiver, *ids],
+                capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def caught_up(d, nodes):
     """Every node applied the log up to the agreed leader's commit index."""
     leader = d.leader(nodes)
@@ -227,11 +276,17 @@ def partition_step(d, lab, everyone, mail, one_way, leader=None):
 
 def test_site_cut():
     work = tempfile.mkdtemp(prefix="ricochet-drill-", dir=os.environ.get("RICOCHET_TEST_TMP", "/tmp"))
-    client = None
+    client = receiver = None
     with Lab("rcd", HOSTS) as lab:
         d = Drill(lab, work)
         try:
             write_configs(lab, work)
+            hook = f"{lab.addr('c1')}:{WEBHOOK_PORT}"
+            receiver = lab.popen("c1", ["/usr/bin/python3", os.path.join(HERE, "..", "lib", "webhook_receiver.py"),
+                                        "--listen", hook, "--secret", WEBHOOK_SECRET],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            line = receiver.stdout.readline()
+            assert line.startswith("listening"), line
             for nid in NODES:
                 d.start(nid)
             everyone = sorted(NODES)
@@ -305,13 +360,24 @@ def test_site_cut():
                 lost = missing(lab, nid, accepted)
                 assert not lost, f"node {nid} lacks {len(lost)} accepted messages: {lost[:5]}"
             log(f"nodes 1 (site a) and 3 (site b) hold all {len(accepted)} accepted messages")
+
+            # Every status change of every accepted message at the receiver.
+            leader = d.leader(everyone)
+            got, took = wait("every event of the accepted messages at the webhook receiver",
+                             lambda: (lambda c: c if c["n_missing"] == 0 else None)(
+                                 webhook_check(lab, leader, hook, accepted)), timeout=120, interval=1.0)
+            assert not got["wrong"] and got["order"] == 0 and got["bad_signature"] == 0, got
+            log(f"webhooks: all {got['events']} events of the {len(accepted)} accepted messages at the receiver "
+                f"({got['received']} received in {got['posts']} POSTs, duplicates included; "
+                f"all there {took:.1f} s after the last heal)")
         except BaseException:
             print(d.log_tail(), file=sys.stderr)
             raise
         finally:
-            if client is not None and client.poll() is None:
-                client.kill()
-                client.wait()
+            for p in (client, receiver):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
             reports = d.stop_all()
     assert not reports, "sanitizer reports in the daemons' logs (kept in %s):\n%s" % (work, "\n".join(reports))
     if not os.environ.get("RICOCHET_KEEP"):
