@@ -659,3 +659,54 @@ void rc_config_reference(FILE *out)
                  "| `witness` | boolean | `false` | Votes but never keeps leadership (hands it to a site node at once). |\n"
                  "| `raft_port`, `peer_port`, `smtp_port`, `submission_port`, `dns_port`, `http_port` | port | `[cluster]` defaults | Per-member port overrides. |\n");
 }
+
+/* ---------------------------------------------------------------- diff */
+
+static void diff_add(char *out, size_t outlen, size_t *used, const char *name)
+{
+    int n = snprintf(out + *used, outlen - *used, "%s%s", *used ? ", " : "", name);
+    if (n > 0)
+        *used = *used + (size_t)n < outlen ? *used + (size_t)n : outlen - 1;
+}
+
+static bool member_same(const struct rc_cfg_member *a, const struct rc_cfg_member *b)
+{
+    return a->id == b->id && strcmp(a->site, b->site) == 0 && strcmp(a->address, b->address) == 0 &&
+           strcmp(a->address6, b->address6) == 0 && strcmp(a->role, b->role) == 0 && a->witness == b->witness &&
+           a->raft_port == b->raft_port && a->peer_port == b->peer_port && a->smtp_port == b->smtp_port &&
+           a->submission_port == b->submission_port && a->dns_port == b->dns_port && a->http_port == b->http_port;
+}
+
+size_t rc_config_diff(const struct rc_config *a, const struct rc_config *b, char *out, size_t outlen)
+{
+    size_t n = 0, used = 0;
+    if (outlen > 0)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof schema / sizeof schema[0]; i++) {
+        const struct cfg_item *it = &schema[i];
+        const char *pa = (const char *)a + it->offset, *pb = (const char *)b + it->offset;
+        /* a string field may hold bytes of an earlier, longer value past its NUL */
+        bool same = it->type == T_STR || it->type == T_ADDR ? strncmp(pa, pb, it->size) == 0
+                                                            : memcmp(pa, pb, it->size) == 0;
+        if (same)
+            continue;
+        char name[96];
+        snprintf(name, sizeof name, "%s.%s", it->section, it->key);
+        diff_add(out, outlen, &used, name);
+        n++;
+    }
+    /* members: by id, in either table */
+    for (int pass = 0; pass < 2; pass++) {
+        const struct rc_config *x = pass ? b : a, *y = pass ? a : b;
+        for (size_t i = 0; i < x->n_members; i++) {
+            const struct rc_cfg_member *other = rc_config_member(y, x->members[i].id);
+            if (other != NULL && (pass == 1 || member_same(&x->members[i], other)))
+                continue;
+            char name[48];
+            snprintf(name, sizeof name, "member.%llu", (unsigned long long)x->members[i].id);
+            diff_add(out, outlen, &used, name);
+            n++;
+        }
+    }
+    return n;
+}

@@ -117,6 +117,11 @@ int rc_config_finish(struct rc_config *c, char *err, size_t errlen);
 
 const struct rc_cfg_member *rc_config_member(const struct rc_config *c, uint64_t id);
 
+/* The keys whose values differ between a and b (both finished), as
+ * "section.key" names separated by ", " into out (cut at outlen; a member
+ * section that differs in any field is "member.ID"). Returns how many. */
+size_t rc_config_diff(const struct rc_config *a, const struct rc_config *b, char *out, size_t outlen);
+
 /* Markdown reference of every key (docs/CONFIG.md). */
 void rc_config_reference(FILE *out);
 

@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 /* ricochetd: the node daemon. Parses the command line and configuration,
  * starts the node on one libuv loop, and stops it gracefully on SIGTERM or
- * SIGINT (a second signal exits at once). */
+ * SIGINT (a second signal exits at once). SIGHUP reads the configuration
+ * file again and logs whether it is valid and which keys differ from the
+ * running ones (they take effect at the next start); the node runs on. */
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -33,10 +35,20 @@ static const char usage[] =
     "  --config-reference    print every configuration key (Markdown) and exit\n"
     "  --version             print the version and exit\n";
 
+/* Where the configuration comes from, kept for SIGHUP. */
+struct config_source {
+    bool dev;
+    const char *file;
+    const char *const *sets;
+    int nsets;
+};
+
 struct daemon {
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     rc_node *node;
+    const struct rc_config *running;
+    struct config_source src;
     int signals;
     bool stopped;
 };
@@ -109,6 +121,56 @@ static int apply_set(struct rc_config *cfg, const char *arg, char *err, size_t e
     return rc_config_set(cfg, buf, dot + 1, eq + 1, err, errlen);
 }
 
+/* The configuration as the command line names it: --dev or the file, then
+ * every --set, then the checks of rc_config_finish(). */
+static int load_config(struct rc_config *cfg, const struct config_source *src, char *err, size_t errlen)
+{
+    if (src->dev)
+        rc_config_dev(cfg);
+    else {
+        rc_config_defaults(cfg);
+        if (rc_config_load(cfg, src->file, err, errlen) != 0)
+            return -1;
+    }
+    for (int i = 0; i < src->nsets; i++)
+        if (apply_set(cfg, src->sets[i], err, errlen) != 0)
+            return -1;
+    return rc_config_finish(cfg, err, errlen);
+}
+
+/* SIGHUP: the usual "reload" signal of daemons, and what log rotation
+ * scripts send. Its default action would kill the node; here it checks the
+ * file and says what a restart would change (docs/OPERATIONS.md). */
+static void sighup_cb(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct daemon *d = h->data;
+    if (d->src.dev) {
+        rc_info("node", "sighup_config result=ignored reason=\"--dev has no configuration file\"");
+        return;
+    }
+    struct rc_config *fresh = malloc(sizeof *fresh);
+    char err[512], q[600], path[RC_CFG_STR + 16];
+    if (fresh == NULL) {
+        rc_warn("node", "sighup_config result=ignored reason=\"out of memory\"");
+        return;
+    }
+    rc_log_quote(path, sizeof path, d->src.file, strlen(d->src.file));
+    if (load_config(fresh, &d->src, err, sizeof err) != 0) {
+        rc_warn("node", "sighup_config result=invalid path=%s error=%s action=running_configuration_kept", path,
+                rc_log_quote(q, sizeof q, err, strlen(err)));
+    } else {
+        char keys[1024];
+        size_t n = rc_config_diff(d->running, fresh, keys, sizeof keys);
+        if (n == 0)
+            rc_info("node", "sighup_config result=unchanged path=%s", path);
+        else
+            rc_warn("node", "sighup_config result=changed path=%s keys=%zu changed=%s action=restart_to_apply", path,
+                    n, rc_log_quote(q, sizeof q, keys, strlen(keys)));
+    }
+    free(fresh);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -150,21 +212,8 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_CONFIG;
     }
-    if (dev)
-        rc_config_dev(&cfg);
-    else {
-        rc_config_defaults(&cfg);
-        if (rc_config_load(&cfg, file, err, sizeof err) != 0) {
-            fprintf(stderr, "ricochetd: config error: %s\n", err);
-            return EXIT_CONFIG;
-        }
-    }
-    for (int i = 0; i < nsets; i++)
-        if (apply_set(&cfg, sets[i], err, sizeof err) != 0) {
-            fprintf(stderr, "ricochetd: config error: %s\n", err);
-            return EXIT_CONFIG;
-        }
-    if (rc_config_finish(&cfg, err, sizeof err) != 0) {
+    const struct config_source src = {.dev = dev, .file = file, .sets = sets, .nsets = nsets};
+    if (load_config(&cfg, &src, err, sizeof err) != 0) {
         fprintf(stderr, "ricochetd: config error: %s\n", err);
         return EXIT_CONFIG;
     }
@@ -176,12 +225,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     static struct daemon d;
+    d.running = &cfg;
+    d.src = src;
     uv_loop_init(&d.loop);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
-    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_init(&d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
     uv_signal_start(&d.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&d.sigint, signal_cb, SIGINT);
+    uv_signal_start(&d.sighup, sighup_cb, SIGHUP);
 
     if (rc_node_start(&d.node, &d.loop, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ricochetd: cannot start: %s\n", err);
@@ -189,6 +242,7 @@ int main(int argc, char **argv)
         rc_error("node", "start_failed reason=%s", rc_log_quote(q, sizeof q, err, strlen(err)));
         uv_close((uv_handle_t *)&d.sigterm, NULL);
         uv_close((uv_handle_t *)&d.sigint, NULL);
+        uv_close((uv_handle_t *)&d.sighup, NULL);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         uv_loop_close(&d.loop);
         return 1;
@@ -201,6 +255,7 @@ int main(int argc, char **argv)
     rc_node_free(d.node);
     uv_close((uv_handle_t *)&d.sigterm, NULL);
     uv_close((uv_handle_t *)&d.sigint, NULL);
+    uv_close((uv_handle_t *)&d.sighup, NULL);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(&d.loop);
     if (rv != 0)

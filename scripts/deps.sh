@@ -14,7 +14,7 @@ TEST_PKGS=(
   libcmocka-dev clang-14 libclang-rt-14-dev
   swaks libnet-ssleay-perl postfix bind9-dnsutils knot-dnsutils nsd unbound dnsperf
   libsisimai-perl python3 python3-aiosmtpd
-  iproute2 nftables socat procps ansible ansible-lint
+  iproute2 nftables socat procps ansible ansible-lint logrotate
 )
 
 want=("${BUILD_PKGS[@]}")

@@ -7,7 +7,9 @@ machine's files are untouched) and its own network stack, so the playbook uses
 the production paths and ports (SMTP 25, DNS 53). Ansible reaches a box with
 the local connection and a python interpreter wrapped in nsenter. After the
 two runs, from inside the boxes: every node names the same leader, the relay
-MX lists the mail nodes, and an SMTP submission gets 250. A third run with a
+MX lists the mail nodes, and an SMTP submission gets 250; the role's
+logrotate file rotates a node's log, which its daemon (SIGHUP'd, as rotation
+scripts do) keeps writing. A third run with a
 changed configuration, rolled out one node at a time, must restart every
 daemon, each waiting until it has rejoined the cluster, and verify again. A node
 whose daemon cannot start (port 25 taken) fails its start at once with the
@@ -270,6 +272,30 @@ def stop_daemons(lab, hosts=None):
         p.wait(timeout=60)
 
 
+def check_log_rotation(lab, host):
+    """The role's logrotate file rotates the daemon's output (forced here):
+    the old lines move to ricochetd.log.1, and the daemon, told SIGHUP as
+    rotation scripts do, keeps running and writes on into ricochetd.log."""
+    log_file = "/var/log/ricochet/ricochetd.log"
+    r = in_box(lab, host, ["logrotate", "-f", "/etc/logrotate.d/ricochet"])
+    if r.returncode != 0:
+        fail("logrotate in %s: %s%s" % (host, r.stdout, r.stderr))
+    old = in_box(lab, host, ["cat", log_file + ".1"])
+    if old.returncode != 0 or "event=started" not in old.stdout:
+        fail("%s: no rotated log with the start line: %s" % (host, old.stderr))
+    pid = in_box(lab, host, ["cat", "/run/ricochet/ricochetd.pid"]).stdout.strip()
+    if in_box(lab, host, ["kill", "-HUP", pid]).returncode != 0:
+        fail("%s: cannot send SIGHUP to %s" % (host, pid))
+
+    def rotated_and_running():
+        cur = in_box(lab, host, ["cat", log_file]).stdout
+        if "event=sighup_config result=unchanged" not in cur or "\0" in cur:
+            raise AssertionError("%s ricochetd.log after rotation: %r" % (host, cur[-300:]))
+    eventually(rotated_and_running)
+    eventually(check_cluster, lab)
+    log("%s: log rotated (copytruncate), SIGHUP logged, the node runs on" % host)
+
+
 def main():
     term_raises()
     for tool in ("ansible-playbook", "swaks", "dig", "nsenter", "nft"):
@@ -326,6 +352,7 @@ def main():
                 eventually(check_cluster, lab)
                 eventually(check_dns, lab, 60)
                 eventually(check_smtp, lab)
+                check_log_rotation(lab, "a1")
                 # A daemon that cannot start (its SMTP port taken) fails the
                 # play at once with the end of its log, not after
                 # ricochet_start_timeout; once the port is free the next

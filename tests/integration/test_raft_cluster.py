@@ -3,6 +3,7 @@
 elections, proposals on followers, failover, catch-up, snapshot install,
 leadership transfer, whole-cluster restart, and the witness rule."""
 import os
+import signal
 import socket
 import struct
 
@@ -222,6 +223,42 @@ def test_peer_channel_refuses_garbage_and_wrong_secret():
         log("garbage and oversized frames were refused and logged; node still serving")
 
 
+def test_sighup_checks_the_configuration_and_keeps_running():
+    """SIGHUP (what log rotation and habit send) must not kill the node: it
+    reads the file again and logs whether it is valid and which keys a
+    restart would change; the node serves on with its running settings."""
+    with Cluster("1", base=85, sets=FAST) as c:
+        c.wait_leader()
+        pid = c.pid(1)
+        conf = os.path.join(c.dir, "n1", "ricochet.conf")
+
+        def hup_logs(what):
+            start = os.path.getsize(c.log_path(1))
+            os.kill(pid, signal.SIGHUP)
+
+            def logged():
+                with open(c.log_path(1), errors="replace") as f:
+                    f.seek(start)
+                    return next((line for line in f if f"event=sighup_config result={what}" in line), None)
+            line = c.wait(f"the sighup_config result={what} line", logged)
+            st = c.status(1)
+            assert st is not None and st["leader"] == 1, "the node stopped serving after SIGHUP"
+            assert c.pid(1) == pid
+            return line
+
+        hup_logs("unchanged")
+        with open(conf, "a") as f:
+            f.write("\n[smtp]\nmax_message_size = 1M\n[webhooks]\nevents = bounced\n")
+        line = hup_logs("changed")
+        assert "keys=2" in line and "smtp.max_message_size" in line and "webhooks.events" in line, line
+        assert "action=restart_to_apply" in line, line
+        with open(conf, "a") as f:
+            f.write("\n[smtp]\nmax_message_size = lots\n")
+        line = hup_logs("invalid")
+        assert "smtp.max_message_size" in line and "action=running_configuration_kept" in line, line
+        log("SIGHUP: unchanged, two changed keys named, an invalid file reported; the node served throughout")
+
+
 if __name__ == "__main__":
     main([
         test_three_nodes_follower_proposals_and_failover,
@@ -231,4 +268,5 @@ if __name__ == "__main__":
         test_transfer_and_witness_and_site_loss,
         test_forced_recovery_after_losing_the_majority_site,
         test_peer_channel_refuses_garbage_and_wrong_secret,
+        test_sighup_checks_the_configuration_and_keeps_running,
     ])

@@ -59,6 +59,39 @@ static void test_good_file_and_derived_values(void **state)
     assert_int_equal(cfg.members[0].raft_port, 7000);
 }
 
+/* What SIGHUP reports: the keys that differ, string keys by their text
+ * (not by bytes left behind a shorter value), members by id. */
+static void test_diff(void **state)
+{
+    static struct rc_config a, b;
+    char keys[256];
+    assert_int_equal(load("[node]\nid = 1\n[smtp]\nrelay_networks = 10.0.0.0/8,192.168.0.0/16\n" GOOD_MEMBERS), 0);
+    a = cfg;
+    assert_int_equal(load("[node]\nid = 1\n[smtp]\nrelay_networks = 10.0.0.0/8,192.168.0.0/16\n" GOOD_MEMBERS), 0);
+    b = cfg;
+    assert_int_equal(rc_config_diff(&a, &b, keys, sizeof keys), 0);
+    assert_string_equal(keys, "");
+    /* the same text after a longer one: equal */
+    assert_int_equal(rc_config_set(&b, "smtp", "relay_networks", "10.0.0.0/8,192.168.0.0/16,172.16.0.0/12", err,
+                                   sizeof err), 0);
+    assert_int_equal(rc_config_set(&b, "smtp", "relay_networks", "10.0.0.0/8,192.168.0.0/16", err, sizeof err), 0);
+    assert_int_equal(rc_config_diff(&a, &b, keys, sizeof keys), 0);
+    assert_int_equal(load("[node]\nid = 1\n[smtp]\nmax_message_size = 1M\n[webhooks]\nurl = http://h/x\n"
+                          "secret = s\n" GOOD_MEMBERS "[member.4]\nsite = b\naddress = 127.0.0.14\n"), 0);
+    b = cfg;
+    assert_int_equal(rc_config_diff(&a, &b, keys, sizeof keys), 5);
+    assert_string_equal(keys, "smtp.max_message_size, smtp.relay_networks, webhooks.url, webhooks.secret, member.4");
+    /* a member changed, and one gone the other way round */
+    b.members[0].raft_port = 7100;
+    assert_int_equal(rc_config_diff(&b, &a, keys, sizeof keys), 6);
+    assert_non_null(strstr(keys, "member.1"));
+    assert_non_null(strstr(keys, "member.4"));
+    /* cut to the room given, never overrun */
+    char small[12];
+    assert_int_equal(rc_config_diff(&a, &b, small, sizeof small), 6);
+    assert_int_equal(strlen(small), sizeof small - 1);
+}
+
 /* the SMTP limits that reach smtp_server_config through the node */
 static void test_smtp_session_limits(void **state)
 {
@@ -150,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_dev_defaults),
         cmocka_unit_test(test_value_parsers),
+        cmocka_unit_test(test_diff),
     };
     int rv = cmocka_run_group_tests(tests, NULL, NULL);
     char path[64];
