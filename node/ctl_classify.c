@@ -28,7 +28,8 @@
  * refused by bounce_analyse). NULL with errno set on failure. */
 static char *ctl_classify_read(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* "-": the mail comes on standard input (a pipe, usually) */
+    int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
     struct stat st;
@@ -253,12 +254,12 @@ static int ctl_classify_jobs(void)
     return n > CTL_CLASSIFY_MAX_JOBS ? CTL_CLASSIFY_MAX_JOBS : (int)n;
 }
 
-static const char ctl_classify_usage[] = "usage: classify [--json] [-j N] FILE...\n";
+static const char ctl_classify_usage[] = "usage: classify [--json] [-j N] FILE... (-: standard input)\n";
 
 int ctl_classify_main(int argc, char **argv)
 {
     int json = 0, first = 1, rc = 0, jobs = ctl_classify_jobs();
-    for (; first < argc && argv[first][0] == '-'; first++) {
+    for (; first < argc && argv[first][0] == '-' && argv[first][1] != '\0'; first++) {
         if (strcmp(argv[first], "--json") == 0) {
             json = 1;
         } else if ((strcmp(argv[first], "-j") == 0 || strcmp(argv[first], "--jobs") == 0) && first + 1 < argc) {

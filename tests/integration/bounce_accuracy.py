@@ -85,6 +85,8 @@ def main():
         return 1
     if not same_line_endings(cmd, corpus, files, out.stdout):
         return 1
+    if not same_from_stdin(cmd, corpus, files[0], out.stdout):
+        return 1
     print("PASS")
     return 0
 
@@ -111,6 +113,18 @@ def same_with_threads(cmd, corpus, files):
         print("FAIL: lines are not in the order of the files")
         return False
     print("threads: %d files, -j 1 and -j 4 print the same lines in file order" % len(many))
+    return True
+
+
+def same_from_stdin(cmd, corpus, name, file_out):
+    """A mail piped to `classify -` reads as the file does ("-" in the file column)."""
+    with open(os.path.join(corpus, name), "rb") as fh:
+        got = subprocess.run(cmd + ["-"], stdin=fh, capture_output=True, check=False).stdout.decode()
+    want = "".join("-" + line[len(name):] + "\n" for line in file_out.splitlines() if line.startswith(name + "\t"))
+    if not want or got != want:
+        print("FAIL: classify - read %r, the file gives %r" % (got, want))
+        return False
+    print("stdin: classify - reads %s as the file" % name)
     return True
 
 
