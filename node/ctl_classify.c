@@ -23,6 +23,9 @@
 #include "smtp/bounce.h"
 
 #define CTL_CLASSIFY_MAX_JOBS 8
+/* Largest file read: an mbox file may hold many mails, each of them at most
+ * BOUNCE_DEFAULT_MAX_SIZE. */
+#define CTL_CLASSIFY_MAX_FILE (256u << 20)
 
 /* Whole file, at most max + 1 bytes (one more than allowed is enough to be
  * refused by bounce_analyse). NULL with errno set on failure. */
@@ -97,9 +100,9 @@ static void ctl_out_add(struct ctl_out *o, const char *s)
     o->n += l;
 }
 
-static void ctl_classify_line(struct ctl_out *o, const char *file, const char *rcpt, const char *reason, int hard,
-                              int code, const char *status, const char *kind, const char *ftype,
-                              const struct bounce_rcpt *x, int json)
+static void ctl_classify_line(struct ctl_out *o, const char *file, size_t message, const char *rcpt,
+                              const char *reason, int hard, int code, const char *status, const char *kind,
+                              const char *ftype, const struct bounce_rcpt *x, int json)
 {
     char hb[16] = "", sc[16] = "";
     if (hard >= 0)
@@ -118,6 +121,8 @@ static void ctl_classify_line(struct ctl_out *o, const char *file, const char *r
     }
     json_t *j = json_object();
     json_object_set_new(j, "file", json_string(file));
+    if (message > 0)
+        json_object_set_new(j, "message", json_integer((json_int_t)message)); /* its number in an mbox file */
     json_object_set_new(j, "recipient", json_string(rcpt));
     json_object_set_new(j, "reason", json_string(reason));
     json_object_set_new(j, "hardbounce", hard >= 0 ? json_integer(hard) : json_null());
@@ -142,25 +147,18 @@ static void ctl_classify_line(struct ctl_out *o, const char *file, const char *r
     json_decref(j);
 }
 
-/* Analyses one file into o; error text (if any) goes to o as well, marked
- * failed, and is printed on stderr by the caller. */
-static void ctl_classify_file(const char *path, int json, struct ctl_out *o, struct ctl_out *err)
+/* One mail of a file (message: its number in an mbox file, or 0) into o;
+ * an error goes to err, marked failed. */
+static void ctl_classify_mail(const char *path, size_t message, const char *data, size_t len, int json,
+                              struct ctl_out *o, struct ctl_out *err)
 {
-    size_t len = 0;
-    char *data = ctl_classify_read(path, BOUNCE_DEFAULT_MAX_SIZE, &len);
-    char msg[512];
-    if (data == NULL) {
-        snprintf(msg, sizeof msg, "classify: %s: %s\n", path, strerror(errno ? errno : EIO));
-        ctl_out_add(err, msg);
-        err->failed = 1;
-        return;
-    }
     bounce_report *r = NULL;
-    char e[256] = "";
+    char e[256] = "", msg[512], where[32] = "";
     int rv = bounce_analyse(data, len, NULL, &r, e, sizeof e);
-    free(data);
+    if (message > 0)
+        snprintf(where, sizeof where, " (mail %zu)", message);
     if (rv != BOUNCE_OK) {
-        snprintf(msg, sizeof msg, "classify: %s: %s\n", path, e[0] ? e : bounce_strerror(rv));
+        snprintf(msg, sizeof msg, "classify: %s%s: %s\n", path, where, e[0] ? e : bounce_strerror(rv));
         ctl_out_add(err, msg);
         err->failed = 1;
         return;
@@ -169,12 +167,45 @@ static void ctl_classify_file(const char *path, int json, struct ctl_out *o, str
     size_t n = bounce_report_rcpt_count(r);
     for (size_t k = 0; k < n; k++) {
         const struct bounce_rcpt *x = bounce_report_rcpt(r, k);
-        ctl_classify_line(o, path, x->recipient, bounce_reason_name(x->reason), x->hard, x->smtp_code, x->status,
-                          kind, bounce_report_feedback_type(r), x, json);
+        ctl_classify_line(o, path, message, x->recipient, bounce_reason_name(x->reason), x->hard, x->smtp_code,
+                          x->status, kind, bounce_report_feedback_type(r), x, json);
     }
     if (n == 0)
-        ctl_classify_line(o, path, "", "undefined", -1, 0, "", kind, "", NULL, json);
+        ctl_classify_line(o, path, message, "", "undefined", -1, 0, "", kind, "", NULL, json);
     bounce_report_free(r);
+}
+
+/* Analyses one file (one mail, or an mbox file of several, each read on its
+ * own) into o; error text (if any) goes to err, marked failed, and is
+ * printed on stderr by the caller. */
+static void ctl_classify_file(const char *path, int json, struct ctl_out *o, struct ctl_out *err)
+{
+    size_t len = 0;
+    char *data = ctl_classify_read(path, CTL_CLASSIFY_MAX_FILE, &len);
+    char msg[512];
+    if (data == NULL) {
+        snprintf(msg, sizeof msg, "classify: %s: %s\n", path, strerror(errno ? errno : EIO));
+        ctl_out_add(err, msg);
+        err->failed = 1;
+        return;
+    }
+    if (len > CTL_CLASSIFY_MAX_FILE) {
+        snprintf(msg, sizeof msg, "classify: %s: larger than %u MiB\n", path, CTL_CLASSIFY_MAX_FILE >> 20);
+        ctl_out_add(err, msg);
+        err->failed = 1;
+        free(data);
+        return;
+    }
+    size_t *starts = NULL;
+    size_t n = bounce_mbox_split(data, len, &starts);
+    if (n == 0)
+        ctl_classify_mail(path, 0, data, len, json, o, err);
+    for (size_t i = 0; i < n; i++) {
+        size_t end = i + 1 < n ? starts[i + 1] : len;
+        ctl_classify_mail(path, i + 1, data + starts[i], end - starts[i], json, o, err);
+    }
+    free(starts);
+    free(data);
 }
 
 /* Workers take files in order and leave each file's lines in a slot of a

@@ -324,7 +324,7 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
 /* Lines that end in a bare CR (classic Mac OS mail files, some archives):
  * true if the first line break of data is one. No MIME reader splits such
  * a mail into lines, so it is read as if its CRs were LFs. */
-static bool bounce_cr_lines(const char *data, size_t len)
+bool bounce__cr_lines(const char *data, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n')
@@ -336,7 +336,7 @@ static bool bounce_cr_lines(const char *data, size_t len)
 }
 
 /* A copy of data with every bare CR made LF (CRLF kept). */
-static char *bounce_cr_to_lf(const char *data, size_t len)
+char *bounce__cr_to_lf(const char *data, size_t len)
 {
     char *c = malloc(len + 1);
     if (c == NULL)
@@ -352,8 +352,8 @@ static char *bounce_cr_to_lf(const char *data, size_t len)
 int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim, bounce_report **out,
                    char *errmsg, size_t errlen)
 {
-    if (data != NULL && out != NULL && bounce_cr_lines(data, len)) {
-        char *lf = bounce_cr_to_lf(data, len);
+    if (data != NULL && out != NULL && bounce__cr_lines(data, len)) {
+        char *lf = bounce__cr_to_lf(data, len);
         if (lf == NULL)
             return BOUNCE_ENOMEM;
         int rv = bounce_analyse(lf, len, lim, out, errmsg, errlen);

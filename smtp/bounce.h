@@ -162,6 +162,13 @@ int bounce_analyse(const char *data, size_t len, const struct bounce_limits *lim
                    bounce_report **out, char *errmsg, size_t errlen);
 void bounce_report_free(bounce_report *r);
 
+/* A file of several mails in mbox form (each after a "From " envelope line,
+ * as mail archives and Sisimai's samples keep them): the offsets where its
+ * mails start, found by GMime's mbox parser, each to be analysed on its own
+ * (up to the next offset or the end). Returns how many (*starts malloc'd,
+ * the caller frees it), or 0 when data is one mail (*starts NULL). */
+size_t bounce_mbox_split(const char *data, size_t len, size_t **starts);
+
 enum bounce_kind bounce_report_kind(const bounce_report *r);
 /* ARF Feedback-Type (abuse, fraud, opt-out, virus, other, ...), or "". */
 const char *bounce_report_feedback_type(const bounce_report *r);

@@ -63,6 +63,10 @@ struct bounce_report {
 };
 
 /* bounce.c */
+/* The first line break of data is a bare CR (classic Mac OS files). */
+bool bounce__cr_lines(const char *data, size_t len);
+/* A malloc'd copy of data (NUL-terminated) with every bare CR made LF. */
+char *bounce__cr_to_lf(const char *data, size_t len);
 int bounce__report_add(bounce_report *r, const char *recipient, const char *original,
                        const char *action, const char *status, const char *diag,
                        const char *remote_mta, const char *ctx);

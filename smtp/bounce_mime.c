@@ -943,3 +943,50 @@ out:
     g_object_unref(s);
     return rv;
 }
+
+size_t bounce_mbox_split(const char *data, size_t len, size_t **starts)
+{
+    *starts = NULL;
+    if (len < 5 || memcmp(data, "From ", 5) != 0)
+        return 0;
+    /* lines ending in bare CRs: split as LF (same offsets) */
+    char *lf = bounce__cr_lines(data, len) ? bounce__cr_to_lf(data, len) : NULL;
+    const char *text = lf ? lf : data;
+    /* one mail unless a second envelope line follows the first */
+    if (memmem(text, len, "\nFrom ", 6) == NULL) {
+        free(lf);
+        return 0;
+    }
+    pthread_once(&bounce_gmime_once, bounce_gmime_init);
+    GMimeStream *s = g_mime_stream_mem_new_with_buffer(text, len);
+    free(lf);
+    GMimeParser *p = g_mime_parser_new_with_stream(s);
+    g_mime_parser_set_format(p, GMIME_FORMAT_MBOX);
+    size_t n = 0, cap = 0;
+    size_t *v = NULL;
+    while (!g_mime_parser_eos(p)) {
+        GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+        if (m == NULL)
+            break;
+        g_object_unref(m);
+        gint64 off = g_mime_parser_get_mbox_marker_offset(p);
+        if (off < 0 || (size_t)off >= len || (n > 0 && (size_t)off <= v[n - 1]))
+            break;
+        if (n == cap) {
+            size_t *nv = realloc(v, (cap ? cap * 2 : 8) * sizeof *nv);
+            if (nv == NULL)
+                break;
+            v = nv;
+            cap = cap ? cap * 2 : 8;
+        }
+        v[n++] = (size_t)off;
+    }
+    g_object_unref(p);
+    g_object_unref(s);
+    if (n < 2 || v[0] != 0) {
+        free(v);
+        return 0;
+    }
+    *starts = v;
+    return n;
+}

@@ -2,6 +2,7 @@
  * (so that the limits themselves are exercised), then every accessor. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "smtp/bounce.h"
@@ -12,6 +13,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 .max_text = 64 << 10, .max_rcpts = 16, .max_headers = 32};
     bounce_report *r = NULL;
     char err[128];
+    /* an mbox file's split: offsets rising from 0, inside the input */
+    size_t *starts = NULL;
+    size_t nm = bounce_mbox_split((const char *)data, size, &starts);
+    for (size_t i = 0; i < nm; i++)
+        if (starts[i] >= size || (i > 0 ? starts[i] <= starts[i - 1] : starts[i] != 0))
+            __builtin_trap();
+    free(starts);
     if (bounce_analyse((const char *)data, size, &lim, &r, err, sizeof err) != BOUNCE_OK)
         return 0;
     size_t sum = strlen(bounce_kind_name(bounce_report_kind(r))) + strlen(bounce_report_feedback_type(r));

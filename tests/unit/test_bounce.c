@@ -401,6 +401,54 @@ static void test_provider_tables(void **state)
                "x@orange.fr", "blocked", 0);
 }
 
+/* Several mails in one mbox file: split where GMime's mbox parser finds
+ * each envelope line, also with bare-CR line ends; one mail, or no envelope
+ * line, is no split. */
+static void test_mbox_split(void **state)
+{
+    (void)state;
+    static const char env[] = "From MAILER-DAEMON  Thu Apr 29 23:34:45 2015\n";
+    size_t cap = 3 * (sizeof env + sizeof dsn_mail) + 1, len = 0, want[3];
+    char *box = malloc(cap);
+    assert_non_null(box);
+    for (int i = 0; i < 3; i++) {
+        want[i] = len;
+        len += (size_t)snprintf(box + len, cap - len, "%s%s%s", env, dsn_mail, i < 2 ? "\n" : "");
+    }
+    size_t *starts = NULL;
+    assert_int_equal(bounce_mbox_split(box, len, &starts), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(starts[i], want[i]);
+    /* each piece is a whole report */
+    for (int i = 0; i < 3; i++) {
+        bounce_report *r = NULL;
+        size_t end = i < 2 ? starts[i + 1] : len;
+        assert_int_equal(bounce_analyse(box + starts[i], end - starts[i], NULL, &r, NULL, 0), BOUNCE_OK);
+        assert_int_equal(bounce_report_rcpt_count(r), 3);
+        bounce_report_free(r);
+    }
+    free(starts);
+    /* bare CR line ends: the same offsets */
+    for (size_t i = 0; i < len; i++)
+        if (box[i] == '\n')
+            box[i] = '\r';
+    assert_int_equal(bounce_mbox_split(box, len, &starts), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(starts[i], want[i]);
+    free(starts);
+    /* one mail with its envelope line, a mail without one, garbage */
+    snprintf(box, cap, "%s%s", env, dsn_mail);
+    assert_int_equal(bounce_mbox_split(box, strlen(box), &starts), 0);
+    assert_null(starts);
+    assert_int_equal(bounce_mbox_split(dsn_mail, strlen(dsn_mail), &starts), 0);
+    static const char junk[] = "From \nFrom \nFrom \n\n\nFrom x\n";
+    size_t n = bounce_mbox_split(junk, sizeof junk - 1, &starts);
+    for (size_t i = 0; i < n; i++)
+        assert_true(starts[i] < sizeof junk - 1);
+    free(starts);
+    free(box);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_autoreply),        cmocka_unit_test(test_ndr_text),
         cmocka_unit_test(test_limits_and_hostile), cmocka_unit_test(test_mta_readings),
         cmocka_unit_test(test_dsn_details),        cmocka_unit_test(test_provider_tables),
+        cmocka_unit_test(test_mbox_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
