@@ -947,7 +947,7 @@ out:
 size_t bounce_mbox_split(const char *data, size_t len, size_t **starts)
 {
     *starts = NULL;
-    if (len < 5 || memcmp(data, "From ", 5) != 0)
+    if (bounce_mbox_skip(data, len) == 0) /* no envelope line: one mail */
         return 0;
     /* lines ending in bare CRs: split as LF (same offsets) */
     char *lf = bounce__cr_lines(data, len) ? bounce__cr_to_lf(data, len) : NULL;
