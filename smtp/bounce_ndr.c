@@ -412,8 +412,10 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
             if (e1 == NULL)
                 e1 = tend;
             size_t n = (size_t)(e1 - l1);
+            /* Postfix wraps "<a@b>: host x said: 550 5.2.1" before the
+             * reply's text, which names the address again */
             bool more = (l1[0] == ' ' || l1[0] == '\t') || bounce_is_transcript(l1, n) ||
-                        (transcript && bounce__find_code(l1, NULL) != 0);
+                        (transcript && bounce__find_code(l1, NULL) != 0) || bounce__memistr(l1, n, self) != NULL;
             if (n == 0 || bounce_line_blank(l1, n) || !more || bounce_line_names_other(l1, n, c, nc, self))
                 break;
             end = e1;
@@ -548,12 +550,44 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
         }
         goto out;
     }
+    /* "Could not be delivered because of\n550 5.1.1 User unknown\nThe
+     * following recipients were affected: a@b": a reply stated once
+     * above the list belongs to every recipient whose own text has none */
+    char lead[600] = "";
+    const char *top = NULL;
+    for (size_t i = 0; i < nc; i++)
+        if (c[i].first != NULL && (top == NULL || c[i].first < top))
+            top = c[i].first;
+    if (top != NULL) {
+        const char *ls, *le;
+        bounce_line_of(t, top, &ls, &le);
+        char *pre = bounce__strndup(t, (size_t)(ls - t));
+        if (pre == NULL) {
+            rv = BOUNCE_ENOMEM;
+            goto out;
+        }
+        bounce_pick_diag(pre, lead, sizeof lead);
+        free(pre);
+    }
     for (size_t i = 0; i < nc && rv == 0; i++) {
         char *ctx = c[i].first ? bounce_context(t, c[i].first, c, nc, c[i].addr)
                                : bounce__strndup(t, strlen(t) < BOUNCE_CTX_MAX ? strlen(t) : BOUNCE_CTX_MAX);
         if (ctx == NULL) {
             rv = BOUNCE_ENOMEM;
             break;
+        }
+        bounce_pick_diag(ctx, diag, sizeof diag);
+        if (diag[0] == '\0' && lead[0] != '\0' && c[i].first != NULL) {
+            size_t n = strlen(lead) + strlen(ctx) + 2;
+            char *both = malloc(n);
+            if (both == NULL) {
+                free(ctx);
+                rv = BOUNCE_ENOMEM;
+                break;
+            }
+            snprintf(both, n, "%s\n%s", lead, ctx);
+            free(ctx);
+            ctx = both;
         }
         rv = bounce__report_add(r, c[i].addr, "", "failed", "", ctx, "", ctx);
         free(ctx);

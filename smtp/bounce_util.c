@@ -247,7 +247,7 @@ bool bounce__status_find(const char *text, char *out, size_t outlen)
     out[0] = '\0';
     if (text == NULL || strlen(text) < 7 || outlen < 8)
         return false;
-    char cv[16] = "", other[16] = "";
+    char cv[16] = "", other[16] = "", ok[16] = "";
     size_t len = strlen(text);
     for (size_t i = 0; i < len; i++) {
         size_t ipl;
@@ -265,6 +265,13 @@ bool bounce__status_find(const char *text, char *out, size_t outlen)
         memcpy(code, text + i, n);
         code[n] = '\0';
         i += n - 1;
+        /* a transcript's "250 2.1.5 Ok" before the refusal: a success
+         * status is the answer only when the text has no other */
+        if (code[0] == '2') {
+            if (ok[0] == '\0')
+                snprintf(ok, sizeof ok, "%.15s", code);
+            continue;
+        }
         /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
         if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
             snprintf(other, sizeof other, "%.15s", code);
@@ -287,6 +294,8 @@ bool bounce__status_find(const char *text, char *out, size_t outlen)
             snprintf(cv, sizeof cv, "%s", pref);
         }
     }
+    if (cv[0] == '\0')
+        snprintf(cv, sizeof cv, "%s", ok);
     snprintf(out, outlen, "%s", cv);
     return cv[0] != '\0';
 }

@@ -337,6 +337,55 @@ static void test_mta_readings(void **state)
                "full@example.ad.jp", "mailboxfull", 0);
 }
 
+/* Readings that hold for any MTA's wording (not one MTA's format). */
+static void test_ndr_layouts(void **state)
+{
+    (void)state;
+    /* the reply is stated once, above the list of recipients it concerns */
+    expect_one("From: postmaster@relay.example.org\nSubject: Undeliverable Mail: \"hi\"\n\n"
+               "Your message:\n   From:    s@example.net\n   Subject: hi\n\n"
+               "Could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+               "The following recipients were affected: \n\n    gone@example.com\n\n"
+               "Additional Information\n======================\nReporting-MTA:      <relay.example.org>\n",
+               "gone@example.com", "userunknown", 1);
+    /* a session transcript: the refusal, not the "250 2.1.5 Ok" before it
+     * or the "221 2.0.0 Bye" after it, is the answer */
+    bounce_report *r = analyse("From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\n"
+                               "Subject: Undelivered Mail Returned to Sender\n\n"
+                               "Transcript of session follows.\n\n"
+                               " Out: 220 mx.example.org ESMTP\n In:  MAIL FROM:<s@example.net>\n"
+                               " Out: 250 2.1.0 Ok\n In:  RCPT TO:<who@example.com>\n Out: 250 2.1.5 Ok\n"
+                               " In:  DATA\n Out: 354 End data with <CR><LF>.<CR><LF>\n"
+                               " Out: 451 4.3.0 Error: queue file write error\n In:  QUIT\n"
+                               " Out: 221 2.0.0 Bye\n");
+    assert_int_equal(bounce_report_rcpt_count(r), 1);
+    const struct bounce_rcpt *x = bounce_report_rcpt(r, 0);
+    assert_string_equal(x->recipient, "who@example.com");
+    assert_string_equal(x->status, "4.3.0");
+    assert_int_equal(x->smtp_code, 451);
+    assert_int_equal(x->reason, BOUNCE_R_SYSTEMERROR);
+    bounce_report_free(r);
+    /* Postfix's text wraps the reply onto a line that names the address
+     * again; "(in reply to RCPT TO command)" there makes 5.2.1 "User
+     * Unknown" a user unknown, not a message filtered after DATA */
+    static const char wrapped[] =
+        "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\n"
+        "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+        "--b\nContent-Type: text/plain\n\nThis is the mail system at host mx.example.org.\n\n"
+        "<who@example.com>: host mx.example.com[192.0.2.22] said: 550 5.2.1\n"
+        "<who@example.com>... User Unknown (in reply to %s command)\n\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+        "Final-Recipient: rfc822; who@example.com\nAction: failed\nStatus: 5.2.1\n"
+        "Remote-MTA: dns; mx.example.com\nDiagnostic-Code: smtp; 550 5.2.1 <who@example.com>... User Unknown\n\n"
+        "--b--\n";
+    char mail[sizeof wrapped + 32];
+    snprintf(mail, sizeof mail, wrapped, "RCPT TO");
+    expect_one(mail, "who@example.com", "userunknown", 1);
+    snprintf(mail, sizeof mail, wrapped, "end of DATA");
+    expect_one(mail, "who@example.com", "filtered", 0);
+}
+
 static void test_dsn_details(void **state)
 {
     (void)state;
@@ -455,7 +504,7 @@ int main(void)
         cmocka_unit_test(test_classify_replies), cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_dsn),              cmocka_unit_test(test_arf),
         cmocka_unit_test(test_autoreply),        cmocka_unit_test(test_ndr_text),
-        cmocka_unit_test(test_limits_and_hostile), cmocka_unit_test(test_mta_readings),
+        cmocka_unit_test(test_limits_and_hostile), cmocka_unit_test(test_mta_readings), cmocka_unit_test(test_ndr_layouts),
         cmocka_unit_test(test_dsn_details),        cmocka_unit_test(test_provider_tables),
         cmocka_unit_test(test_mbox_split),
     };
