@@ -195,8 +195,8 @@ static void marker_dispose(void *p)
         m->hr->req = NULL; /* h2o freed the request before our answer */
 }
 
-static void send_body(http_request *hr, int status, const char *ctype, const char *body, size_t len,
-                      const char *allow)
+static void send_body_fields(http_request *hr, int status, const char *ctype, const char *body, size_t len,
+                             const char *const *fields)
 {
     h2o_req_t *req = hr->req;
     if (req != NULL) {
@@ -207,14 +207,28 @@ static void send_body(http_request *hr, int status, const char *ctype, const cha
         if (hr->api->stopping)
             req->http1_is_persistent = 0;
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
-        if (allow)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
+            h2o_add_header_by_str(&req->pool, &req->res.headers, fields[i], strlen(fields[i]), 1, NULL, fields[i + 1],
+                                  strlen(fields[i + 1]));
         /* h2o_send_inline copies the body into the request's pool. */
         h2o_send_inline(req, body, len);
     } else {
         rc_debug("http", "answer_dropped reason=client_gone status=%d", status);
     }
     request_free(hr);
+}
+
+static void send_body(http_request *hr, int status, const char *ctype, const char *body, size_t len,
+                      const char *allow)
+{
+    const char *const fields[] = {"allow", allow, NULL};
+    send_body_fields(hr, status, ctype, body, len, allow ? fields : NULL);
+}
+
+void http_respond_bytes(http_request *hr, int status, const char *content_type, const void *body, size_t len,
+                        const char *const *fields)
+{
+    send_body_fields(hr, status, content_type, body, len, fields);
 }
 
 static void respond_json_allow(http_request *hr, int status, json_t *json, const char *allow)

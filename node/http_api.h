@@ -106,6 +106,10 @@ int http_request_alive(const http_request *req);
  * Safe after the client went away: the answer is dropped. */
 void http_respond_json(http_request *req, int status, json_t *json);
 void http_respond_text(http_request *req, int status, const char *content_type, const char *text);
+/* Any body, with more header fields: lower-case name, value pairs ending
+ * in NULL (e.g. {"location", url, "cache-control", "no-store", NULL}). */
+void http_respond_bytes(http_request *req, int status, const char *content_type, const void *body, size_t len,
+                        const char *const *fields);
 /* {"error": message} with the status. */
 void http_respond_error(http_request *req, int status, const char *message);
 

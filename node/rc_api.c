@@ -439,28 +439,49 @@ static void post_discard(http_request *req, rc_node *n, const struct rc_msg *m, 
     discard_release(d);
 }
 
-/* POST /v1/messages/ID/engagement {"recipient": N, "event": "opened"|
- * "clicked", "url", "at"}: a tracking system reports that a delivered
- * recipient opened the message or followed a link. Recorded in the history
- * (status unchanged; it resets the soft-bounce count, docs/STATUS.md) and
- * sent to the webhook receiver. */
-static void engagement_done(void *data, int status)
-{
-    http_request *req = data;
-    if (status == RC_OK)
-        http_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
-    else
-        http_respond_json(req, rc_err_retryable(status) ? 503 : 409,
-                          json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable", rc_err_retryable(status)));
-}
-
 struct engagement {
-    http_request *req;
+    http_request *req; /* NULL: a tracking hit, answered already; results are logged */
     rc_node *n;
     char id[128];
     struct rc_engagement what;
     bool caught_up;
 };
+
+static const char *engagement_event(const struct engagement *e)
+{
+    return e->what.status == RC_ST_OPENED ? "opened" : "clicked";
+}
+
+/* The end of an engagement: the API's answer, or a tracking hit's log line. */
+static void engagement_finish(struct engagement *e, int status, int http_status, json_t *answer)
+{
+    if (e->req != NULL) {
+        if (answer == NULL)
+            answer = status == RC_OK ? json_pack("{s:b}", "ok", 1)
+                                     : json_pack("{s:s, s:b}", "error", rc_strerror(status), "retryable",
+                                                 rc_err_retryable(status));
+        http_respond_json(e->req, http_status, answer);
+    } else {
+        json_decref(answer);
+        if (status == RC_OK && http_status == 200) {
+            e->n->tracking_recorded++;
+            rc_debug("api", "tracking_recorded id=%s rcpt=%zu event=%s", e->id, e->what.rcpt, engagement_event(e));
+        } else {
+            e->n->tracking_not_recorded++;
+            rc_info("api", "tracking_not_recorded id=%s rcpt=%zu event=%s reason=\"%s\"", e->id, e->what.rcpt,
+                    engagement_event(e), status != RC_OK ? rc_strerror(status)
+                                         : http_status == 404 ? "no such message"
+                                                              : "recipient not delivered");
+        }
+    }
+    free(e);
+}
+
+static void engagement_done(void *data, int status)
+{
+    struct engagement *e = data;
+    engagement_finish(e, status, status == RC_OK ? 200 : rc_err_retryable(status) ? 503 : 409, NULL);
+}
 
 static void engagement_record(struct engagement *e);
 
@@ -468,8 +489,7 @@ static void engagement_caught_up(void *data, int status)
 {
     struct engagement *e = data;
     if (status != RC_OK) {
-        engagement_done(e->req, status);
-        free(e);
+        engagement_done(e, status);
         return;
     }
     e->caught_up = true;
@@ -491,11 +511,10 @@ static void engagement_record(struct engagement *e)
                 engagement_caught_up(e, rv);
             return;
         }
-        http_respond_json(e->req, m ? 409 : 404,
+        engagement_finish(e, RC_OK, m ? 409 : 404,
                           m ? json_pack("{s:s, s:s}", "error", "engagement is recorded only on a delivered recipient",
                                         "status", rc_status_name(now))
                             : json_pack("{s:s, s:s}", "error", "no such message", "id", e->id));
-        free(e);
         return;
     }
     Ricochet__StatusUpdate u;
@@ -511,27 +530,40 @@ static void engagement_record(struct engagement *e)
     ricochet__record__init(&rec);
     rec.kind_case = RICOCHET__RECORD__KIND_STATUS;
     rec.status = &u;
-    http_request *req = e->req;
-    int rv = rc_raft_propose(e->n->raft, &rec, engagement_done, req); /* packs the record now */
-    free(e);
+    int rv = rc_raft_propose(e->n->raft, &rec, engagement_done, e); /* packs the record now */
     if (rv != RC_OK)
-        engagement_done(req, rv);
+        engagement_done(e, rv);
 }
 
-static void post_engagement(http_request *req, rc_node *n, const struct rc_msg *m, char *id, json_t *body)
+int rc_engagement_record(rc_node *n, const char *id, const struct rc_engagement *what, http_request *req)
 {
     struct engagement *e = calloc(1, sizeof *e);
-    const char *bad = e ? rc_engagement_from_json(body, m->n_rcpts, &e->what) : NULL;
-    json_decref(body);
-    if (e == NULL || bad) {
-        free(e);
-        http_respond_json(req, bad ? 400 : 503, json_pack("{s:s}", "error", bad ? bad : "out of memory"));
-        return;
-    }
+    if (e == NULL)
+        return RC_ENOMEM;
     e->req = req;
     e->n = n;
     snprintf(e->id, sizeof e->id, "%s", id);
+    e->what = *what;
     engagement_record(e);
+    return RC_OK;
+}
+
+/* POST /v1/messages/ID/engagement {"recipient": N, "event": "opened"|
+ * "clicked", "url", "at"}: a tracking system reports that a delivered
+ * recipient opened the message or followed a link. Recorded in the history
+ * (status unchanged; it resets the soft-bounce count, docs/STATUS.md) and
+ * sent to the webhook receiver. */
+static void post_engagement(http_request *req, rc_node *n, const struct rc_msg *m, char *id, json_t *body)
+{
+    struct rc_engagement what;
+    const char *bad = rc_engagement_from_json(body, m->n_rcpts, &what);
+    json_decref(body);
+    if (bad) {
+        http_respond_json(req, 400, json_pack("{s:s}", "error", bad));
+        return;
+    }
+    if (rc_engagement_record(n, id, &what, req) != RC_OK)
+        http_respond_json(req, 503, json_pack("{s:s}", "error", "out of memory"));
 }
 
 /* POST /v1/messages/ID/ACTION */
@@ -885,10 +917,16 @@ static void get_metrics(http_request *req, void *data)
         "ricochet_delivery_outcomes_total{status=\"expired\"} %" PRIu64 "\nricochet_delivery_outcomes_total{status=\"lost_in_space\"} %" PRIu64 "\n"
         "# HELP ricochet_delivery_repeats_total Recipients tried again after a leader change because an earlier attempt had no recorded outcome.\n# TYPE ricochet_delivery_repeats_total counter\nricochet_delivery_repeats_total %" PRIu64 "\n"
         "# HELP ricochet_dsn_sent_total Delivery status notifications queued to senders.\n# TYPE ricochet_dsn_sent_total counter\nricochet_dsn_sent_total %" PRIu64 "\n"
+        "# HELP ricochet_tracking_copies_total Recipients' copies made with open and click tracking (leader).\n# TYPE ricochet_tracking_copies_total counter\n"
+        "ricochet_tracking_copies_total{result=\"rewritten\"} %" PRIu64 "\nricochet_tracking_copies_total{result=\"sent_unchanged\"} %" PRIu64 "\n"
+        "# HELP ricochet_tracking_hits_total Requests to the tracking endpoint of this node, by result.\n# TYPE ricochet_tracking_hits_total counter\n"
+        "ricochet_tracking_hits_total{result=\"recorded\"} %" PRIu64 "\nricochet_tracking_hits_total{result=\"not_recorded\"} %" PRIu64 "\n"
+        "ricochet_tracking_hits_total{result=\"refused\"} %" PRIu64 "\n"
         "# HELP ricochet_messages_forgotten_total Messages removed from the state by delivery.retention since this node started.\n# TYPE ricochet_messages_forgotten_total counter\nricochet_messages_forgotten_total %" PRIu64 "\n",
         ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
         ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
-        ds.repeats, ds.dsn_sent, rc_fsm_forgotten_messages(fsm));
+        ds.repeats, ds.dsn_sent, ds.tracked_copies, ds.tracking_failed, n->tracking_recorded,
+        n->tracking_not_recorded, n->tracking_refused, rc_fsm_forgotten_messages(fsm));
     len = (int)strlen(buf);
     struct rc_webhooks_stats ws;
     rc_webhooks_get_stats(n, &ws);
@@ -921,6 +959,7 @@ int rc_api_start(rc_node *n, char *err, size_t errlen)
     http_api_route(n->http, "GET", "/v1/webhooks", get_webhooks, n);
     rc_api_bounces_routes(n);
     rc_api_members_routes(n);
+    rc_api_tracking_routes(n);
     if (n->cfg.http_admin) {
         http_api_route(n->http, "POST", "/v1/suppressions", suppressions, n);
         http_api_route(n->http, "DELETE", "/v1/suppressions/", suppressions, n);

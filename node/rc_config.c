@@ -145,6 +145,10 @@ static const struct cfg_item schema[] = {
     {"webhooks", "timeout", T_DURATION, 100, 600000, "10s", F(webhooks_timeout_ms), "One POST's deadline (connect to answer); past it the POST failed."},
     {"webhooks", "max_hold", T_DURATION, 0, 3650ull * 86400000, "7d", F(webhooks_max_hold_ms), "delivery.retention keeps a message whose events the receiver has not all acknowledged this much longer; after that it is forgotten anyway and its events counted as dropped."},
     {"webhooks", "retry_max", T_DURATION, 1000, 86400000, "5m", F(webhooks_retry_max_ms), "Longest wait between attempts after failed POSTs (the wait starts at 1s and doubles)."},
+    {"tracking", "url", T_STR, 0, 0, "", F(tracking_url), "Public http:// or https:// URL, without a trailing '/', at which recipients reach this cluster's tracking endpoint (`/t/` of the HTTP API, usually behind a reverse proxy). Messages submitted with `X-Ricochet-Track: opens, clicks` get an open pixel and their links rewritten to it, one copy per recipient (docs/TRACKING.md). Empty: tracking off, such messages go out unchanged."},
+    {"tracking", "secret", T_STR, 0, 0, "", F(tracking_secret), "HMAC key of tracking URLs, the same on every node, at least 16 bytes (default: derived from cluster.secret). Changing it invalidates the URLs in mail already sent."},
+    {"tracking", "max_html", T_SIZE, 1024, 1u << 30, "2M", F(tracking_max_html), "Largest HTML part (decoded) that is rewritten; larger ones are sent as they are."},
+    {"tracking", "max_links", T_UINT, 0, 100000, "500", F(tracking_max_links), "Links rewritten per HTML part; later ones stay as they are."},
 };
 
 /* ---------------------------------------------------------------- values */
@@ -563,6 +567,24 @@ int rc_config_finish(struct rc_config *c, char *err, size_t errlen)
         }
         if (c->webhooks_secret[0] == '\0') {
             snprintf(err, errlen, "webhooks.secret: required with webhooks.url (receivers check the signature)");
+            return -1;
+        }
+    }
+    if (c->tracking_secret[0] == '\0')
+        snprintf(c->tracking_secret, sizeof c->tracking_secret, "track:%s", c->cluster_secret);
+    if (c->tracking_url[0] != '\0') {
+        const char *u = c->tracking_url;
+        size_t ul = strlen(u);
+        bool scheme = strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+        bool clean = strcspn(u, "?#\"'<> \t\r\n&") == ul;
+        size_t host = strncmp(u, "https://", 8) == 0 ? 8 : 7;
+        if (!scheme || !clean || ul <= host || u[host] == '/' || u[ul - 1] == '/' || ul > 256) {
+            snprintf(err, errlen, "tracking.url: \"%s\" is not an http:// or https:// URL without query, fragment "
+                     "or trailing '/' (at most 256 bytes)", u);
+            return -1;
+        }
+        if (strlen(c->tracking_secret) < 16) {
+            snprintf(err, errlen, "tracking.secret: at least 16 bytes");
             return -1;
         }
     }

@@ -99,6 +99,10 @@ struct rc_config {
     /* [webhooks] */
     char webhooks_url[RC_CFG_STR], webhooks_secret[RC_CFG_STR], webhooks_events[RC_CFG_STR];
     uint64_t webhooks_batch_max, webhooks_timeout_ms, webhooks_retry_max_ms, webhooks_max_hold_ms;
+
+    /* [tracking] */
+    char tracking_url[RC_CFG_STR], tracking_secret[RC_CFG_STR + 8];
+    uint64_t tracking_max_html, tracking_max_links;
 };
 
 /* Fills every key with its default. */

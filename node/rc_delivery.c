@@ -34,6 +34,7 @@
 #include "smtp/bounce.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_client.h"
+#include "smtp/track.h"
 #include "smtp/verp.h"
 
 #define ID_MAX (VERP_ID_MAX + 4)
@@ -89,7 +90,8 @@ struct tx {
     struct smtp_client_host *hosts;   /* resolved, in the order to try */
     size_t nhosts;
     uint64_t deadline; /* earliest ttr of its recipients */
-    bool resolving;    /* MX lookup running: nobody contacted, no attempt marked yet */
+    unsigned track;    /* TRACK_OPENS | TRACK_CLICKS the message asks for (tracking.url set) */
+    bool resolving;    /* copy being made or MX lookup running: nobody contacted, no attempt marked yet */
     bool lost;         /* lost_in_space already proposed */
     struct tx *prev, *next;
 };
@@ -102,6 +104,8 @@ struct rc_delivery {
     uint64_t delays[RC_RETRY_MAX];
     size_t ndelays;
     struct verp_key verp;
+    struct track_key track;      /* base NULL: tracking off */
+    struct track_limits track_lim;
 
     bool active;        /* this node delivers (leader, ready, not a witness) */
     uint64_t term;      /* leadership the state below belongs to */
@@ -666,6 +670,89 @@ static void tx_attempt_committed(void *data, int status)
     }
 }
 
+static void tx_resolve(struct tx *t)
+{
+    struct rc_delivery *dl = t->dl;
+    int rv = dns_resolver_mx(dl->resolver, t->d->domain, tx_resolved, t);
+    if (rv != DNS_OK) {
+        struct dns_mx_result r = {.status = rv == DNS_EBADNAME ? DNS_MX_PERMFAIL : DNS_MX_TEMPFAIL, .err = rv};
+        snprintf(r.errmsg, sizeof r.errmsg, "%.200s: %s", t->d->domain, dns_strerror(rv));
+        tx_resolved(&r, t);
+    }
+}
+
+/* The recipient's tracked copy is made on libuv's thread pool (GMime and
+ * gumbo over a whole message can take milliseconds), then the MX lookup
+ * goes on as for any transaction. Nothing else touches the transaction
+ * meanwhile (resolving: no connection used, no attempt marked), and the
+ * node's stop waits for it (closing). */
+struct tx_track_job {
+    uv_work_t req;
+    struct tx *t;
+    char *copy;
+    size_t copy_len;
+    int rv;
+    struct track_result res;
+};
+
+static void tx_track_work(uv_work_t *req)
+{
+    struct tx_track_job *j = req->data;
+    struct tx *t = j->t;
+    struct rc_delivery *dl = t->dl;
+    j->rv = track_rewrite(&dl->track, t->id, t->rcpts[0], t->track, (const char *)t->body, t->body_len,
+                          &dl->track_lim, &j->copy, &j->copy_len, &j->res);
+}
+
+static void tx_track_done(uv_work_t *req, int status)
+{
+    struct tx_track_job *j = req->data;
+    struct tx *t = j->t;
+    struct rc_delivery *dl = t->dl;
+    if (status == 0 && j->rv == TRACK_OK) {
+        free(t->body);
+        t->body = (uint8_t *)j->copy;
+        t->body_len = j->copy_len;
+        dl->stats.tracked_copies++;
+        rc_debug("delivery", "tracked_copy id=%s rcpt=%u html_parts=%zu links=%zu skipped=%zu", t->id, t->rcpts[0],
+                 j->res.html_parts, j->res.links, j->res.skipped);
+    } else {
+        /* the mail goes out as it was submitted: losing the tracking is
+         * better than losing or holding the mail */
+        free(j->copy);
+        dl->stats.tracking_failed++;
+        rc_warn("delivery", "tracking_skipped id=%s rcpt=%u error=\"%s\" action=sent_unchanged", t->id, t->rcpts[0],
+                status != 0 ? uv_strerror(status) : track_strerror(j->rv));
+    }
+    free(j);
+    if (!dl->active || dl->stopping || dl->quiescing) {
+        struct dns_mx_result r = {.status = DNS_MX_TEMPFAIL};
+        tx_resolved(&r, t); /* leaves the recipients as they are */
+    } else {
+        tx_resolve(t);
+    }
+    client_closed(dl);
+}
+
+static void tx_track(struct tx *t)
+{
+    struct rc_delivery *dl = t->dl;
+    struct tx_track_job *j = calloc(1, sizeof *j);
+    if (j != NULL) {
+        j->t = t;
+        j->req.data = j;
+        dl->closing++;
+        if (uv_queue_work(dl->n->loop, &j->req, tx_track_work, tx_track_done) == 0)
+            return;
+        dl->closing--;
+        free(j);
+    }
+    dl->stats.tracking_failed++;
+    rc_warn("delivery", "tracking_skipped id=%s rcpt=%u error=\"out of memory\" action=sent_unchanged", t->id,
+            t->rcpts[0]);
+    tx_resolve(t);
+}
+
 /* Takes the first ready recipient of d and the other ready recipients of
  * the same message (up to delivery.max_rcpts) into one transaction. Returns
  * false when no connection slot is free. */
@@ -683,11 +770,7 @@ static bool tx_start(struct rc_delivery *dl, struct dest *d)
     if (c == NULL)
         return false;
     struct tx *t = calloc(1, sizeof *t);
-    size_t max = dl->n->cfg.delivery_verp_per_rcpt ? 1 : dl->n->cfg.delivery_max_rcpts;
-    if (t == NULL || (t->rcpts = calloc(max, sizeof *t->rcpts)) == NULL ||
-        (t->addrs = calloc(max, sizeof *t->addrs)) == NULL) {
-        if (t)
-            tx_free(t);
+    if (t == NULL) {
         conn_release(dl, c);
         return false;
     }
@@ -703,6 +786,15 @@ static bool tx_start(struct rc_delivery *dl, struct dest *d)
         conn_release(dl, c);
         tx_free(t);
         return true;
+    }
+    /* a message that asks for tracking: each recipient gets its own copy */
+    t->track = dl->track.base ? track_wanted((const char *)t->body, t->body_len) : 0;
+    size_t max = dl->n->cfg.delivery_verp_per_rcpt || t->track ? 1 : dl->n->cfg.delivery_max_rcpts;
+    if ((t->rcpts = calloc(max, sizeof *t->rcpts)) == NULL || (t->addrs = calloc(max, sizeof *t->addrs)) == NULL) {
+        t->conn = NULL;
+        conn_release(dl, c);
+        tx_free(t);
+        return false;
     }
     /* the client also marks a body with bytes >= 0x80 as 8-bit */
     t->body_8bit = m->body_type && strcasecmp(m->body_type, "8BITMIME") == 0;
@@ -759,12 +851,10 @@ static bool tx_start(struct rc_delivery *dl, struct dest *d)
     dl->ntx++;
 
     t->resolving = true;
-    int rv = dns_resolver_mx(dl->resolver, t->d->domain, tx_resolved, t);
-    if (rv != DNS_OK) {
-        struct dns_mx_result r = {.status = rv == DNS_EBADNAME ? DNS_MX_PERMFAIL : DNS_MX_TEMPFAIL, .err = rv};
-        snprintf(r.errmsg, sizeof r.errmsg, "%.200s: %s", t->d->domain, dns_strerror(rv));
-        tx_resolved(&r, t);
-    }
+    if (t->track)
+        tx_track(t);
+    else
+        tx_resolve(t);
     return true;
 }
 
@@ -1152,6 +1242,13 @@ int rc_delivery_start(rc_node *n, char *err, size_t errlen)
                                                                          : SMTP_TLS_OPPORTUNISTIC;
     dl->verp.secret = (const uint8_t *)n->cfg.bounce_secret;
     dl->verp.secret_len = strlen(n->cfg.bounce_secret);
+    if (n->cfg.tracking_url[0] != '\0') {
+        dl->track.base = n->cfg.tracking_url;
+        dl->track.secret = (const uint8_t *)n->cfg.tracking_secret;
+        dl->track.secret_len = strlen(n->cfg.tracking_secret);
+        dl->track_lim.max_html = (size_t)n->cfg.tracking_max_html;
+        dl->track_lim.max_links = (size_t)n->cfg.tracking_max_links;
+    }
     uv_timer_init(n->loop, &dl->wake);
     dl->wake.data = dl;
     uv_timer_start(&dl->wake, wake_cb, WAKE_MAX_MS, 0);

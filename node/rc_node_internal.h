@@ -53,6 +53,10 @@ struct rc_node {
     struct rc_delivery *delivery;      /* rc_delivery.c */
     struct rc_dsn *dsn;                /* rc_dsn.c */
     struct rc_webhooks *webhooks;      /* rc_webhooks.c; NULL without webhooks.url */
+    /* tracking hits (rc_api_tracking.c): recorded, not recorded (message
+     * unknown or forgotten, recipient not delivered, no leader), refused
+     * (not a URL this cluster made) */
+    uint64_t tracking_recorded, tracking_not_recorded, tracking_refused;
 };
 
 /* Proposes a new message accepted by this node now (SMTP ingress, DSNs):
@@ -95,6 +99,7 @@ struct rc_delivery_stats {
     uint64_t delivered, deferred, failed, undeliverable, expired, lost;
     uint64_t repeats, proposals_failed;
     uint64_t dsn_sent, dsn_failed;
+    uint64_t tracked_copies, tracking_failed; /* recipients' copies rewritten / sent unchanged after an error */
 };
 int rc_delivery_start(rc_node *n, char *err, size_t errlen);
 void rc_delivery_on_accept(rc_node *n, const struct rc_msg *m);
@@ -122,6 +127,17 @@ bool rc_api_leader_or_421(rc_node *n, struct http_request *req, const char *why)
 
 /* GET /v1/cluster/members, POST /v1/cluster/members/sync (rc_api_members.c). */
 void rc_api_members_routes(rc_node *n);
+
+/* GET /t/...: the tracking endpoint (rc_api_tracking.c, docs/TRACKING.md). */
+void rc_api_tracking_routes(rc_node *n);
+
+/* Records an engagement event (opened/clicked) of recipient what->rcpt of
+ * message id once the recipient is delivered in this node's copy (catching
+ * up with the leader first when it is not). With req, answers it as the
+ * API does; without (a tracking hit, already answered), logs the result.
+ * RC_ENOMEM: nothing started, req not answered. (rc_api.c) */
+struct rc_engagement;
+int rc_engagement_record(rc_node *n, const char *id, const struct rc_engagement *what, struct http_request *req);
 
 /* Whether this node does the leader's own work now (delivery, webhooks): it
  * leads, its leadership is ready, and it is no witness (a witness that wins

@@ -1,5 +1,5 @@
-add_library(ricochet_node STATIC rc_node.c rc_spool.c rc_api.c rc_api_members.c rc_smtp.c rc_dns.c rc_health_probe.c rc_delivery.c rc_dsn.c rc_webhooks.c)
-target_link_libraries(ricochet_node PUBLIC ricochet_config ricochet_api_json ricochet_forward ricochet_http ricochet_smtp_server ricochet_dns_server ricochet_proto ricochet_dns_resolver ricochet_smtp_client ricochet_dsn PkgConfig::CURL)
+add_library(ricochet_node STATIC rc_node.c rc_spool.c rc_api.c rc_api_members.c rc_api_tracking.c rc_smtp.c rc_dns.c rc_health_probe.c rc_delivery.c rc_dsn.c rc_webhooks.c)
+target_link_libraries(ricochet_node PUBLIC ricochet_config ricochet_api_json ricochet_forward ricochet_http ricochet_smtp_server ricochet_dns_server ricochet_proto ricochet_dns_resolver ricochet_smtp_client ricochet_dsn ricochet_track PkgConfig::CURL)
 add_executable(ricochetd ricochetd.c)
 target_link_libraries(ricochetd PRIVATE ${RICOCHET_ALLOCATOR} ricochet_node)
 set_target_properties(ricochetd PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

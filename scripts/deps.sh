@@ -8,7 +8,7 @@ BUILD_PKGS=(
   libraft-dev libuv1-dev libldns-dev libssl-dev
   libprotobuf-c-dev protobuf-c-compiler
   libh2o-dev libgmime-3.0-dev libinih-dev libjansson-dev libcurl4-openssl-dev
-  libmimalloc-dev
+  libmimalloc-dev libgumbo-dev
 )
 TEST_PKGS=(
   libcmocka-dev clang-14 libclang-rt-14-dev

@@ -544,7 +544,118 @@ def test_retention_and_discard():
             "a deferred one stayed until `ricochetctl discard`; NOTIFY=DELAY got one delay DSN")
 
 
+TRACK_BASE = "https://t.ricochet.test"  # the public name; its proxy forwards /t/ to a node's HTTP API
+
+
+def http_raw(c, path, node=1):
+    """GET without following redirects: (status, headers, body bytes)."""
+    import http.client
+    host, port = c.http(node).split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_tracking():
+    """X-Ricochet-Track (docs/TRACKING.md): an HTML newsletter to two
+    recipients goes out as two transactions, each copy with its own open
+    pixel and links (quoted-printable HTML part rewritten, the text part and
+    an attached HTML file untouched, the request field removed); fetching
+    the pixel and a link from the node's HTTP API records `opened` and
+    `clicked` (with the link) on that recipient only and redirects to the
+    link; altered or other-key URLs are refused and record nothing."""
+    from email.message import EmailMessage
+    with Cluster("1", 0, net=P.NET, sets=sets(f"tracking.url={TRACK_BASE}",
+                                              "tracking.secret=the-tracking-secret-of-this-test")) as c:
+        c.wait_leader()
+        msg = EmailMessage()
+        msg["From"] = SENDER
+        msg["To"] = "carol@sender.test, dave@sender.test"
+        msg["Subject"] = "tracking test"
+        msg["X-Ricochet-Track"] = "opens, clicks"
+        msg.set_content("Our sale: https://shop.example.com/sale?from=mail&id=7\n")
+        html = ("<html><head><title>Sale</title></head><body><p>" + "Sale today. " * 20 + "</p>"
+                "<a href=\"https://shop.example.com/sale?from=mail&amp;id=7\">Shop now</a> "
+                "<a href=\"mailto:help@shop.example.com\">help</a></body></html>")
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+        msg.add_attachment(b"<a href='https://attached.example/'>x</a>", maintype="text", subtype="html",
+                           filename="page.html")
+        host, port = c.nodes[1]["smtp"].split(":")
+        with smtplib.SMTP(host, int(port), timeout=30) as s:
+            s.ehlo("tracking-test.local")
+            assert s.mail(SENDER)[0] == 250
+            for r in ("carol@sender.test", "dave@sender.test"):
+                assert s.rcpt(r)[0] == 250
+            code, reply = s.data(msg.as_bytes(policy=email.policy.SMTP))
+        m = QUEUED.search(f"{code} {reply.decode()}")
+        assert m, (code, reply)
+        msg_id = m.group(1)
+        for i in (0, 1):
+            r = wait_rcpt(c, msg_id, i, TERMINAL)
+            expect(r["status"] == "delivered", "tracked copy not delivered", r)
+
+        copies = {}
+        def got():
+            for e in PEERS.mailbox():
+                if "tracking test" in e["data"] and len(e["rcpts"]) == 1:
+                    copies[e["rcpts"][0]] = e
+            return len(copies) == 2
+        c.wait("both tracked copies in the mailbox", got, timeout=30)
+        assert not [e for e in PEERS.mailbox() if "tracking test" in e["data"] and len(e["rcpts"]) > 1], \
+            "tracked recipients shared a transaction"
+        urls = {}
+        for idx, rcpt in enumerate(("carol@sender.test", "dave@sender.test")):
+            data = copies[rcpt]["data"]
+            assert "X-Ricochet-Track" not in data, data[:2000]
+            parsed = email.message_from_string(data, policy=email.policy.default)
+            body = parsed.get_body(("html",)).get_content()
+            text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+            assert text == "Our sale: https://shop.example.com/sale?from=mail&id=7\n", text
+            attached = [p for p in parsed.iter_attachments() if p.get_filename() == "page.html"]
+            assert attached and "https://attached.example/" in str(attached[0].get_content()), "attachment changed"
+            pix = re.findall(re.escape(TRACK_BASE) + r"(/t/o/" + msg_id + "/" + str(idx) + r"/[A-Za-z0-9_-]{22}\.gif)", body)
+            clk = re.findall(r'href="' + re.escape(TRACK_BASE) + r"(/t/c/" + msg_id + "/" + str(idx) + r"/[^\"]+)\"", body)
+            assert len(pix) == 1 and len(clk) == 1, body
+            assert body.index(pix[0]) < body.index("</body>"), body
+            assert 'href="mailto:help@shop.example.com"' in body and "Sale today. " in body, body
+            urls[idx] = (pix[0], clk[0])
+
+        st, hd, gif = http_raw(c, urls[0][0])
+        assert st == 200 and hd.get("content-type") == "image/gif" and gif.startswith(b"GIF89a"), (st, hd)
+        assert "no-store" in hd.get("cache-control", ""), hd
+        st, hd, _ = http_raw(c, urls[0][1])
+        assert st == 302 and hd.get("location") == "https://shop.example.com/sale?from=mail&id=7", (st, hd)
+
+        def engaged():
+            r = message(c, msg_id)["recipients"][0]
+            return r if hist(r, "opened") and hist(r, "clicked") else None
+        r = c.wait("opened and clicked in carol's history", engaged, timeout=30)
+        expect(r["status"] == "delivered", "engagement changed the status", r)
+        expect("https://shop.example.com/sale?from=mail&id=7" in json.dumps(hist(r, "clicked")[0]),
+               "the clicked link is not in the history entry", r)
+        # forged: another recipient's index under carol's signature, a
+        # changed signature, a target swapped in, another path
+        pix, clk = urls[0]
+        forged = [pix.replace(f"/{msg_id}/0/", f"/{msg_id}/1/"),
+                  pix[:-6] + ("A" if pix[-6] != "A" else "B") + pix[-5:],
+                  clk.rsplit("/", 1)[0] + "/aHR0cHM6Ly9ldmlsLmV4YW1wbGUv",
+                  "/t/o/" + msg_id + "/0/AAAAAAAAAAAAAAAAAAAAAA.gif"]
+        for f in forged:
+            st, _, _ = http_raw(c, f)
+            assert st == 404, (f, st)
+        time.sleep(1)
+        r1 = message(c, msg_id)["recipients"][1]
+        expect(not hist(r1, "opened") and not hist(r1, "clicked"), "a forged URL recorded an event", r1)
+        assert metric(c, 'ricochet_tracking_hits_total{result="refused"}') >= 4
+        assert metric(c, 'ricochet_tracking_copies_total{result="rewritten"}') == 2
+        log("tracked: one copy per recipient, pixel and link recorded (opened, clicked), 4 forged URLs refused")
+
+
 if __name__ == "__main__":
     with P.Peers() as PEERS:
         main([test_status_paths, test_postfix_bounce, test_lost_in_space, test_failover,
-              test_retention_and_discard])
+              test_retention_and_discard, test_tracking])
