@@ -207,9 +207,13 @@ static void send_body_fields(http_request *hr, int status, const char *ctype, co
         if (hr->api->stopping)
             req->http1_is_persistent = 0;
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
-        for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
-            h2o_add_header_by_str(&req->pool, &req->res.headers, fields[i], strlen(fields[i]), 1, NULL, fields[i + 1],
-                                  strlen(fields[i + 1]));
+        /* h2o keeps pointers to header names and values: copies in the
+         * request's pool outlive the caller's buffers */
+        for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2) {
+            h2o_iovec_t name = h2o_strdup(&req->pool, fields[i], strlen(fields[i]));
+            h2o_iovec_t value = h2o_strdup(&req->pool, fields[i + 1], strlen(fields[i + 1]));
+            h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+        }
         /* h2o_send_inline copies the body into the request's pool. */
         h2o_send_inline(req, body, len);
     } else {

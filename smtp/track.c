@@ -488,11 +488,11 @@ static void track_part_rewrite(struct track_part *tp, GMimePart *part)
         g_object_unref(mem);
         return;
     }
-    const char *html = (const char *)ba->data;
+    const char *html = ba->data ? (const char *)ba->data : ""; /* an empty part has no buffer */
     size_t len = ba->len;
     GumboOptions opt = kGumboDefaultOptions;
     opt.max_errors = TRACK_HTML_ERRORS;
-    GumboOutput *doc = gumbo_parse_with_options(&opt, html ? html : "", len);
+    GumboOutput *doc = gumbo_parse_with_options(&opt, html, len);
     if (doc == NULL) {
         tp->err = TRACK_ENOMEM;
         g_object_unref(mem);
@@ -500,7 +500,7 @@ static void track_part_rewrite(struct track_part *tp, GMimePart *part)
     }
     struct track_edit *edits = NULL;
     size_t ne = 0;
-    int rv = track_html_edits(tp, html ? html : "", len, doc, &edits, &ne);
+    int rv = track_html_edits(tp, html, len, doc, &edits, &ne);
     gumbo_destroy_output(&opt, doc);
     if (rv == TRACK_OK && ne > 0) {
         size_t links = 0;

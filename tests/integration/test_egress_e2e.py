@@ -62,6 +62,7 @@ BASE_SETS = [
     f"bounce.domain={P.BOUNCE_DOMAIN}",
 ]
 SENDER = "alice@sender.test"
+TRACK_BASE = "https://t.ricochet.test"  # tracking.url: the public name whose proxy forwards /t/ to a node
 
 PEERS = None  # one set of peers for every cluster of this run
 
@@ -395,10 +396,13 @@ def test_lost_in_space():
 def test_failover():
     """N messages to smtp-sink while the leader is killed -9 and restarted.
     The sink answers DATA after 1 s (smtp-sink -w 1), so the kill finds
-    attempts in flight whose outcome the old leader never recorded."""
+    attempts in flight whose outcome the old leader never recorded. Every
+    other message asks for tracking (its copy is made on the thread pool
+    when the kill comes): none of them may be lost either."""
     n = int(os.environ.get("EGRESS_FAILOVER_N", "200"))
     with Cluster("3", 0, net=P.NET, sets=sets("delivery.command_timeout=10s", "delivery.data_timeout=10s",
-                                              "delivery.max_connections_per_domain=20", "http.admin=true")) as c:
+                                              "delivery.max_connections_per_domain=20", "http.admin=true",
+                                              f"tracking.url={TRACK_BASE}")) as c:
         leader = c.wait_leader()
         entry = [i for i in c.nodes if i != leader][0]
         host, port = c.nodes[entry]["smtp"].split(":")
@@ -421,7 +425,12 @@ def test_failover():
                 code, _ = s.rcpt(rcpt)
                 if code != 250:
                     raise smtplib.SMTPException(f"RCPT {code}")
-                code, msg = s.data(f"Subject: failover {seq}\r\n\r\nmessage {seq}\r\n")
+                if seq % 2:
+                    code, msg = s.data(f"Subject: failover {seq}\r\n\r\nmessage {seq}\r\n")
+                else:
+                    code, msg = s.data(f"Subject: failover {seq}\r\nX-Ricochet-Track: opens, clicks\r\n"
+                                       f"MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n"
+                                       f"<p>message {seq} <a href=\"https://example.com/{seq}\">x</a></p>\r\n")
                 m = QUEUED.search(f"{code} {msg.decode(errors='replace')}")
                 if m:
                     accepted[m.group(1)] = rcpt
@@ -476,6 +485,11 @@ def test_failover():
             f"{repeat_lines[0] if repeat_lines else '-'}")
         assert not not_delivered, f"recipients not delivered: {not_delivered}"
         assert not missing, f"smtp-sink never saw {len(missing)} accepted recipients: {missing[:10]}"
+        # (counters restart with a node: the killed leader's copies are not in the sum)
+        tracked = metric(c, 'ricochet_tracking_copies_total{result="rewritten"}')
+        untracked = metric(c, 'ricochet_tracking_copies_total{result="sent_unchanged"}')
+        log(f"failover: tracked copies made by the live nodes {tracked:g}, sent unchanged {untracked:g}")
+        assert tracked > 0 and untracked == 0, (tracked, untracked)
 
         # A planned transfer while attempts are in flight: they finish first,
         # so nothing is repeated and nothing is delivered twice.
@@ -543,8 +557,6 @@ def test_retention_and_discard():
         log("a final message left the state on all 3 nodes after delivery.retention (2 s); "
             "a deferred one stayed until `ricochetctl discard`; NOTIFY=DELAY got one delay DSN")
 
-
-TRACK_BASE = "https://t.ricochet.test"  # the public name; its proxy forwards /t/ to a node's HTTP API
 
 
 def http_raw(c, path, node=1):

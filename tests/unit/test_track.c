@@ -222,6 +222,12 @@ static void test_rewrite_limits_and_hostile(void **state)
     assert_int_equal(track_rewrite(&key, "M", 0, 3, deep, w, &lim, &out, &n, &res), TRACK_OK);
     free(out);
     free(deep);
+    /* an empty HTML part gets the pixel */
+    const char *empty = "Content-Type: text/html\r\n\r\n";
+    assert_int_equal(track_rewrite(&key, "M", 0, 3, empty, strlen(empty), &lim, &out, &n, &res), TRACK_OK);
+    assert_int_equal(res.html_parts, 1);
+    assert_non_null(strstr(out, "/t/o/M/0/"));
+    free(out);
     /* bad arguments */
     assert_int_equal(track_rewrite(&key, "bad id", 0, 3, html, strlen(html), &lim, &out, &n, &res), TRACK_EINVAL);
     assert_null(out);
