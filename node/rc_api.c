@@ -921,12 +921,12 @@ static void get_metrics(http_request *req, void *data)
         "ricochet_tracking_copies_total{result=\"rewritten\"} %" PRIu64 "\nricochet_tracking_copies_total{result=\"sent_unchanged\"} %" PRIu64 "\n"
         "# HELP ricochet_tracking_hits_total Requests to the tracking endpoint of this node, by result.\n# TYPE ricochet_tracking_hits_total counter\n"
         "ricochet_tracking_hits_total{result=\"recorded\"} %" PRIu64 "\nricochet_tracking_hits_total{result=\"not_recorded\"} %" PRIu64 "\n"
-        "ricochet_tracking_hits_total{result=\"refused\"} %" PRIu64 "\n"
+        "ricochet_tracking_hits_total{result=\"skipped\"} %" PRIu64 "\nricochet_tracking_hits_total{result=\"refused\"} %" PRIu64 "\n"
         "# HELP ricochet_messages_forgotten_total Messages removed from the state by delivery.retention since this node started.\n# TYPE ricochet_messages_forgotten_total counter\nricochet_messages_forgotten_total %" PRIu64 "\n",
         ds.active, ds.queue, ds.inflight_transactions, ds.connections, ds.transactions, ds.rcpt_attempts,
         ds.connections_reused, ds.delivered, ds.deferred, ds.failed, ds.undeliverable, ds.expired, ds.lost,
         ds.repeats, ds.dsn_sent, ds.tracked_copies, ds.tracking_failed, n->tracking_recorded,
-        n->tracking_not_recorded, n->tracking_refused, rc_fsm_forgotten_messages(fsm));
+        n->tracking_not_recorded, n->tracking_skipped, n->tracking_refused, rc_fsm_forgotten_messages(fsm));
     len = (int)strlen(buf);
     struct rc_webhooks_stats ws;
     rc_webhooks_get_stats(n, &ws);

@@ -12,6 +12,7 @@
 #include "node/rc_engagement_json.h"
 #include "node/rc_node_internal.h"
 #include "raft/rc_fsm.h"
+#include "raft/rc_raft.h"
 #include "smtp/track.h"
 
 _Static_assert(TRACK_TARGET_MAX <= RC_ENGAGEMENT_URL_MAX, "a clicked link's target fits the event's url");
@@ -21,6 +22,53 @@ static const unsigned char track_gif[] = {
     0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
     0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+
+static uint64_t hit_key(const struct track_hit *h)
+{
+    uint64_t k = 1469598103934665603ull; /* FNV-1a */
+    const char *parts[] = {h->id, h->event == TRACK_OPENS ? "o" : "c", h->target};
+    for (size_t p = 0; p < 3; p++) {
+        for (const char *c = parts[p]; *c; c++)
+            k = (k ^ (uint8_t)*c) * 1099511628211ull;
+        k = (k ^ 0xff) * 1099511628211ull;
+    }
+    return (k ^ h->rcpt) * 1099511628211ull;
+}
+
+/* Why a valid hit is not recorded (NULL: record it): the same event of the
+ * same recipient (and link) was recorded within tracking.repeat_window, in
+ * the history or by this node's proposals not yet there; or the
+ * recipient's history holds tracking.max_events engagement entries. */
+static const char *hit_not_recorded(rc_node *n, const struct track_hit *h)
+{
+    uint64_t now = rc_now_ms(), window = n->cfg.tracking_repeat_window_ms;
+    const struct rc_msg *m = rc_fsm_message(rc_raft_fsm(n->raft), h->id);
+    int status = h->event == TRACK_OPENS ? RC_ST_OPENED : RC_ST_CLICKED;
+    if (m != NULL && h->rcpt < m->n_rcpts) {
+        const struct rc_rcpt *r = &m->rcpts[h->rcpt];
+        size_t events = 0;
+        for (size_t i = 0; i < r->n_history; i++) {
+            const struct rc_history *x = &r->history[i];
+            if (x->status != RC_ST_OPENED && x->status != RC_ST_CLICKED)
+                continue;
+            events++;
+            if (window > 0 && x->status == status && x->at_ms + window > now &&
+                (status == RC_ST_OPENED || (x->text != NULL && strcmp(x->text, h->target) == 0)))
+                return "repeat";
+        }
+        if (events >= n->cfg.tracking_max_events)
+            return "max_events";
+    }
+    if (window > 0) {
+        uint64_t key = hit_key(h);
+        size_t slot = (size_t)(key % (sizeof n->tracking_recent / sizeof n->tracking_recent[0]));
+        if (n->tracking_recent[slot].key == key && n->tracking_recent[slot].at_ms + window > now)
+            return "repeat";
+        n->tracking_recent[slot].key = key;
+        n->tracking_recent[slot].at_ms = now;
+    }
+    return NULL;
+}
 
 static void get_tracking(http_request *req, void *data)
 {
@@ -47,6 +95,12 @@ static void get_tracking(http_request *req, void *data)
         http_respond_bytes(req, 302, "text/plain; charset=utf-8", moved, sizeof moved - 1, fields);
     }
     /* the answer is gone; now the record */
+    const char *skip = hit_not_recorded(n, &hit);
+    if (skip != NULL) {
+        n->tracking_skipped++;
+        rc_debug("api", "tracking_not_recorded id=%s rcpt=%u reason=%s", hit.id, hit.rcpt, skip);
+        return;
+    }
     struct rc_engagement what;
     memset(&what, 0, sizeof what);
     what.rcpt = hit.rcpt;

@@ -149,6 +149,8 @@ static const struct cfg_item schema[] = {
     {"tracking", "secret", T_STR, 0, 0, "", F(tracking_secret), "HMAC key of tracking URLs, the same on every node, at least 16 bytes (default: derived from cluster.secret). Changing it invalidates the URLs in mail already sent."},
     {"tracking", "max_html", T_SIZE, 1024, 1u << 30, "2M", F(tracking_max_html), "Largest HTML part (decoded) that is rewritten; larger ones are sent as they are."},
     {"tracking", "max_links", T_UINT, 0, 100000, "500", F(tracking_max_links), "Links rewritten per HTML part; later ones stay as they are."},
+    {"tracking", "repeat_window", T_DURATION, 0, 86400000, "5m", F(tracking_repeat_window_ms), "A hit on the same pixel, or the same link of the same recipient, within this time of one recorded is answered but not recorded again (mail clients reload images; 0: record every hit)."},
+    {"tracking", "max_events", T_UINT, 1, 100000, "100", F(tracking_max_events), "Most opened and clicked entries the tracking endpoint records in one recipient's history; later hits are answered but not recorded (the endpoint is public: this bounds what anyone holding a tracked mail can add to the replicated state)."},
 };
 
 /* ---------------------------------------------------------------- values */

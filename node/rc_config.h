@@ -102,7 +102,7 @@ struct rc_config {
 
     /* [tracking] */
     char tracking_url[RC_CFG_STR], tracking_secret[RC_CFG_STR + 8];
-    uint64_t tracking_max_html, tracking_max_links;
+    uint64_t tracking_max_html, tracking_max_links, tracking_repeat_window_ms, tracking_max_events;
 };
 
 /* Fills every key with its default. */

@@ -56,7 +56,11 @@ struct rc_node {
     /* tracking hits (rc_api_tracking.c): recorded, not recorded (message
      * unknown or forgotten, recipient not delivered, no leader), refused
      * (not a URL this cluster made) */
-    uint64_t tracking_recorded, tracking_not_recorded, tracking_refused;
+    uint64_t tracking_recorded, tracking_not_recorded, tracking_refused, tracking_skipped;
+    /* hits this node proposed lately (hash of message, recipient, event,
+     * link → when): repeats within tracking.repeat_window not yet in the
+     * history are recognised too */
+    struct { uint64_t key, at_ms; } tracking_recent[256];
 };
 
 /* Proposes a new message accepted by this node now (SMTP ingress, DSNs):

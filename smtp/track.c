@@ -27,7 +27,7 @@ const char *track_strerror(int err)
     case TRACK_OK: return "ok";
     case TRACK_EINVAL: return "invalid argument";
     case TRACK_ENOMEM: return "out of memory";
-    case TRACK_EPARSE: return "the message could not be read as MIME";
+    case TRACK_EPARSE: return "the message is not MIME that can be written back as it came";
     case TRACK_ENOTRACK: return "not a tracking URL";
     case TRACK_EBADMAC: return "signature does not match";
     default: return "unknown error";
@@ -543,6 +543,28 @@ static void track_visit(GMimeObject *parent, GMimeObject *obj, gpointer data)
 
 /* ---------------------------------------------------------------- the copy */
 
+/* GMime's reports of input it cannot write back as it came (a header line
+ * that is no field, a multipart without its boundary, a truncated
+ * message): the copy would lose or change those bytes, so the message is
+ * sent as submitted instead. Harmless oddities (duplicate fields, 8-bit
+ * header bytes, bad parameters) are kept as they are by GMime. */
+static void track_parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
+{
+    (void)offset;
+    (void)item;
+    bool *unsafe = data;
+    switch (code) {
+    case GMIME_WARN_MALFORMED_MULTIPART: case GMIME_WARN_TRUNCATED_MESSAGE: case GMIME_WARN_MALFORMED_MESSAGE:
+    case GMIME_CRIT_INVALID_HEADER_NAME: case GMIME_CRIT_CONFLICTING_HEADER: case GMIME_CRIT_CONFLICTING_PARAMETER:
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: case GMIME_CRIT_NESTING_OVERFLOW: case GMIME_WARN_PART_WITHOUT_CONTENT:
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+        *unsafe = true;
+        break;
+    default:
+        break;
+    }
+}
+
 static pthread_once_t track_gmime_once = PTHREAD_ONCE_INIT;
 
 /* The same initialisation as the bounce analyser and the DSN builder:
@@ -579,9 +601,15 @@ int track_rewrite(const struct track_key *key, const char *id, uint32_t rcpt, un
     }
     GMimeStream *s = g_mime_stream_mem_new_with_byte_array(in);
     GMimeParser *p = g_mime_parser_new_with_stream(s);
-    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+    GMimeParserOptions *po = g_mime_parser_options_new();
+    bool unsafe = false;
+    g_mime_parser_options_set_warning_callback(po, track_parser_warning, &unsafe);
+    GMimeMessage *m = g_mime_parser_construct_message(p, po);
     g_object_unref(p);
-    if (m == NULL) {
+    g_mime_parser_options_free(po);
+    if (m == NULL || unsafe) {
+        if (m != NULL)
+            g_object_unref(m);
         g_object_unref(s);
         return TRACK_EPARSE;
     }

@@ -582,7 +582,8 @@ def test_tracking():
     link; altered or other-key URLs are refused and record nothing."""
     from email.message import EmailMessage
     with Cluster("1", 0, net=P.NET, sets=sets(f"tracking.url={TRACK_BASE}",
-                                              "tracking.secret=the-tracking-secret-of-this-test")) as c:
+                                              "tracking.secret=the-tracking-secret-of-this-test",
+                                              "tracking.repeat_window=3s", "tracking.max_events=3")) as c:
         c.wait_leader()
         msg = EmailMessage()
         msg["From"] = SENDER
@@ -649,6 +650,21 @@ def test_tracking():
         expect(r["status"] == "delivered", "engagement changed the status", r)
         expect("https://shop.example.com/sale?from=mail&id=7" in json.dumps(hist(r, "clicked")[0]),
                "the clicked link is not in the history entry", r)
+        # a reload of the image within tracking.repeat_window is not recorded
+        # again; after it, it is, up to tracking.max_events (3) per recipient
+        assert http_raw(c, urls[0][0])[0] == 200
+        time.sleep(3.5)
+        assert http_raw(c, urls[0][0])[0] == 200
+        c.wait("the second open after the window", lambda: len(hist(message(c, msg_id)["recipients"][0], "opened")) == 2,
+               timeout=30)
+        time.sleep(3.5)
+        assert http_raw(c, urls[0][0])[0] == 200 and http_raw(c, urls[0][1])[0] == 302
+        time.sleep(1)
+        r = message(c, msg_id)["recipients"][0]
+        expect(len(hist(r, "opened")) == 2 and len(hist(r, "clicked")) == 1, "repeat window or max_events not kept", r)
+        # 3: the reload, then both over max_events (2 if a slow machine let the
+        # window pass before the reload)
+        assert metric(c, 'ricochet_tracking_hits_total{result="skipped"}') >= 2
         # forged: another recipient's index under carol's signature, a
         # changed signature, a target swapped in, another path
         pix, clk = urls[0]

@@ -104,7 +104,7 @@ static const char mail[] =
     "<a href=3D'mailto:help@shop.example.com'>help</a> <a href=3D\"#top\">top</a>\r\n"
     "<A HREF=3Dhttp://shop.example.com/x>x</A><b><a href=3D\"https://b.example/\"><i>nested</b>y</a>\r\n"
     "</body></html>\r\n"
-    "--alt--\r\n"
+    "--alt--\r\n\r\n"
     "--outer\r\nContent-Type: text/html\r\nContent-Disposition: attachment; filename=\"page.html\"\r\n\r\n"
     "<a href=\"https://attached.example/\">kept</a>\r\n"
     "--outer--\r\n";
@@ -173,6 +173,18 @@ static void test_rewrite(void **state)
     free(flat);
     free(out);
 
+    /* nothing asked: the copy is the message without the field, byte for byte */
+    assert_int_equal(track_rewrite(&key, "MSG1", 3, 0, mail, strlen(mail), &lim, &out, &n, &res), TRACK_OK);
+    const char *field = strstr(mail, "X-Ricochet-Track: opens, clicks\r\n");
+    size_t fl = strlen("X-Ricochet-Track: opens, clicks\r\n"), head = (size_t)(field - mail);
+    assert_int_equal(n, strlen(mail) - fl);
+    assert_memory_equal(out, mail, head);
+    assert_memory_equal(out + head, field + fl, n - head);
+    free(out);
+    /* a header line that is no field: GMime would drop it, so no copy */
+    const char *bad = "From: a@b\r\nX-Ricochet-Track: opens\r\nContent-Type: text/html;\r\ncharset=utf-8\r\n\r\n<p>x</p>\r\n";
+    assert_int_equal(track_rewrite(&key, "M", 0, TRACK_OPENS, bad, strlen(bad), &lim, &out, &n, &res), TRACK_EPARSE);
+    assert_null(out);
     /* opens only: links stay; a text-only message loses just the field */
     assert_int_equal(track_rewrite(&key, "MSG1", 0, TRACK_OPENS, mail, strlen(mail), &lim, &out, &n, &res), TRACK_OK);
     assert_int_equal(res.links, 0);
