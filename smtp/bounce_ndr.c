@@ -554,21 +554,7 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
      * following recipients were affected: a@b": a reply stated once
      * above the list belongs to every recipient whose own text has none */
     char lead[600] = "";
-    const char *top = NULL;
-    for (size_t i = 0; i < nc; i++)
-        if (c[i].first != NULL && (top == NULL || c[i].first < top))
-            top = c[i].first;
-    if (top != NULL) {
-        const char *ls, *le;
-        bounce_line_of(t, top, &ls, &le);
-        char *pre = bounce__strndup(t, (size_t)(ls - t));
-        if (pre == NULL) {
-            rv = BOUNCE_ENOMEM;
-            goto out;
-        }
-        bounce_pick_diag(pre, lead, sizeof lead);
-        free(pre);
-    }
+    bool lead_read = false;
     for (size_t i = 0; i < nc && rv == 0; i++) {
         char *ctx = c[i].first ? bounce_context(t, c[i].first, c, nc, c[i].addr)
                                : bounce__strndup(t, strlen(t) < BOUNCE_CTX_MAX ? strlen(t) : BOUNCE_CTX_MAX);
@@ -576,8 +562,27 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
             rv = BOUNCE_ENOMEM;
             break;
         }
-        bounce_pick_diag(ctx, diag, sizeof diag);
-        if (diag[0] == '\0' && lead[0] != '\0' && c[i].first != NULL) {
+        char st[16];
+        bool says = c[i].first == NULL || bounce__find_code(ctx, NULL) != 0 || bounce__find_status(ctx, st, sizeof st);
+        if (!says && !lead_read) {
+            /* the text above the first recipient, read once */
+            lead_read = true;
+            const char *top = NULL;
+            for (size_t k = 0; k < nc; k++)
+                if (c[k].first != NULL && (top == NULL || c[k].first < top))
+                    top = c[k].first;
+            const char *ls, *le;
+            bounce_line_of(t, top, &ls, &le);
+            char *pre = bounce__strndup(t, (size_t)(ls - t));
+            if (pre == NULL) {
+                free(ctx);
+                rv = BOUNCE_ENOMEM;
+                break;
+            }
+            bounce_pick_diag(pre, lead, sizeof lead);
+            free(pre);
+        }
+        if (!says && lead[0] != '\0') {
             size_t n = strlen(lead) + strlen(ctx) + 2;
             char *both = malloc(n);
             if (both == NULL) {
