@@ -590,20 +590,29 @@ static void tx_mark_attempt(struct tx *t)
 
 /* The MX lookup comes first: it contacts nobody, so a planned transfer
  * need not wait for it and a new leader has no attempt to count. */
+/* Before anyone was contacted (copy made, MX looked up): true when
+ * leadership is going (or gone) and t was ended. The recipients stay as they
+ * are, for this leader after a failed transfer or for the next one. */
+static bool tx_abandoned(struct tx *t)
+{
+    struct rc_delivery *dl = t->dl;
+    if (dl->active && !dl->stopping && !dl->quiescing)
+        return false;
+    t->resolving = false;
+    if (dl->active && !dl->stopping)
+        for (size_t i = 0; i < t->n; i++)
+            heap_push(dl, t->id, t->rcpts[i], rc_now_ms() + BUSY_RETRY_MS);
+    tx_end(t); /* kicks the scheduler, which sees the quiesce through */
+    return true;
+}
+
 static void tx_resolved(const struct dns_mx_result *res, void *arg)
 {
     struct tx *t = arg;
     struct rc_delivery *dl = t->dl;
-    t->resolving = false;
-    if (!dl->active || dl->stopping || dl->quiescing) {
-        /* Leadership is going (or gone): the recipients stay as they are,
-         * for this leader after a failed transfer or for the next one. */
-        if (dl->active && !dl->stopping)
-            for (size_t i = 0; i < t->n; i++)
-                heap_push(dl, t->id, t->rcpts[i], rc_now_ms() + BUSY_RETRY_MS);
-        tx_end(t); /* kicks the scheduler, which sees the quiesce through */
+    if (tx_abandoned(t))
         return;
-    }
+    t->resolving = false;
     if (res->status == DNS_MX_PERMFAIL) {
         struct outcome o = {.status = RC_ST_UNDELIVERABLE, .text = res->errmsg,
                             .reason = res->err == DNS_ENULLMX ? "notaccept" : "hostunknown", .hard = true};
@@ -725,12 +734,8 @@ static void tx_track_done(uv_work_t *req, int status)
                 status != 0 ? uv_strerror(status) : track_strerror(j->rv));
     }
     free(j);
-    if (!dl->active || dl->stopping || dl->quiescing) {
-        struct dns_mx_result r = {.status = DNS_MX_TEMPFAIL};
-        tx_resolved(&r, t); /* leaves the recipients as they are */
-    } else {
+    if (!tx_abandoned(t))
         tx_resolve(t);
-    }
     client_closed(dl);
 }
 

@@ -574,6 +574,19 @@ static void track_gmime_init(void)
     g_mime_init();
 }
 
+/* Writes n bytes through filter (taken over) into mem, then rewinds mem. */
+static void track_write_filtered(GMimeStream *mem, GMimeFilter *filter, const char *data, size_t n)
+{
+    GMimeStream *f = g_mime_stream_filter_new(mem);
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), filter);
+    g_object_unref(filter);
+    if (n > 0)
+        g_mime_stream_write(f, data, n);
+    g_mime_stream_flush(f);
+    g_object_unref(f);
+    g_mime_stream_seek(mem, 0, GMIME_STREAM_SEEK_SET);
+}
+
 int track_rewrite(const struct track_key *key, const char *id, uint32_t rcpt, unsigned what, const char *msg,
                   size_t len, const struct track_limits *lim, char **out, size_t *outlen, struct track_result *res)
 {
@@ -586,20 +599,10 @@ int track_rewrite(const struct track_key *key, const char *id, uint32_t rcpt, un
     if (key == NULL || id == NULL || !track_id_ok(id) || msg == NULL || lim == NULL)
         return TRACK_EINVAL;
     pthread_once(&track_gmime_once, track_gmime_init);
-    /* GMime reads and writes LF line ends; the spool and SMTP use CRLF */
-    GByteArray *in = g_byte_array_sized_new((guint)len);
-    for (size_t i = 0; i < len;) {
-        const char *cr = memchr(msg + i, '\r', len - i);
-        size_t run = cr ? (size_t)(cr - msg) - i : len - i;
-        g_byte_array_append(in, (const guint8 *)msg + i, (guint)run);
-        i += run;
-        if (i < len) { /* a CR: dropped before LF */
-            if (!(i + 1 < len && msg[i + 1] == '\n'))
-                g_byte_array_append(in, (const guint8 *)msg + i, 1);
-            i++;
-        }
-    }
-    GMimeStream *s = g_mime_stream_mem_new_with_byte_array(in);
+    /* GMime reads and writes LF line ends; the spool and SMTP use CRLF.
+     * GMime's own line-end filters convert both ways (as in dsn.c). */
+    GMimeStream *s = g_mime_stream_mem_new();
+    track_write_filtered(s, g_mime_filter_dos2unix_new(FALSE), msg, len);
     GMimeParser *p = g_mime_parser_new_with_stream(s);
     GMimeParserOptions *po = g_mime_parser_options_new();
     bool unsafe = false;
@@ -618,30 +621,26 @@ int track_rewrite(const struct track_key *key, const char *id, uint32_t rcpt, un
     int rv = tp.err;
     if (rv == TRACK_OK) {
         g_mime_object_remove_header(GMIME_OBJECT(m), TRACK_HEADER);
-        GMimeStream *o = g_mime_stream_mem_new();
-        if (g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, o) < 0) {
+        GMimeStream *lf = g_mime_stream_mem_new();
+        if (g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, lf) < 0) {
             rv = TRACK_ENOMEM;
         } else {
-            GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(o));
-            size_t lf = 0;
-            for (guint i = 0; i < ba->len; i++)
-                lf += ba->data[i] == '\n';
-            char *w = malloc(ba->len + lf + 1);
+            GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(lf));
+            GMimeStream *o = g_mime_stream_mem_new();
+            track_write_filtered(o, g_mime_filter_unix2dos_new(FALSE), (const char *)ba->data, ba->len);
+            ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(o));
+            char *w = malloc(ba->len + 1);
             if (w == NULL) {
                 rv = TRACK_ENOMEM;
             } else {
-                size_t k = 0;
-                for (guint i = 0; i < ba->len; i++) {
-                    if (ba->data[i] == '\n' && (i == 0 || ba->data[i - 1] != '\r'))
-                        w[k++] = '\r';
-                    w[k++] = (char)ba->data[i];
-                }
-                w[k] = '\0';
+                memcpy(w, ba->data, ba->len);
+                w[ba->len] = '\0';
                 *out = w;
-                *outlen = k;
+                *outlen = ba->len;
             }
+            g_object_unref(o);
         }
-        g_object_unref(o);
+        g_object_unref(lf);
     }
     g_object_unref(m);
     g_object_unref(s);
