@@ -100,6 +100,17 @@ static const char *bounce_strip_type(const char *v)
     return semi;
 }
 
+/* No recipient's fields yet. Only the first byte of each field is set:
+ * the state is 3.6 KiB, and zeroing it all cost more than the fields'
+ * parse. */
+static void bounce_dsn_clear(struct bounce_dsn_state *s)
+{
+    s->fr[0] = s->orcpt[0] = s->action[0] = s->status[0] = s->diag[0] = s->rmta[0] = '\0';
+    s->status_note[0] = '\0';
+    s->hint = BOUNCE_R_NONE;
+    s->dtype[0] = '\0';
+}
+
 static int bounce_dsn_flush(struct bounce_dsn_state *s)
 {
     int rv = 0;
@@ -122,10 +133,7 @@ static int bounce_dsn_flush(struct bounce_dsn_state *s)
         free(fr);
         free(orc);
     }
-    s->fr[0] = s->orcpt[0] = s->action[0] = s->status[0] = s->diag[0] = s->rmta[0] = '\0';
-    s->status_note[0] = '\0';
-    s->hint = BOUNCE_R_NONE;
-    s->dtype[0] = '\0';
+    bounce_dsn_clear(s);
     return rv;
 }
 
@@ -193,11 +201,11 @@ static int bounce_dsn_field(void *arg, const char *name, const char *value)
 
 static int bounce_dsn_fields(bounce_report *r, const char *text, size_t len)
 {
-    struct bounce_dsn_state *s = calloc(1, sizeof *s);
+    struct bounce_dsn_state *s = malloc(sizeof *s);
     if (s == NULL)
         return BOUNCE_ENOMEM;
     s->r = r;
-    s->hint = BOUNCE_R_NONE;
+    bounce_dsn_clear(s);
     int rv = bounce_fields(text, len, bounce_dsn_field, s);
     if (rv == 0)
         rv = bounce_dsn_flush(s);

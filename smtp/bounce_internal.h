@@ -22,9 +22,18 @@ struct bounce__part {
     size_t len;
 };
 
+/* Headers are found by the hash of their name: a lookup visits only the
+ * headers of its bucket (a report's analysis asks some hundred times). */
+#define BOUNCE_HDR_BUCKETS 32
+struct bounce__hkey {
+    uint32_t key;  /* bounce__hdr_key() of the name */
+    uint32_t next; /* 1 + index of the next header of the same bucket, 0: none */
+};
+
 struct bounce__hdrs {
     struct bounce_header *v;  /* name owned (malloc), value in the same block */
-    uint32_t *key;            /* bounce__hdr_key() of each name: lookups compare these first */
+    struct bounce__hkey *k;   /* per header */
+    uint32_t head[BOUNCE_HDR_BUCKETS], tail[BOUNCE_HDR_BUCKETS]; /* 1 + index, 0: none */
     size_t n, cap, max;
 };
 
@@ -149,12 +158,25 @@ const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d);
 bool bounce__block_has(const char *block, const char *name, const char *needle);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
 void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
-const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name);
-/* A header name's hash, case folded (equal for names equal but for case). */
-uint32_t bounce__hdr_key(const char *name);
+/* A header name's hash, case folded (equal for names equal but for case):
+ * FNV-1a over the ASCII-lower-cased name. Inline, so that the compiler
+ * computes it for the constant names the analyser asks for. */
+static inline uint32_t bounce__hdr_key(const char *name)
+{
+    uint32_t k = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        k = (k ^ (uint32_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c)) * 16777619u;
+    return k;
+}
 /* The value of the next field called name at or after *i (then *i is past
  * it), or NULL; key is bounce__hdr_key(name). */
 const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i);
+/* The value of the first field called name, or NULL. */
+static inline const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name)
+{
+    size_t i = 0;
+    return bounce__hdrs_next(h, name, bounce__hdr_key(name), &i);
+}
 
 /* bounce_util.c: small string helpers */
 /* The enhanced status a free text gives (the most telling of several);
@@ -175,6 +197,8 @@ void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);
 const char *bounce__memistr(const char *hay, size_t len, const char *needle);
+/* memmem(), faster on the long texts the analyser scans. */
+const char *bounce__memmem(const char *hay, size_t len, const char *needle, size_t nl);
 bool bounce__starts_ci(const char *s, const char *prefix);
 /* Finds the first "ddd" reply code (2xx..5xx) standing alone; 0 if none. */
 int bounce__find_code(const char *s, const char **where);

@@ -30,37 +30,45 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
         struct bounce_header *v = realloc(h->v, cap * sizeof *v);
         if (v != NULL)
             h->v = v;
-        uint32_t *key = v != NULL ? realloc(h->key, cap * sizeof *key) : NULL;
-        if (key == NULL) {
+        struct bounce__hkey *k = v != NULL ? realloc(h->k, cap * sizeof *k) : NULL;
+        if (k == NULL) {
             free(block);
             return BOUNCE_ENOMEM;
         }
-        h->key = key;
+        h->k = k;
         h->cap = cap;
     }
+    uint32_t key = bounce__hdr_key(block), b = key % BOUNCE_HDR_BUCKETS;
     h->v[h->n].name = block;
     h->v[h->n].value = block + name_len + 1;
-    h->key[h->n] = bounce__hdr_key(block);
+    h->k[h->n].key = key;
+    h->k[h->n].next = 0;
+    if (h->tail[b] != 0)
+        h->k[h->tail[b] - 1].next = (uint32_t)h->n + 1;
+    else
+        h->head[b] = (uint32_t)h->n + 1;
+    h->tail[b] = (uint32_t)h->n + 1;
     h->n++;
     return BOUNCE_OK;
 }
 
-/* FNV-1a over the ASCII-lower-cased name. */
-uint32_t bounce__hdr_key(const char *name)
-{
-    uint32_t k = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        k = (k ^ (uint32_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c)) * 16777619u;
-    return k;
-}
-
 const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i)
 {
-    for (size_t k = *i; k < h->n; k++)
-        if (h->key[k] == key && g_ascii_strcasecmp(h->v[k].name, name) == 0) {
+    size_t len = 0;
+    for (uint32_t j = h->head[key % BOUNCE_HDR_BUCKETS]; j != 0; j = h->k[j - 1].next) {
+        size_t k = j - 1;
+        if (k < *i || h->k[k].key != key)
+            continue;
+        /* the name ends where its value's block starts; most names are
+         * spelt as asked, byte for byte */
+        const char *have = h->v[k].name;
+        len = len ? len : strlen(name);
+        if ((size_t)(h->v[k].value - have) == len + 1 &&
+            (memcmp(have, name, len) == 0 || g_ascii_strncasecmp(have, name, len) == 0)) {
             *i = k + 1;
             return h->v[k].value;
         }
+    }
     *i = h->n;
     return NULL;
 }
@@ -78,18 +86,12 @@ int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value
     return bounce_hdrs_push(h, block, nl);
 }
 
-const char *bounce__hdrs_get(const struct bounce__hdrs *h, const char *name)
-{
-    size_t i = 0;
-    return bounce__hdrs_next(h, name, bounce__hdr_key(name), &i);
-}
-
 void bounce__hdrs_free(struct bounce__hdrs *h)
 {
     for (size_t i = 0; i < h->n; i++)
         free((char *)h->v[i].name);
     free(h->v);
-    free(h->key);
+    free(h->k);
     size_t max = h->max;
     memset(h, 0, sizeof *h);
     h->max = max;
@@ -267,9 +269,63 @@ static bool bounce_field_content(const struct bounce_field *f)
     return f->name_len >= 8 && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
 }
 
+/* The fields GMime is given: the only two that decide how the body is
+ * read. GMime would build an object for every other one (MIME-Version,
+ * Content-Description, Content-ID, Content-Disposition with its
+ * parameters), and nothing reads them. */
 static bool bounce_field_mime(const struct bounce_field *f)
 {
-    return bounce_field_content(f) || bounce_field_is(f, "MIME-Version");
+    return bounce_field_is(f, "Content-Type") || bounce_field_is(f, "Content-Transfer-Encoding");
+}
+
+static bool bounce_lwsp(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A raw header value (n bytes, up to a NUL) unfolded as GMime's
+ * g_mime_utils_header_unfold() does: blanks and line breaks around it
+ * dropped, CR and LF inside removed, the blanks of each fold kept. Written
+ * at out (room for n + 1); returns its length. */
+static size_t bounce_unfold_keep(char *out, const char *raw, size_t n)
+{
+    const char *s = raw, *e = raw + strnlen(raw, n);
+    while (s < e && bounce_lwsp(*s))
+        s++;
+    while (e > s && bounce_lwsp(e[-1]))
+        e--;
+    char *w = out;
+    for (; s < e; s++)
+        if (*s != '\r' && *s != '\n')
+            *w++ = *s;
+    *w = '\0';
+    return (size_t)(w - out);
+}
+
+/* ASCII text without an encoded word comes out of GMime's decoder as it
+ * went in. */
+static bool bounce_header_plain(const char *v)
+{
+    if (strstr(v, "=?") != NULL)
+        return false;
+    for (; *v; v++)
+        if ((unsigned char)*v >= 0x80)
+            return false;
+    return true;
+}
+
+/* A header value (n bytes of raw text after the colon) as GMime's
+ * g_mime_header_get_value() gives it: unfolded, encoded words and 8-bit
+ * text decoded. g_malloc'd. */
+static char *bounce_header_decode(const char *raw, size_t n)
+{
+    char *unfolded = g_malloc(n + 1);
+    bounce_unfold_keep(unfolded, raw, n);
+    if (bounce_header_plain(unfolded))
+        return unfolded;
+    char *decoded = g_mime_utils_header_decode_text(NULL, unfolded);
+    g_free(unfolded);
+    return decoded;
 }
 
 /* A field into h as the rest of the analyser reads it: unfolded, and for
@@ -290,25 +346,20 @@ static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f
         return bounce_hdrs_push(h, block, f->name_len);
     }
     /* unfolded the way GMime's decoder expects (blanks of a fold kept) */
-    memcpy(value, f->value, f->value_len);
-    value[f->value_len] = '\0';
-    char *unfolded = g_mime_utils_header_unfold(value);
-    /* ASCII text without an encoded word comes out of the decoder as it
-     * went in: spare the call */
-    bool plain = unfolded != NULL && strstr(unfolded, "=?") == NULL;
-    for (const char *c = unfolded; plain && *c; c++)
-        plain = (unsigned char)*c < 0x80;
-    char *decoded = unfolded && !plain ? g_mime_utils_header_decode_text(NULL, unfolded) : NULL;
-    int rv = bounce__hdrs_add(h, block, decoded ? decoded : unfolded ? unfolded : "");
+    bounce_unfold_keep(value, f->value, f->value_len);
+    if (bounce_header_plain(value))
+        return bounce_hdrs_push(h, block, f->name_len);
+    char *decoded = g_mime_utils_header_decode_text(NULL, value);
+    int rv = bounce__hdrs_add(h, block, decoded ? decoded : "");
     g_free(decoded);
-    g_free(unfolded);
     free(block);
     return rv;
 }
 
 /* The fields of a header block into h, Content-* left out; with mime, the
- * MIME fields (Content-*, MIME-Version) are also copied there as written
- * (room for len bytes), *mime_len their length. Returns the offset of the
+ * fields GMime needs (Content-Type, Content-Transfer-Encoding) are also
+ * copied there as written (room for len bytes), *mime_len their length.
+ * Returns the offset of the
  * body, or -1 if a line is no header field (h is then left empty, for
  * GMime to read the block its own way). */
 static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, char *mime,
@@ -448,18 +499,68 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
     return out;
 }
 
-/* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
- * are converted to UTF-8 from their charset. GMime decodes the transfer
- * encoding; iconv converts. */
-/* Content without a transfer encoding, read straight from the part's
- * stream: GMime's writer would copy it through a filter stream with no
- * filter in it (three objects per part for nothing). At most max bytes,
- * or all of it when a charset conversion follows (its output is what is
- * cut). malloc'd, NUL-terminated; NULL if out of memory. */
-static char *bounce_leaf_plain(GMimeStream *cs, size_t max, size_t *outlen)
+/* A charset whose text is read as it is (no conversion). */
+static bool bounce_charset_as_is(const char *cs)
+{
+    return cs == NULL || g_ascii_strcasecmp(cs, "utf-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0;
+}
+
+/* Transfer encodings decoded here with GMime's decoder state (no filter
+ * stream, no objects); uuencode needs GMime's filter, which finds the
+ * "begin" line first. */
+static bool bounce_encoding_stepped(GMimeContentEncoding e)
+{
+    return e == GMIME_CONTENT_ENCODING_BASE64 || e == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+}
+
+static bool bounce_encoding_identity(GMimeContentEncoding e)
+{
+    return e == GMIME_CONTENT_ENCODING_DEFAULT || e == GMIME_CONTENT_ENCODING_7BIT ||
+           e == GMIME_CONTENT_ENCODING_8BIT || e == GMIME_CONTENT_ENCODING_BINARY;
+}
+
+/* in[0..n) decoded from base64 or quoted-printable by GMime; malloc'd,
+ * room for one more byte; NULL if out of memory. */
+static char *bounce_decode(GMimeContentEncoding e, const char *in, size_t n, size_t *outlen)
+{
+    GMimeEncoding st;
+    g_mime_encoding_init_decode(&st, e);
+    char *out = malloc(g_mime_encoding_outlen(&st, n) + 1);
+    if (out != NULL)
+        *outlen = g_mime_encoding_step(&st, in, n, out);
+    return out;
+}
+
+/* The end of every leaf's bytes (raw: malloc'd, n bytes, room for one
+ * more): converted to UTF-8 from charset cs unless it is read as it is,
+ * cut at max bytes, NUL bytes made blanks (they would cut the text short
+ * for the string scanners). Takes raw; returns the text or NULL. */
+static char *bounce_leaf_finish(char *raw, size_t n, const char *cs, size_t max, size_t *outlen)
+{
+    char *out = NULL;
+    if (!bounce_charset_as_is(cs) && n > 0)
+        out = bounce_to_utf8(cs, raw, n, max, &n);
+    if (out != NULL)
+        free(raw);
+    else {
+        out = raw;
+        if (n > max)
+            n = max;
+    }
+    out[n] = '\0';
+    for (char *z = memchr(out, '\0', n); z != NULL; z = memchr(z + 1, '\0', (size_t)(out + n - z - 1)))
+        *z = ' ';
+    *outlen = n;
+    return out;
+}
+
+/* Up to want bytes of a stream of known length, from its start; malloc'd
+ * with room for one more byte, NULL if out of memory. */
+static char *bounce_stream_bytes(GMimeStream *cs, size_t want, size_t *outlen)
 {
     gint64 total = g_mime_stream_length(cs); /* known: checked by the caller */
-    size_t want = (size_t)total < max ? (size_t)total : max;
+    if ((size_t)total < want)
+        want = (size_t)total;
     char *buf = malloc(want + 1);
     size_t n = 0;
     if (buf == NULL || g_mime_stream_reset(cs) != 0) {
@@ -472,35 +573,41 @@ static char *bounce_leaf_plain(GMimeStream *cs, size_t max, size_t *outlen)
             break;
         n += (size_t)got;
     }
-    buf[n] = '\0';
     *outlen = n;
     return buf;
 }
 
+/* Decoded bytes of a leaf part, at most max bytes, NUL-terminated. Text parts
+ * are converted to UTF-8 from their charset. The content is read straight
+ * from the part's stream and decoded with GMime's decoder state: GMime's
+ * writer would copy it through a filter stream (three objects per part);
+ * uuencoded content still goes that way. */
 static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *outlen)
 {
     GMimeDataWrapper *w = g_mime_part_get_content(part);
     if (w == NULL)
         return NULL;
     const char *cs = text ? g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset") : NULL;
-    bool convert = cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0 && g_ascii_strcasecmp(cs, "us-ascii") != 0;
-    char *raw = NULL, *out = NULL;
+    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(w);
+    GMimeStream *content = g_mime_data_wrapper_get_stream(w);
+    bool known = content != NULL && g_mime_stream_length(content) >= 0;
+    char *raw = NULL;
     size_t n = 0;
-    GMimeStream *mem = NULL, *content = g_mime_data_wrapper_get_stream(w);
-    switch (g_mime_data_wrapper_get_encoding(w)) {
-    case GMIME_CONTENT_ENCODING_DEFAULT: case GMIME_CONTENT_ENCODING_7BIT:
-    case GMIME_CONTENT_ENCODING_8BIT: case GMIME_CONTENT_ENCODING_BINARY:
-        /* a stream of unknown length goes the writer's way below */
-        if (content != NULL && g_mime_stream_length(content) >= 0 &&
-            (raw = bounce_leaf_plain(content, convert ? (size_t)-1 / 2 : max, &n)) == NULL)
+    if (known && bounce_encoding_identity(enc)) {
+        /* all of it when a charset conversion follows (its output is cut) */
+        if ((raw = bounce_stream_bytes(content, bounce_charset_as_is(cs) ? max : (size_t)-1 / 2, &n)) == NULL)
             return NULL;
-        break;
-    default:
-        break;
-    }
-    if (raw == NULL) {
+    } else if (known && bounce_encoding_stepped(enc)) {
+        char *in = bounce_stream_bytes(content, (size_t)-1 / 2, &n);
+        if (in == NULL)
+            return NULL;
+        raw = bounce_decode(enc, in, n, &n);
+        free(in);
+        if (raw == NULL)
+            return NULL;
+    } else {
         /* GMime decodes the transfer encoding into memory of its own */
-        mem = g_mime_stream_mem_new();
+        GMimeStream *mem = g_mime_stream_mem_new();
         g_mime_data_wrapper_write_to_stream(w, mem);
         GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
         g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
@@ -509,22 +616,7 @@ static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *o
         raw = (char *)g_byte_array_free(ba, FALSE); /* GLib allocates with malloc */
         g_object_unref(mem);
     }
-    if (convert && n > 0)
-        out = bounce_to_utf8(cs, raw, n, max, &n);
-    if (out != NULL)
-        free(raw);
-    else {
-        out = raw;
-        if (n > max) {
-            n = max;
-            out[n] = '\0';
-        }
-    }
-    /* NUL bytes would cut the text short for the string scanners. */
-    for (char *z = memchr(out, '\0', n); z != NULL; z = memchr(z + 1, '\0', (size_t)(out + n - z - 1)))
-        *z = ' ';
-    *outlen = n;
-    return out;
+    return bounce_leaf_finish(raw, n, cs, max, outlen);
 }
 
 /* Tags dropped (a line break for those that start a block), the common
@@ -624,8 +716,9 @@ const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d)
 bool bounce__block_has(const char *block, const char *name, const char *needle)
 {
     size_t nl = strlen(name);
+    int c0 = g_ascii_tolower(name[0]);
     for (const char *l = block; l != NULL && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-        if (strncasecmp(l, name, nl) != 0 || l[nl] != ':')
+        if (g_ascii_tolower(*l) != c0 || strncasecmp(l, name, nl) != 0 || l[nl] != ':')
             continue;
         /* the field with its continuation lines */
         const char *e = l;
@@ -668,9 +761,11 @@ static void bounce_walk_message(struct bounce_walk *wk, GMimeMessage *m, unsigne
 /* Length of the header block at the start of text (up to its blank line). */
 static size_t bounce_header_len(const char *text, size_t len)
 {
-    for (size_t i = 0; i + 1 < len; i++)
-        if (text[i] == '\n' && (text[i + 1] == '\n' || (text[i + 1] == '\r' && i + 2 < len && text[i + 2] == '\n')))
-            return i + 1;
+    const char *end = text + len;
+    for (const char *nl = memchr(text, '\n', len); nl != NULL && nl + 1 < end;
+         nl = memchr(nl + 1, '\n', (size_t)(end - nl - 1)))
+        if (nl[1] == '\n' || (nl[1] == '\r' && nl + 2 < end && nl[2] == '\n'))
+            return (size_t)(nl + 1 - text);
     return len;
 }
 
@@ -774,8 +869,8 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
 static const char *bounce_next_rfc822(const char *data, const char *p, const char *end)
 {
     static const char tail[] = "/rfc822";
-    for (const char *q = memmem(p, (size_t)(end - p), tail, 7); q != NULL;
-         q = memmem(q + 7, (size_t)(end - q - 7), tail, 7)) {
+    for (const char *q = bounce__memmem(p, (size_t)(end - p), tail, 7); q != NULL;
+         q = bounce__memmem(q + 7, (size_t)(end - q - 7), tail, 7)) {
         if (q - p < 7 || strncasecmp(q - 7, "message", 7) != 0)
             continue;
         const char *ls = q - 7;
@@ -825,8 +920,9 @@ static size_t bounce_mbox_skip(const char *data, size_t len)
 }
 
 /* The mail's own header block is read here, field by field, and GMime is
- * given only its MIME fields (Content-*, MIME-Version), the blank line and
- * the relabelled body. Most fields of a report's header block (Received,
+ * given only the fields that decide how the body is read (Content-Type,
+ * Content-Transfer-Encoding), the blank line and the relabelled body. Most
+ * fields of a report's header block (Received,
  * DKIM, ARC, X-...) are only ever read as text, and GMime would build an
  * object for each (a third of its parse time over the corpus). What needs
  * decoding is still GMime's: encoded words and charsets
@@ -834,7 +930,7 @@ static size_t bounce_mbox_skip(const char *data, size_t len)
  * (malloc'd) and the offset of the body in data; NULL with *err == 0 when
  * a line of the block is no header field (then GMime reads it all). */
 static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len, size_t *outlen,
-                             size_t *body_off, int *err)
+                             size_t *mime_len, size_t *body_off, int *err)
 {
     size_t hs = bounce_mbox_skip(data, len), mime;
     /* the MIME fields, the blank line and the body: never more than this */
@@ -853,6 +949,7 @@ static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len
     w = bounce_relabel(w, data + hs + off, data + len);
     *w = '\0';
     *outlen = (size_t)(w - out);
+    *mime_len = mime;
     *body_off = hs + (size_t)off;
     return out;
 }
@@ -873,14 +970,144 @@ static GMimeStream *bounce_whole_for_gmime(const char *data, size_t len)
     return s;
 }
 
+/* The value of a MIME field as GMime reads it (unfolded, encoded words
+ * decoded); g_malloc'd. */
+static char *bounce_field_value(const struct bounce_field *f)
+{
+    char *value = bounce_header_decode(f->value, f->value_len);
+    return value ? value : g_strdup("");
+}
+
+/* The top-level Content-Type and Content-Transfer-Encoding of fields, each
+ * at most once and named exactly. False if one repeats, or a name has
+ * blanks before its colon: GMime's parser has its own reading of those. */
+static bool bounce_single_fields(const char *fields, size_t len, struct bounce_field *ct, struct bounce_field *cte)
+{
+    const char *p = fields, *end = fields + len;
+    struct bounce_field f;
+    int r;
+    ct->name = cte->name = NULL;
+    while ((r = bounce_next_field(&p, end, &f)) == 1) {
+        struct bounce_field *slot = bounce_field_is(&f, "Content-Type")                ? ct
+                                    : bounce_field_is(&f, "Content-Transfer-Encoding") ? cte
+                                                                                       : NULL;
+        if (slot == NULL)
+            continue;
+        if (slot->name != NULL || f.name + f.name_len + 1 != f.value)
+            return false;
+        *slot = f;
+    }
+    return r == 0;
+}
+
+/* A mail whose body is one text part: no Content-Type (text/plain by RFC
+ * 2045), or text/plain or text/html, with no transfer encoding or base64
+ * or quoted-printable. It has no MIME structure to find, and GMime's parser
+ * would build nine objects to hand back the bytes after the header block.
+ * What is MIME stays GMime's: the Content-Type is parsed by
+ * g_mime_content_type_parse, the encoding named by GMime and decoded by
+ * GMime's decoder (bounce_leaf_finish as for every part). Anything else
+ * (multipart, message, uuencode, a field twice) returns false, untouched,
+ * and GMime's parser reads the mail. */
+static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t flen, char *body, size_t blen,
+                               int *err)
+{
+    struct bounce_field ctf, ctef;
+    if (!bounce_single_fields(fields, flen, &ctf, &ctef))
+        return false;
+    GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
+    if (ctef.name != NULL) {
+        char *v = bounce_field_value(&ctef);
+        enc = g_mime_content_encoding_from_string(v);
+        bool named = v[0] != '\0';
+        g_free(v);
+        /* a name GMime does not know, or uuencode: GMime's way */
+        if ((enc == GMIME_CONTENT_ENCODING_DEFAULT && named) ||
+            (!bounce_encoding_identity(enc) && !bounce_encoding_stepped(enc)))
+            return false;
+    }
+    GMimeContentType *ct = NULL;
+    const char *sub = "plain", *cs = NULL;
+    if (ctf.name != NULL) {
+        char *v = bounce_field_value(&ctf);
+        /* most reports are multipart: spare them a parse made twice */
+        if (!bounce__starts_ci(v, "text/")) {
+            g_free(v);
+            return false;
+        }
+        ct = g_mime_content_type_parse(NULL, v);
+        g_free(v);
+        const char *type = g_mime_content_type_get_media_type(ct);
+        sub = g_mime_content_type_get_media_subtype(ct);
+        if (type == NULL || sub == NULL || g_ascii_strcasecmp(type, "text") != 0 ||
+            (g_ascii_strcasecmp(sub, "plain") != 0 && g_ascii_strcasecmp(sub, "html") != 0)) {
+            g_object_unref(ct);
+            return false;
+        }
+        cs = g_mime_content_type_get_parameter(ct, "charset");
+        const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
+        if (rt != NULL)
+            snprintf(d->report_type, sizeof d->report_type, "%s", rt);
+    }
+    snprintf(d->content_type, sizeof d->content_type, "text/%s", sub);
+    bounce__normalise(d->content_type);
+    bounce__normalise(d->report_type);
+    bool html = g_ascii_strcasecmp(sub, "html") == 0;
+    char *raw = NULL;
+    size_t n = 0;
+    if (bounce_encoding_stepped(enc))
+        raw = bounce_decode(enc, body, blen, &n);
+    else if ((raw = malloc((n = blen) + 1)) != NULL)
+        memcpy(raw, body, blen);
+    char *text = raw ? bounce_leaf_finish(raw, n, cs, d->lim->max_text, &n) : NULL;
+    if (ct != NULL)
+        g_object_unref(ct);
+    if (text == NULL) {
+        *err = BOUNCE_ENOMEM;
+        return true;
+    }
+    if (html) {
+        bounce_strip_html(text);
+        n = strlen(text);
+    }
+    *err = bounce_add_part(d, html ? BOUNCE_P_HTML : BOUNCE_P_TEXT, text, n);
+    return true;
+}
+
+/* Nothing readable came out of the MIME structure (a multipart whose
+ * boundary never occurs, a broken header): the raw body is read as text,
+ * as a person would. */
+static int bounce_raw_fallback(struct bounce__doc *d, const char *data, size_t len, size_t body_off)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < d->nparts; i++)
+        kept += d->parts[i].len;
+    if (kept > 0 || body_off == 0 || body_off >= len)
+        return BOUNCE_OK;
+    size_t n = len - body_off;
+    if (n > d->lim->max_text)
+        n = d->lim->max_text;
+    char *raw = bounce__strndup(data + body_off, n);
+    if (raw == NULL)
+        return BOUNCE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] == '\0')
+            raw[i] = ' ';
+    return bounce_add_part(d, BOUNCE_P_TEXT, raw, n);
+}
+
 int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int rv = BOUNCE_OK;
-    size_t olen = 0, body_off = 0;
-    char *own = bounce_top_read(d, data, len, &olen, &body_off, &rv);
+    size_t olen = 0, mime_len = 0, body_off = 0;
+    char *own = bounce_top_read(d, data, len, &olen, &mime_len, &body_off, &rv);
     if (rv != BOUNCE_OK)
         return rv;
+    if (own != NULL && bounce_single_text(d, own, mime_len, own + mime_len + 1, olen - mime_len - 1, &rv)) {
+        free(own);
+        return rv != BOUNCE_OK ? rv : bounce_raw_fallback(d, data, len, body_off);
+    }
     /* the copy is handed over as it is (GLib allocates with malloc) */
     GMimeStream *s = own ? g_mime_stream_mem_new_with_byte_array(g_byte_array_new_take((guint8 *)own, olen))
                          : bounce_whole_for_gmime(data, len);
@@ -914,29 +1141,8 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
     struct bounce_walk wk = {.d = d};
     bounce_walk(&wk, body, 0, false);
     rv = wk.err;
-    size_t kept = 0;
-    for (size_t i = 0; i < d->nparts; i++)
-        kept += d->parts[i].len;
-    if (rv == 0 && kept == 0) {
-        /* Nothing readable came out of the MIME structure (a multipart whose
-         * boundary never occurs, a broken header): read the raw body as
-         * text, as a person would. */
-        size_t off = body_off;
-        if (off > 0 && off < len) {
-            size_t n = len - off;
-            if (n > d->lim->max_text)
-                n = d->lim->max_text;
-            char *raw = bounce__strndup(data + off, n);
-            if (raw == NULL)
-                rv = BOUNCE_ENOMEM;
-            else {
-                for (size_t i = 0; i < n; i++)
-                    if (raw[i] == '\0')
-                        raw[i] = ' ';
-                rv = bounce_add_part(d, BOUNCE_P_TEXT, raw, n);
-            }
-        }
-    }
+    if (rv == BOUNCE_OK)
+        rv = bounce_raw_fallback(d, data, len, body_off);
     g_object_unref(body);
 out:
     g_object_unref(p);

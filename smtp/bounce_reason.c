@@ -27,6 +27,7 @@
  * All matching is on the lower-cased diagnostic with white space squeezed;
  * a phrase "a*b" means "a", then "b" later in the text. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -631,10 +632,75 @@ static bool bounce_phrase_maybe(const struct bounce_judge *j, const char *ph)
     return true;
 }
 
-static bool bounce_list_in(const struct bounce_judge *j, const char *const *list)
+/* Each list of bounce_phrases[] (and the one that rules "rejected" out)
+ * with the rarest pair of each phrase (by the letters' frequency in
+ * English): one bit test rules most phrases out before the test of all
+ * their pairs. Built once; kept for the life of the process like the
+ * tables. */
+struct bounce_sig {
+    const char *ph;
+    uint16_t rare;
+};
+static struct bounce_sig *bounce_sigs[BOUNCE_R_COUNT + 1];
+static pthread_once_t bounce_sigs_once = PTHREAD_ONCE_INIT;
+#define BOUNCE_SIGS_ISNOT BOUNCE_R_COUNT
+#define BOUNCE_NO_PAIR 0xffff /* above any BOUNCE_PAIR() */
+
+/* How common a byte is in English text, roughly per mille; punctuation
+ * and digits count as rare. */
+static unsigned bounce_byte_common(unsigned char c)
 {
-    for (; *list != NULL; list++)
-        if (bounce_phrase_maybe(j, *list) && bounce__phrase_in(j->f->diag, *list))
+    static const unsigned char letters[26] = {82, 15, 28, 43, 127, 22, 20, 61, 70, 2, 8, 40, 24,
+                                              67, 75, 19, 1, 60, 63, 91, 28, 10, 24, 2, 20, 1};
+    if (c == ' ')
+        return 180;
+    if (c >= 'a' && c <= 'z')
+        return letters[c - 'a'];
+    return c >= '0' && c <= '9' ? 5 : 3;
+}
+
+static struct bounce_sig *bounce_sigs_of(const char *const *list)
+{
+    size_t n = 0;
+    while (list != NULL && list[n] != NULL)
+        n++;
+    struct bounce_sig *v = malloc((n + 1) * sizeof *v);
+    if (v == NULL)
+        abort(); /* a few KiB, once */
+    for (size_t k = 0; k < n; k++) {
+        const char *ph = list[k];
+        unsigned best = ~0u;
+        v[k] = (struct bounce_sig){.ph = ph, .rare = 0};
+        for (size_t i = 0; ph[i] != '\0' && ph[i + 1] != '\0'; i++) {
+            if (ph[i] == '*' || ph[i + 1] == '*')
+                continue;
+            unsigned c = bounce_byte_common((unsigned char)ph[i]) * bounce_byte_common((unsigned char)ph[i + 1]);
+            if (c < best) {
+                best = c;
+                v[k].rare = (uint16_t)BOUNCE_PAIR(ph[i], ph[i + 1]);
+            }
+        }
+        if (best == ~0u) /* no pair to test: always searched */
+            v[k].rare = BOUNCE_NO_PAIR;
+    }
+    v[n].ph = NULL;
+    return v;
+}
+
+static void bounce_sigs_init(void)
+{
+    for (int r = 0; r < BOUNCE_R_COUNT; r++)
+        bounce_sigs[r] = bounce_phrases[r] ? bounce_sigs_of(bounce_phrases[r]) : NULL;
+    bounce_sigs[BOUNCE_SIGS_ISNOT] = bounce_sigs_of(bounce_ph_rejected_isnot);
+}
+
+static bool bounce_list_in(const struct bounce_judge *j, int list)
+{
+    pthread_once(&bounce_sigs_once, bounce_sigs_init);
+    for (const struct bounce_sig *s = bounce_sigs[list]; s != NULL && s->ph != NULL; s++)
+        if ((s->rare == BOUNCE_NO_PAIR || ((j->pairs[s->rare >> 6] >> (s->rare & 63)) & 1)) &&
+            bounce_phrase_maybe(j, s->ph) &&
+            bounce__phrase_in(j->f->diag, s->ph))
             return true;
     return false;
 }
@@ -643,8 +709,8 @@ static bool bounce_list_in(const struct bounce_judge *j, const char *const *list
 static bool bounce_inc(struct bounce_judge *j, enum bounce_reason r)
 {
     if (j->inc[r] < 0) {
-        bool m = j->f->diag[0] && bounce_phrases[r] != NULL && bounce_list_in(j, bounce_phrases[r]);
-        if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, bounce_ph_rejected_isnot))
+        bool m = j->f->diag[0] && bounce_list_in(j, (int)r);
+        if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, BOUNCE_SIGS_ISNOT))
             m = false;
         j->inc[r] = m;
     }

@@ -233,6 +233,94 @@ static void test_ndr_text(void **state)
     bounce_report_free(r);
 }
 
+/* A report whose body is one text part needs no MIME structure; it is
+ * read without GMime's parser (its Content-Type and transfer encoding
+ * still read and decoded by GMime). Every way of writing the same text
+ * gives the same report, and what the shortcut leaves to the parser
+ * (uuencode, a repeated field, a name spelt "Content-Type :") still gets
+ * an answer. */
+static const char single_head[] =
+    "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nTo: sender@example.net\n"
+    "Subject: Mail delivery failed: returning message to sender\n";
+static const char single_body[] =
+    "This message was created automatically by mail delivery software.\n\n"
+    "A message that you sent could not be delivered to one or more of its\n"
+    "recipients. This is a permanent error. The following address(es) failed:\n\n"
+    "  gone@example.com\n"
+    "    SMTP error from remote mail server after RCPT TO:<gone@example.com>:\n"
+    "    host mx.example.com [192.0.2.2]: 550 5.1.1 No such user here\n";
+
+static bounce_report *analyse_single(const char *fields, const char *body)
+{
+    size_t n = strlen(single_head) + strlen(fields) + strlen(body) + 2;
+    char *mail = malloc(n);
+    assert_non_null(mail);
+    snprintf(mail, n, "%s%s\n%s", single_head, fields, body);
+    bounce_report *r = analyse(mail);
+    free(mail);
+    return r;
+}
+
+static void assert_gone(bounce_report *r, const char *diag_part)
+{
+    assert_int_equal(bounce_report_rcpt_count(r), 1);
+    const struct bounce_rcpt *a = bounce_report_rcpt(r, 0);
+    assert_string_equal(a->recipient, "gone@example.com");
+    assert_int_equal(a->reason, BOUNCE_R_USERUNKNOWN);
+    assert_int_equal(a->smtp_code, 550);
+    assert_string_equal(a->status, "5.1.1");
+    if (diag_part != NULL && strstr(a->diagnostic, diag_part) == NULL)
+        fail_msg("diagnostic \"%s\" lacks \"%s\"", a->diagnostic, diag_part);
+    bounce_report_free(r);
+}
+
+static void test_single_part_bodies(void **state)
+{
+    (void)state;
+    /* no MIME at all, and the same text declared every way it may be */
+    assert_gone(analyse_single("", single_body), "No such user here");
+    assert_gone(analyse_single("MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+                               "Content-Transfer-Encoding: 7bit\n", single_body), "No such user here");
+    assert_gone(analyse_single("Content-Type: TEXT/PLAIN;\n charset=\"UTF-8\"\nContent-Transfer-Encoding: 8BIT\n",
+                               single_body), "No such user here");
+    /* quoted-printable in Latin-1: decoded by GMime, converted to UTF-8 */
+    assert_gone(analyse_single("Content-Type: text/plain; charset=iso-8859-1\n"
+                               "Content-Transfer-Encoding: quoted-printable\n",
+                               "This message was created automatically by mail delivery software.\n\n"
+                               "A message that you sent could not be delivered to one or more of its\n"
+                               "recipients. This is a permanent error. The following address(es) fail=\ned:\n\n"
+                               "  gone@example.com\n"
+                               "    SMTP error from remote mail server after RCPT TO:<gone@example.com>:\n"
+                               "    host mx.example.com [192.0.2.2]: 550 5.1.1 No such user here (M=FCller)\n"),
+                "(M\xc3\xbcller)");
+    /* HTML in base64, without a charset */
+    assert_gone(analyse_single("Content-Type: text/html\nContent-Transfer-Encoding: base64\n",
+                               "PGh0bWw+PGJvZHk+PHA+VGhpcyBtZXNzYWdlIHdhcyBjcmVhdGVkIGF1dG9tYXRpY2FsbHkgYnkg\n"
+                               "bWFpbCBkZWxpdmVyeSBzb2Z0d2FyZS48L3A+PHA+QSBtZXNzYWdlIHRoYXQgeW91IHNlbnQgY291\n"
+                               "bGQgbm90IGJlIGRlbGl2ZXJlZCB0byBvbmUgb3IgbW9yZSBvZiBpdHMgcmVjaXBpZW50cy4gVGhp\n"
+                               "cyBpcyBhIHBlcm1hbmVudCBlcnJvci4gVGhlIGZvbGxvd2luZyBhZGRyZXNzKGVzKSBmYWlsZWQ6\n"
+                               "PC9wPjxwPmdvbmVAZXhhbXBsZS5jb208YnI+U01UUCBlcnJvciBmcm9tIHJlbW90ZSBtYWlsIHNl\n"
+                               "cnZlciBhZnRlciBSQ1BUIFRPOiZsdDtnb25lQGV4YW1wbGUuY29tJmd0Ozo8YnI+aG9zdCBteC5l\n"
+                               "eGFtcGxlLmNvbSBbMTkyLjAuMi4yXTogNTUwIDUuMS4xIE5vIHN1Y2ggdXNlciBoZXJlPC9wPjwv\n"
+                               "Ym9keT48L2h0bWw+Cg==\n"),
+                "No such user here");
+    /* left to GMime's parser: the text is still read */
+    assert_gone(analyse_single("Content-Type: text/plain\nContent-Type: text/plain\n", single_body), NULL);
+    assert_gone(analyse_single("Content-Type : text/plain\n", single_body), NULL);
+    assert_gone(analyse_single("Content-Transfer-Encoding: x-unknown\n", single_body), NULL);
+    assert_gone(analyse_single("Content-Type: text/plain; charset=no-such-charset\n", single_body), NULL);
+    /* uuencode that is not: GMime's filter finds no "begin" line, the
+     * empty part leaves the raw body to be read */
+    assert_gone(analyse_single("Content-Transfer-Encoding: x-uuencode\n", single_body), NULL);
+    /* a text part that is empty, and a body that is only a header block */
+    bounce_report *r = analyse_single("Content-Type: text/plain\n", "");
+    assert_int_equal(bounce_report_rcpt_count(r), 0);
+    bounce_report_free(r);
+    r = analyse("Subject: x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64");
+    assert_int_equal(bounce_report_rcpt_count(r), 0);
+    bounce_report_free(r);
+}
+
 static void test_limits_and_hostile(void **state)
 {
     (void)state;
@@ -507,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_limits_and_hostile), cmocka_unit_test(test_mta_readings), cmocka_unit_test(test_ndr_layouts),
         cmocka_unit_test(test_dsn_details),        cmocka_unit_test(test_provider_tables),
         cmocka_unit_test(test_mbox_split),
+        cmocka_unit_test(test_single_part_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
