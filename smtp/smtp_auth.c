@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,13 @@ struct smtp_users {
     size_t n;
 };
 
-static int b64_decode(const char *in, unsigned char *out, size_t outlen)
+int smtp_b64_decode(const char *in, unsigned char *out, size_t outlen)
 {
     size_t n = strlen(in);
-    if (n == 0 || n % 4 != 0 || n / 4 * 3 > outlen)
+    if (n % 4 != 0 || n / 4 * 3 > outlen || n > INT_MAX)
         return -1;
+    if (n == 0)
+        return 0;
     int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
     if (len < 0)
         return -1;
@@ -61,8 +64,8 @@ smtp_users *smtp_users_load(const char *path, char *err, size_t errlen)
         unsigned char hash[48];
         if (nf != 5 || strcmp(fields[1], "pbkdf2-sha256") != 0 || strlen(fields[0]) >= sizeof x.name ||
             (x.iterations = (unsigned)strtoul(fields[2], NULL, 10)) < 1000 || x.iterations > 10000000 ||
-            (x.salt_len = b64_decode(fields[3], x.salt, sizeof x.salt)) < 8 ||
-            b64_decode(fields[4], hash, sizeof hash) != 32) {
+            (x.salt_len = smtp_b64_decode(fields[3], x.salt, sizeof x.salt)) < 8 ||
+            smtp_b64_decode(fields[4], hash, sizeof hash) != 32) {
             snprintf(err, errlen, "%s: line %d: expected NAME:pbkdf2-sha256:ITERATIONS(1000..10000000):SALT_B64:HASH_B64", path, lineno);
             goto fail;
         }

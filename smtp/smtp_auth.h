@@ -20,6 +20,10 @@ smtp_users *smtp_users_load(const char *path, char *err, size_t errlen);
 void smtp_users_free(smtp_users *u);
 /* Constant-time check of a user's password (unknown users cost the same). */
 bool smtp_users_check(const smtp_users *u, const char *user, const char *password);
+/* Base64 (RFC 4648, padded, as in AUTH and the users file) decoded by
+ * OpenSSL into out (room for outlen bytes); the length, or -1 if in is not
+ * base64 or does not fit. */
+int smtp_b64_decode(const char *in, unsigned char *out, size_t outlen);
 /* Formats a users-file line for name and password; -1 on error. */
 int smtp_users_hash_line(const char *name, const char *password, unsigned iterations, char *out, size_t outlen);
 

@@ -613,19 +613,12 @@ static void cmd_starttls(smtp_session *s, const char *arg)
     enter(s, ST_CONNECTED); /* the client must EHLO again (RFC 3207 4.2) */
 }
 
+/* AUTH's base64 as a string (NUL-terminated in out); -1 if malformed. */
 static int b64_decode(const char *in, char *out, size_t outlen)
 {
-    size_t n = strlen(in);
-    if (n % 4 != 0 || n / 4 * 3 + 1 > outlen)
-        return -1;
-    int len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-    if (len < 0)
-        return -1;
-    if (n >= 1 && in[n - 1] == '=')
-        len--;
-    if (n >= 2 && in[n - 2] == '=')
-        len--;
-    out[len] = '\0';
+    int len = smtp_b64_decode(in, (unsigned char *)out, outlen - 1);
+    if (len >= 0)
+        out[len] = '\0';
     return len;
 }
 

@@ -411,6 +411,13 @@ static void test_starttls_and_auth(void **state)
     h.out_len = 0;
     harness_send(&h, "AUTH PLAIN Ym9iAGFsaWNlAHMzY3JldA==\r\n"); /* bob\0alice\0s3cret */
     assert_non_null(strstr(h.out, "535 5.7.8"));
+    /* what is not base64 (or not padded to four) is refused as malformed */
+    h.out_len = 0;
+    harness_send(&h, "AUTH PLAIN AGFsaWNl!HMzY3JldA==\r\n");
+    assert_non_null(strstr(h.out, "501 5.5.2"));
+    h.out_len = 0;
+    harness_send(&h, "AUTH LOGIN\r\nYWxpY2\r\n");
+    assert_non_null(strstr(h.out, "501 5.5.2 Malformed AUTH LOGIN"));
     harness_send(&h, "AUTH LOGIN\r\n");
     assert_non_null(strstr(h.out, "334 VXNlcm5hbWU6"));
     harness_send(&h, "YWxpY2U=\r\n");
