@@ -288,7 +288,7 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
         f.dtype = rx->dtype;
         f.action = x->action;
         char rhost[256];
-        snprintf(rhost, sizeof rhost, "%s", x->remote_mta);
+        bounce__copy(rhost, sizeof rhost, x->remote_mta);
         /* "mx.example.jp (192.0.2.1)", "[192.0.2.1]": the first host name */
         for (char *c = rhost; *c; c++)
             if (*c == ' ' || *c == '(' || *c == '[') {

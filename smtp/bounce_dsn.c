@@ -128,7 +128,7 @@ static int bounce_dsn_flush(struct bounce_dsn_state *s)
         if (rv == 0 && s->r->n > before) {
             if (s->hint != BOUNCE_R_NONE)
                 s->r->rx[s->r->n - 1].hint = s->hint;
-            snprintf(s->r->rx[s->r->n - 1].dtype, sizeof s->r->rx[0].dtype, "%s", s->dtype);
+            bounce__copy(s->r->rx[s->r->n - 1].dtype, sizeof s->r->rx[0].dtype, s->dtype);
         }
         free(fr);
         free(orc);
@@ -139,7 +139,7 @@ static int bounce_dsn_flush(struct bounce_dsn_state *s)
 
 static void bounce_set(char *dst, size_t n, const char *v)
 {
-    snprintf(dst, n, "%s", v);
+    bounce__copy(dst, n, v);
 }
 
 static int bounce_dsn_field(void *arg, const char *name, const char *value)
@@ -290,13 +290,13 @@ static int bounce_arf_field(void *arg, const char *name, const char *value)
         return 0;
     if (strcasecmp(name, "Feedback-Type") == 0) {
         if (s->r->feedback_type[0] == '\0') {
-            snprintf(s->r->feedback_type, sizeof s->r->feedback_type, "%s", value);
+            bounce__copy(s->r->feedback_type, sizeof s->r->feedback_type, value);
             bounce__normalise(s->r->feedback_type);
         }
     } else if (strcasecmp(name, "Original-Mail-From") == 0) {
         if (s->r->feedback_mail_from[0] == '\0') {
             char *a = bounce__clean_addr(value, strlen(value));
-            snprintf(s->r->feedback_mail_from, sizeof s->r->feedback_mail_from, "%s", a ? a : "");
+            bounce__copy(s->r->feedback_mail_from, sizeof s->r->feedback_mail_from, a ? a : "");
             free(a);
         }
     } else if (strcasecmp(name, "Original-Rcpt-To") == 0 || strcasecmp(name, "Removal-Recipient") == 0) {
@@ -408,7 +408,7 @@ static bool bounce_ses(json_t *root, bounce_report *r)
         if (r->n == 0)
             bounce_add_feedback(r, NULL);
         const char *ft = bounce_jstr(c, "complaintFeedbackType");
-        snprintf(r->feedback_type, sizeof r->feedback_type, "%s", ft[0] ? ft : "abuse");
+        bounce__copy(r->feedback_type, sizeof r->feedback_type, ft[0] ? ft : "abuse");
         r->kind = BOUNCE_KIND_ARF;
         return true;
     }

@@ -197,6 +197,9 @@ void bounce__lower(char *s);
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);
 const char *bounce__memistr(const char *hay, size_t len, const char *needle);
+/* snprintf(dst, size, "%s", src) without the formatter (a tenth of its
+ * cost): src cut to size - 1 bytes, always terminated; size > 0. */
+void bounce__copy(char *dst, size_t size, const char *src);
 /* memmem(), faster on the long texts the analyser scans. */
 const char *bounce__memmem(const char *hay, size_t len, const char *needle, size_t nl);
 bool bounce__starts_ci(const char *s, const char *prefix);

@@ -421,7 +421,7 @@ static iconv_t bounce_iconv_take(const char *name, int *slot)
         }
     }
     if (freeslot >= 0 && strlen(name) < sizeof bounce_iconv_pool[0].name) {
-        snprintf(bounce_iconv_pool[freeslot].name, sizeof bounce_iconv_pool[freeslot].name, "%s", name);
+        bounce__copy(bounce_iconv_pool[freeslot].name, sizeof bounce_iconv_pool[freeslot].name, name);
         bounce_iconv_pool[freeslot].busy = true; /* reserved while opening */
         pthread_mutex_unlock(&bounce_iconv_lock);
         iconv_t cd = iconv_open("UTF-8", name);
@@ -1047,7 +1047,7 @@ static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t
         cs = g_mime_content_type_get_parameter(ct, "charset");
         const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
         if (rt != NULL)
-            snprintf(d->report_type, sizeof d->report_type, "%s", rt);
+            bounce__copy(d->report_type, sizeof d->report_type, rt);
     }
     snprintf(d->content_type, sizeof d->content_type, "text/%s", sub);
     bounce__normalise(d->content_type);
@@ -1134,7 +1134,7 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
                  g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "");
         const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
         if (rt != NULL)
-            snprintf(d->report_type, sizeof d->report_type, "%s", rt);
+            bounce__copy(d->report_type, sizeof d->report_type, rt);
         bounce__normalise(d->content_type);
         bounce__normalise(d->report_type);
     }

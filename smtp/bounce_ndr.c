@@ -544,7 +544,7 @@ int bounce__ndr_parse(struct bounce__doc *d, bounce_report *r)
         if (a != NULL) {
             bounce_pick_diag(t, diag, sizeof diag);
             char ctx[BOUNCE_CTX_MAX + 1];
-            snprintf(ctx, sizeof ctx, "%s", t);
+            bounce__copy(ctx, sizeof ctx, t);
             rv = bounce__report_add(r, a, "", "failed", "", diag, "", ctx);
             free(a);
         }

@@ -1020,7 +1020,7 @@ int bounce_reason_hard(enum bounce_reason r, int smtp_code, const char *enhanced
 {
     char text[32] = "";
     if (enhanced != NULL && enhanced[0])
-        snprintf(text, sizeof text, "%s", enhanced);
+        bounce__copy(text, sizeof text, enhanced);
     else if (smtp_code > 0)
         snprintf(text, sizeof text, "%d", smtp_code);
     return bounce__hard(r, text, "");

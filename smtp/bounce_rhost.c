@@ -624,7 +624,7 @@ static enum bounce_reason bounce_rh_franceptt_find(const struct bounce__fact *f)
     };
     static const char *const labels[] = {"lpn", "lpnaaa", "ofr", "ouk"};
     char text[BOUNCE_DIAG_MAX + 1];
-    snprintf(text, sizeof text, "%s", f->diag);
+    bounce__copy(text, sizeof text, f->diag);
     for (char *p = text; *p; p++)
         if (*p == '_')
             *p = '-';
@@ -669,7 +669,7 @@ static enum bounce_reason bounce_rh_godaddy_find(const struct bounce__fact *f)
     };
     char code[32] = "ib", tail[24];
     bounce_select(f->diag, " ib", " ", tail, sizeof tail);
-    snprintf(code + 2, sizeof code - 2, "%s", tail);
+    bounce__copy(code + 2, sizeof code - 2, tail);
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(code, codes[i].code) == 0)
             return codes[i].r;

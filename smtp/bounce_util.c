@@ -12,6 +12,13 @@
 
 #include "smtp/bounce_internal.h"
 
+void bounce__copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memmove(dst, src, n);
+    dst[n] = '\0';
+}
+
 char *bounce__strndup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
@@ -306,34 +313,34 @@ bool bounce__status_find(const char *text, char *out, size_t outlen)
          * status is the answer only when the text has no other */
         if (code[0] == '2') {
             if (ok[0] == '\0')
-                snprintf(ok, sizeof ok, "%.15s", code);
+                bounce__copy(ok, sizeof ok, code);
             continue;
         }
         /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
         if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
-            snprintf(other, sizeof other, "%.15s", code);
+            bounce__copy(other, sizeof other, code);
             continue;
         }
         if (cv[0] == '\0')
-            snprintf(cv, sizeof cv, "%s", code);
+            bounce__copy(cv, sizeof cv, code);
         else {
             char pref[16];
             bounce__status_prefer(pref, sizeof pref, cv, code, 0);
-            snprintf(cv, sizeof cv, "%s", pref);
+            bounce__copy(cv, sizeof cv, pref);
         }
     }
     if (other[0]) {
         if (cv[0] == '\0')
-            snprintf(cv, sizeof cv, "%s", other);
+            bounce__copy(cv, sizeof cv, other);
         else {
             char pref[16];
             bounce__status_prefer(pref, sizeof pref, cv, other, 0);
-            snprintf(cv, sizeof cv, "%s", pref);
+            bounce__copy(cv, sizeof cv, pref);
         }
     }
     if (cv[0] == '\0')
-        snprintf(cv, sizeof cv, "%s", ok);
-    snprintf(out, outlen, "%s", cv);
+        bounce__copy(cv, sizeof cv, ok);
+    bounce__copy(out, outlen, cv);
     return cv[0] != '\0';
 }
 
@@ -373,7 +380,7 @@ void bounce__status_prefer(char *out, size_t outlen, const char *a, const char *
         else
             r = a;
     }
-    snprintf(out, outlen, "%s", r);
+    bounce__copy(out, outlen, r);
 }
 
 static const int bounce_reply2[] = {211, 214, 220, 221, 235, 250, 251, 252, 253, 354, 0};
