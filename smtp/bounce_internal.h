@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "smtp/bounce.h"
 
@@ -158,15 +159,19 @@ const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d);
 bool bounce__block_has(const char *block, const char *name, const char *needle);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
 void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
-/* A header name's hash, case folded (equal for names equal but for case):
- * FNV-1a over the ASCII-lower-cased name. Inline, so that the compiler
- * computes it for the constant names the analyser asks for. */
+/* A header name's hash, ASCII case folded (equal for names equal but for
+ * case): its length and three of its bytes. A lookup compares names only
+ * when the hashes are equal; this cheap one (a tenth of FNV-1a over the
+ * name, which was 2 % of a report's instructions) leaves few such pairs
+ * among a header block's names. */
 static inline uint32_t bounce__hdr_key(const char *name)
 {
-    uint32_t k = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        k = (k ^ (uint32_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c)) * 16777619u;
-    return k;
+    size_t n = strlen(name);
+    if (n == 0)
+        return 0;
+    uint32_t a = (unsigned char)name[0] | 0x20u, b = (unsigned char)name[n / 2] | 0x20u,
+             c = (unsigned char)name[n - 1] | 0x20u;
+    return ((uint32_t)n * 2654435761u) ^ (a << 16) ^ (b << 8) ^ c;
 }
 /* The value of the next field called name at or after *i (then *i is past
  * it), or NULL; key is bounce__hdr_key(name). */

@@ -83,6 +83,10 @@ static bool bounce_is_separator(const char *line, size_t ll)
             return true;
     if (l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_')
         return false;
+    /* every mark below says "message" or "original"; MIME boundaries and
+     * rules of dashes say neither */
+    if (!bounce__memistr(l, n, "message") && !bounce__memistr(l, n, "original"))
+        return false;
     static const char *const marks[] = {"original message", "copy of the message", "unsent message",
                                         "returned message", "header of the original", "headers of the original",
                                         "message header follows", "rejected message", "original mail",
@@ -102,17 +106,31 @@ static bool bounce_is_header_line(const char *l, size_t n)
     return i > 0 && i < n && l[i] == ':' && i + 1 <= n;
 }
 
+static bool bounce_prefix_ci(const char *l, size_t n, const char *p, size_t pl)
+{
+    return n >= pl && strncasecmp(l, p, pl) == 0;
+}
+
+#define BOUNCE_PFX(s) s, sizeof s - 1
+
+/* A line that starts a returned message's header block. */
 static bool bounce_is_orig_start(const char *l, size_t n)
 {
-    static const char *const starts[] = {"return-path:", "received:", "message-id:", "dkim-signature:",
-                                         "from:", "to:", "subject:", "date:", "mime-version:", "delivered-to:",
-                                         NULL};
-    if (n == 0 || strchr("rmdftsRMDFTS", l[0]) == NULL)
+    if (n == 0)
         return false;
-    for (const char *const *p = starts; *p; p++)
-        if (n >= strlen(*p) && strncasecmp(l, *p, strlen(*p)) == 0)
-            return true;
-    return false;
+    switch (l[0] | 0x20) {
+    case 'r':
+        return bounce_prefix_ci(l, n, BOUNCE_PFX("return-path:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("received:"));
+    case 'm':
+        return bounce_prefix_ci(l, n, BOUNCE_PFX("message-id:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("mime-version:"));
+    case 'd':
+        return bounce_prefix_ci(l, n, BOUNCE_PFX("dkim-signature:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("date:")) ||
+               bounce_prefix_ci(l, n, BOUNCE_PFX("delivered-to:"));
+    case 'f': return bounce_prefix_ci(l, n, BOUNCE_PFX("from:"));
+    case 't': return bounce_prefix_ci(l, n, BOUNCE_PFX("to:"));
+    case 's': return bounce_prefix_ci(l, n, BOUNCE_PFX("subject:"));
+    default: return false;
+    }
 }
 
 /* Returns the offset in t where the returned message begins (len if none).
