@@ -974,8 +974,7 @@ static GMimeStream *bounce_whole_for_gmime(const char *data, size_t len)
  * decoded); g_malloc'd. */
 static char *bounce_field_value(const struct bounce_field *f)
 {
-    char *value = bounce_header_decode(f->value, f->value_len);
-    return value ? value : g_strdup("");
+    return bounce_header_decode(f->value, f->value_len);
 }
 
 /* The top-level Content-Type and Content-Transfer-Encoding of fields, each
@@ -998,6 +997,20 @@ static bool bounce_single_fields(const char *fields, size_t len, struct bounce_f
         *slot = f;
     }
     return r == 0;
+}
+
+/* The report's own "type/subtype" and report-type parameter, lower-cased;
+ * no Content-Type (ct NULL) is text/plain. */
+static void bounce_doc_set_type(struct bounce__doc *d, GMimeContentType *ct)
+{
+    const char *type = ct ? g_mime_content_type_get_media_type(ct) : "text";
+    const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : "plain";
+    const char *rt = ct ? g_mime_content_type_get_parameter(ct, "report-type") : NULL;
+    snprintf(d->content_type, sizeof d->content_type, "%s/%s", type ? type : "", sub ? sub : "");
+    if (rt != NULL)
+        bounce__copy(d->report_type, sizeof d->report_type, rt);
+    bounce__normalise(d->content_type);
+    bounce__normalise(d->report_type);
 }
 
 /* A mail whose body is one text part: no Content-Type (text/plain by RFC
@@ -1045,13 +1058,8 @@ static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t
             return false;
         }
         cs = g_mime_content_type_get_parameter(ct, "charset");
-        const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
-        if (rt != NULL)
-            bounce__copy(d->report_type, sizeof d->report_type, rt);
     }
-    snprintf(d->content_type, sizeof d->content_type, "text/%s", sub);
-    bounce__normalise(d->content_type);
-    bounce__normalise(d->report_type);
+    bounce_doc_set_type(d, ct);
     bool html = g_ascii_strcasecmp(sub, "html") == 0;
     char *raw = NULL;
     size_t n = 0;
@@ -1128,16 +1136,8 @@ int bounce__mime_parse(struct bounce__doc *d, const char *data, size_t len)
         body_off = he > 0 ? (size_t)he : 0;
     }
     GMimeContentType *ct = g_mime_object_get_content_type(body);
-    if (ct != NULL) {
-        snprintf(d->content_type, sizeof d->content_type, "%s/%s",
-                 g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct) : "",
-                 g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "");
-        const char *rt = g_mime_content_type_get_parameter(ct, "report-type");
-        if (rt != NULL)
-            bounce__copy(d->report_type, sizeof d->report_type, rt);
-        bounce__normalise(d->content_type);
-        bounce__normalise(d->report_type);
-    }
+    if (ct != NULL)
+        bounce_doc_set_type(d, ct);
     struct bounce_walk wk = {.d = d};
     bounce_walk(&wk, body, 0, false);
     rv = wk.err;

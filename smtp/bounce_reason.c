@@ -696,7 +696,6 @@ static void bounce_sigs_init(void)
 
 static bool bounce_list_in(const struct bounce_judge *j, int list)
 {
-    pthread_once(&bounce_sigs_once, bounce_sigs_init);
     for (const struct bounce_sig *s = bounce_sigs[list]; s != NULL && s->ph != NULL; s++)
         if ((s->rare == BOUNCE_NO_PAIR || ((j->pairs[s->rare >> 6] >> (s->rare & 63)) & 1)) &&
             bounce_phrase_maybe(j, s->ph) &&
@@ -964,6 +963,7 @@ enum bounce_reason bounce__decide(const struct bounce__fact *f)
 {
     if (!bounce_is_weak(f->hint))
         return f->hint;
+    pthread_once(&bounce_sigs_once, bounce_sigs_init); /* the phrase index bounce_list_in() reads */
     struct bounce_judge j = {.f = f, .st = bounce__status_reason(f->status)};
     memset(j.inc, -1, sizeof j.inc);
     bounce_pairs_init(&j);
