@@ -117,14 +117,44 @@ static const struct {
     {"5.7.29", BOUNCE_R_AUTHFAILURE},    {"5.7.30", BOUNCE_R_FAILEDSTARTTLS},
 };
 
+/* "c.s.d" (c 2, 4 or 5; s one digit; d one or two) as a slot of
+ * bounce_status_slot[], or -1: a decision asks once, and a strcmp per
+ * entry of the list was a tenth of the decision's instructions. */
+static int bounce_status_key(const char *st)
+{
+    int c = st[0] == '2' ? 0 : st[0] == '4' ? 1 : st[0] == '5' ? 2 : -1;
+    if (c < 0 || st[1] != '.' || !isdigit((unsigned char)st[2]) || st[3] != '.' ||
+        !isdigit((unsigned char)st[4]))
+        return -1;
+    int d = st[4] - '0';
+    if (isdigit((unsigned char)st[5]))
+        d = d * 10 + (st[5] - '0');
+    return (c * 10 + (st[2] - '0')) * 100 + d;
+}
+
+/* 1 + index into bounce_status_names, 0: none. Built once. */
+static unsigned char bounce_status_slot[3 * 10 * 100];
+static pthread_once_t bounce_status_once = PTHREAD_ONCE_INIT;
+
+static void bounce_status_init(void)
+{
+    for (size_t i = 0; i < sizeof bounce_status_names / sizeof bounce_status_names[0]; i++)
+        bounce_status_slot[bounce_status_key(bounce_status_names[i].st)] = (unsigned char)(i + 1);
+}
+
 enum bounce_reason bounce__status_reason(const char *st)
 {
     if (st == NULL || st[0] == '\0')
         return BOUNCE_R_NONE;
-    for (size_t i = 0; i < sizeof bounce_status_names / sizeof bounce_status_names[0]; i++)
-        if (strcmp(st, bounce_status_names[i].st) == 0)
-            return bounce_status_names[i].r;
-    return BOUNCE_R_NONE;
+    int key = bounce_status_key(st);
+    if (key < 0)
+        return BOUNCE_R_NONE;
+    pthread_once(&bounce_status_once, bounce_status_init);
+    unsigned slot = bounce_status_slot[key];
+    /* the key ignores what follows the code: the whole string must match */
+    if (slot == 0 || strcmp(st, bounce_status_names[slot - 1].st) != 0)
+        return BOUNCE_R_NONE;
+    return bounce_status_names[slot - 1].r;
 }
 
 /* ---- phrases per reason --------------------------------------------------- */

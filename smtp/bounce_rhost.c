@@ -770,35 +770,46 @@ RH_PHRASES(outlook)
 RH_PHRASES(tencent)
 RH_PHRASES(yahooinc)
 
+/* A host name suffix with its length: a decision compares some ninety of
+ * them with up to three names, and two strlen() per comparison were most
+ * of the cost. */
+struct bounce_rh_host {
+    const char *s;
+    size_t n;
+};
+#define RH(...) ((const struct bounce_rh_host[]){__VA_ARGS__, {NULL, 0}})
+#define H(lit) {lit, sizeof lit - 1}
+
 static const struct {
-    const char *const *hosts; /* host name suffixes */
+    const struct bounce_rh_host *hosts;
     enum bounce_reason (*find)(const struct bounce__fact *f);
 } bounce_rh_providers[] = {
-    {PH(".mail.aol.com", ".mx.aol.com"), bounce_rh_aol_find},
-    {PH(".mail.icloud.com", ".apple.com", ".me.com"), bounce_rh_apple_find},
-    {PH("cox.net"), bounce_rh_cox_find},
-    {PH(".facebook.com"), bounce_rh_facebook_find},
-    {PH(".laposte.net", ".orange.fr", ".wanadoo.fr"), bounce_rh_franceptt_find},
-    {PH("smtp.secureserver.net", "mailstore1.secureserver.net"), bounce_rh_godaddy_find},
-    {PH("aspmx.l.google.com", "gmail-smtp-in.l.google.com"), bounce_rh_google_find},
-    {PH("googlemail.com"), bounce_rh_gsuite_find},
-    {PH(".email.ua"), bounce_rh_iua_find},
-    {PH(".ezweb.ne.jp", "msmx.au.com"), bounce_rh_kddi_find},
-    {PH(".messagelabs.com"), bounce_rh_messagelabs_find},
-    {PH(".prod.outlook.com", ".protection.outlook.com", ".onmicrosoft.com", ".exchangelabs.com"),
+    {RH(H(".mail.aol.com"), H(".mx.aol.com")), bounce_rh_aol_find},
+    {RH(H(".mail.icloud.com"), H(".apple.com"), H(".me.com")), bounce_rh_apple_find},
+    {RH(H("cox.net")), bounce_rh_cox_find},
+    {RH(H(".facebook.com")), bounce_rh_facebook_find},
+    {RH(H(".laposte.net"), H(".orange.fr"), H(".wanadoo.fr")), bounce_rh_franceptt_find},
+    {RH(H("smtp.secureserver.net"), H("mailstore1.secureserver.net")), bounce_rh_godaddy_find},
+    {RH(H("aspmx.l.google.com"), H("gmail-smtp-in.l.google.com")), bounce_rh_google_find},
+    {RH(H("googlemail.com")), bounce_rh_gsuite_find},
+    {RH(H(".email.ua")), bounce_rh_iua_find},
+    {RH(H(".ezweb.ne.jp"), H("msmx.au.com")), bounce_rh_kddi_find},
+    {RH(H(".messagelabs.com")), bounce_rh_messagelabs_find},
+    {RH(H(".prod.outlook.com"), H(".protection.outlook.com"), H(".onmicrosoft.com"), H(".exchangelabs.com")),
      bounce_rh_microsoft_find},
-    {PH(".mimecast.com"), bounce_rh_mimecast_find},
-    {PH("mfsmax.docomo.ne.jp"), bounce_rh_nttdocomo_find},
-    {PH(".hotmail.com"), bounce_rh_outlook_find},
-    {PH("charter.net"), bounce_rh_spectrum_find},
-    {PH(".qq.com"), bounce_rh_tencent_find},
-    {PH(".yahoodns.net"), bounce_rh_yahooinc_find},
+    {RH(H(".mimecast.com")), bounce_rh_mimecast_find},
+    {RH(H("mfsmax.docomo.ne.jp")), bounce_rh_nttdocomo_find},
+    {RH(H(".hotmail.com")), bounce_rh_outlook_find},
+    {RH(H("charter.net")), bounce_rh_spectrum_find},
+    {RH(H(".qq.com")), bounce_rh_tencent_find},
+    {RH(H(".yahoodns.net")), bounce_rh_yahooinc_find},
 };
+#undef H
+#undef RH
 
-static bool bounce_ends_with(const char *s, const char *suffix)
+static bool bounce_ends_with(const char *s, size_t n, const char *suffix, size_t m)
 {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
 enum bounce_reason bounce__rhost(const struct bounce__fact *f)
@@ -808,19 +819,22 @@ enum bounce_reason bounce__rhost(const struct bounce__fact *f)
     const size_t np = sizeof bounce_rh_providers / sizeof bounce_rh_providers[0];
     int found = -1;
     /* the recipient's domain: a provider whose host names end in it */
-    for (size_t i = 0; found < 0 && f->dest[0] && i < np; i++)
-        for (const char *const *h = bounce_rh_providers[i].hosts; *h; h++)
-            if (bounce_ends_with(*h, f->dest)) {
+    size_t dl = strlen(f->dest);
+    for (size_t i = 0; found < 0 && dl && i < np; i++)
+        for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++)
+            if (bounce_ends_with(h->s, h->n, f->dest, dl)) {
                 found = (int)i;
                 break;
             }
     const char *const hosts[2] = {f->rhost, f->lhost};
-    for (int k = 0; k < 2 && found < 0; k++)
-        for (size_t i = 0; found < 0 && hosts[k][0] && i < np; i++)
-            for (const char *const *h = bounce_rh_providers[i].hosts; *h; h++)
-                if (bounce_ends_with(hosts[k], *h)) {
+    for (int k = 0; k < 2 && found < 0; k++) {
+        size_t hl = strlen(hosts[k]);
+        for (size_t i = 0; found < 0 && hl && i < np; i++)
+            for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++)
+                if (bounce_ends_with(hosts[k], hl, h->s, h->n)) {
                     found = (int)i;
                     break;
                 }
+    }
     return found < 0 ? BOUNCE_R_NONE : bounce_rh_providers[found].find(f);
 }
