@@ -256,6 +256,8 @@ static void bounce_received_host(const struct bounce__hdrs *h, bool last, char *
  * the MTA's own reading and the remote host. */
 static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
 {
+    /* bounce_util.c; belongs in bounce_internal.h next to bounce__diag_clean */
+    char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, char cs[16], int *cr);
     char lhost[256];
     bounce_received_host(&d->top, false, lhost, sizeof lhost);
     for (size_t i = 0; i < r->n; i++) {
@@ -266,15 +268,21 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
             continue;
         }
         const char *raw = x->diagnostic[0] ? x->diagnostic : r->ctx[i];
-        char *diag = bounce__diag_clean(raw, strlen(raw), r->kind == BOUNCE_KIND_DSN);
+        size_t rl = strlen(raw);
+        /* codes as the text gives them, before multi-line prefixes are
+         * folded: the cleaning finds them in raw made one line, which
+         * reads the same unless raw was cut */
+        char cs[16];
+        int cr;
+        char *diag = bounce__diag_clean_codes(raw, rl, r->kind == BOUNCE_KIND_DSN, cs, &cr);
         if (diag == NULL)
             continue;
+        if (rl > BOUNCE_DIAG_MAX) {
+            bounce__status_find(raw, cs, sizeof cs);
+            cr = bounce__reply_find(raw, cs[0]);
+        }
         struct bounce__fact f;
         memset(&f, 0, sizeof f);
-        /* codes as the text gives them, before multi-line prefixes are folded */
-        char cs[16];
-        bounce__status_find(raw, cs, sizeof cs);
-        int cr = bounce__reply_find(raw, cs[0]);
         bounce__status_prefer(f.status, sizeof f.status, x->status, cs, cr);
         f.reply = rx->reply ? rx->reply : cr;
         f.cmd = rx->cmd != BOUNCE_CMD_UNKNOWN ? rx->cmd : bounce__cmd_find(diag);
