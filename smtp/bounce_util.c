@@ -424,35 +424,69 @@ int bounce__reply_find(const char *text, char cls)
     return 0;
 }
 
-/* The SMTP command a text names; the one furthest into the dialogue wins. */
-enum bounce_smtp_cmd bounce__cmd_find(const char *text)
+/* The SMTP command a text names; the one furthest into the dialogue wins.
+ * Each command counts at its first occurrence only (a word of its own
+ * unless it has a blank). One pass over the text: only capital letters
+ * can start a command, and SSE2 finds them 16 bytes at a time (a strstr()
+ * per command was 1 % of a report's instructions). */
+static const struct {
+    const char *w;
+    size_t n;
+    enum bounce_smtp_cmd c;
+} bounce_cmds[] = {
+    {"HELO", 4, BOUNCE_CMD_HELO}, {"EHLO", 4, BOUNCE_CMD_HELO}, {"STARTTLS", 8, BOUNCE_CMD_STARTTLS},
+    {"AUTH PLAIN", 10, BOUNCE_CMD_AUTH}, {"AUTH LOGIN", 10, BOUNCE_CMD_AUTH}, {"AUTH CRAM-", 10, BOUNCE_CMD_AUTH},
+    {"AUTH DIGEST-", 12, BOUNCE_CMD_AUTH}, {"MAIL F", 6, BOUNCE_CMD_MAIL}, {"RCPT", 4, BOUNCE_CMD_RCPT},
+    {"DATA", 4, BOUNCE_CMD_DATA}, {"QUIT", 4, BOUNCE_CMD_OTHER}, {"XFORWARD", 8, BOUNCE_CMD_OTHER},
+};
+/* bit k: bounce_cmds[k] starts with this byte */
+static const uint16_t bounce_cmd_first[256] = {
+    ['H'] = 1u << 0, ['E'] = 1u << 1, ['S'] = 1u << 2, ['A'] = 0xfu << 3, ['M'] = 1u << 7,
+    ['R'] = 1u << 8, ['D'] = 1u << 9, ['Q'] = 1u << 10, ['X'] = 1u << 11,
+};
+
+/* Commands starting at text[i] that were not seen before: marked seen in
+ * *seen, and in *ok when they count. */
+static void bounce_cmd_at(const char *text, size_t tl, size_t i, unsigned *seen, unsigned *ok)
 {
-    static const struct {
-        const char *w;
-        enum bounce_smtp_cmd c;
-    } cmds[] = {
-        {"HELO", BOUNCE_CMD_HELO}, {"EHLO", BOUNCE_CMD_HELO}, {"STARTTLS", BOUNCE_CMD_STARTTLS},
-        {"AUTH PLAIN", BOUNCE_CMD_AUTH}, {"AUTH LOGIN", BOUNCE_CMD_AUTH}, {"AUTH CRAM-", BOUNCE_CMD_AUTH},
-        {"AUTH DIGEST-", BOUNCE_CMD_AUTH}, {"MAIL F", BOUNCE_CMD_MAIL}, {"RCPT", BOUNCE_CMD_RCPT},
-        {"DATA", BOUNCE_CMD_DATA}, {"QUIT", BOUNCE_CMD_OTHER}, {"XFORWARD", BOUNCE_CMD_OTHER},
-    };
-    enum bounce_smtp_cmd last = BOUNCE_CMD_UNKNOWN;
-    if (text == NULL)
-        return last;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        size_t wl = strlen(cmds[i].w);
-        const char *p = strstr(text, cmds[i].w);
-        if (p == NULL)
+    unsigned m = bounce_cmd_first[(unsigned char)text[i]] & ~*seen;
+    while (m != 0) {
+        unsigned k = (unsigned)__builtin_ctz(m);
+        m &= m - 1;
+        size_t wl = bounce_cmds[k].n;
+        if (i + wl > tl || memcmp(text + i, bounce_cmds[k].w, wl) != 0)
             continue;
-        if (strchr(cmds[i].w, ' ') == NULL) {
+        *seen |= 1u << k;
+        if (memchr(bounce_cmds[k].w, ' ', wl) == NULL) {
             /* a word of its own: no letter or digit either side */
-            unsigned char b = p > text ? (unsigned char)p[-1] : ' ', a = (unsigned char)p[wl];
+            unsigned char b = i > 0 ? (unsigned char)text[i - 1] : ' ', a = (unsigned char)text[i + wl];
             if (isalnum(b) || b == '@' || isalnum(a) || a == '@')
                 continue;
         }
-        last = cmds[i].c;
+        *ok |= 1u << k;
     }
-    return last;
+}
+
+enum bounce_smtp_cmd bounce__cmd_find(const char *text)
+{
+    if (text == NULL)
+        return BOUNCE_CMD_UNKNOWN;
+    size_t tl = strlen(text), i = 0;
+    unsigned seen = 0, ok = 0;
+#ifdef __SSE2__
+    const __m128i base = _mm_set1_epi8('A'), span = _mm_set1_epi8('X' - 'A'), zero = _mm_setzero_si128();
+    for (; i + 16 <= tl; i += 16) {
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(text + i)), base);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, span), zero));
+        while (mask != 0) {
+            bounce_cmd_at(text, tl, i + (unsigned)__builtin_ctz(mask), &seen, &ok);
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i < tl; i++)
+        bounce_cmd_at(text, tl, i, &seen, &ok);
+    return ok ? bounce_cmds[31 - __builtin_clz(ok)].c : BOUNCE_CMD_UNKNOWN;
 }
 
 /* The three digits of a reply code (200..599) and a NUL. */
