@@ -624,20 +624,23 @@ bool bounce__phrase_any_ci(const char *text, const char *const *list)
 
 /* ---- the decision ---------------------------------------------------------- */
 
+/* 7 bits of each byte: pairs of non-ASCII bytes share bits with ASCII ones,
+ * which only lets a phrase through to the full search. */
+#define BOUNCE_PAIR(a, b) ((((unsigned)(unsigned char)(a) & 127) << 7) | ((unsigned char)(b) & 127))
+#define BOUNCE_NPAIRS (128 * 128)
+#define BOUNCE_NO_PAIR BOUNCE_NPAIRS /* a bit always set */
+
 struct bounce_judge {
     const struct bounce__fact *f;
     enum bounce_reason st;          /* reason named by the enhanced status, or NONE */
     signed char inc[BOUNCE_R_COUNT]; /* phrase list matched: -1 not tried yet, 0, 1 */
-    uint64_t pairs[256];            /* which byte pairs occur in the diagnostic */
+    uint64_t pairs[BOUNCE_NPAIRS / 64 + 1]; /* which byte pairs occur in the diagnostic */
 };
-
-/* 7 bits of each byte: pairs of non-ASCII bytes share bits with ASCII ones,
- * which only lets a phrase through to the full search. */
-#define BOUNCE_PAIR(a, b) ((((unsigned)(unsigned char)(a) & 127) << 7) | ((unsigned char)(b) & 127))
 
 static void bounce_pairs_init(struct bounce_judge *j)
 {
     memset(j->pairs, 0, sizeof j->pairs);
+    j->pairs[BOUNCE_NO_PAIR >> 6] = ~0ull;
     const char *t = j->f->diag;
     for (size_t i = 0; t[i] && t[i + 1]; i++) {
         unsigned p = BOUNCE_PAIR(t[i], t[i + 1]);
@@ -645,36 +648,29 @@ static void bounce_pairs_init(struct bounce_judge *j)
     }
 }
 
-static bool bounce_pair_in(const struct bounce_judge *j, char a, char b)
+static bool bounce_pair_in(const struct bounce_judge *j, unsigned p)
 {
-    unsigned p = BOUNCE_PAIR(a, b);
     return (j->pairs[p >> 6] >> (p & 63)) & 1;
 }
 
-/* Most phrases cannot match: some pair of adjacent bytes of theirs (within
- * a piece, "a*b" has the pieces "a" and "b") does not even occur in the
- * text. A bit test per byte of the phrase spares most searches. */
-static bool bounce_phrase_maybe(const struct bounce_judge *j, const char *ph)
-{
-    for (size_t i = 0; ph[i] != '\0' && ph[i + 1] != '\0'; i++)
-        if (ph[i] != '*' && ph[i + 1] != '*' && !bounce_pair_in(j, ph[i], ph[i + 1]))
-            return false;
-    return true;
-}
-
 /* Each list of bounce_phrases[] (and the one that rules "rejected" out)
- * with the rarest pair of each phrase (by the letters' frequency in
- * English): one bit test rules most phrases out before the test of all
- * their pairs. Built once; kept for the life of the process like the
- * tables. */
-struct bounce_sig {
-    const char *ph;
-    uint16_t rare;
+ * with the pairs of adjacent bytes of each phrase (within a piece: "a*b"
+ * has the pieces "a" and "b"). Most phrases cannot match: some pair of
+ * theirs does not even occur in the text. The rarest pair (by the letters'
+ * frequency in English) is kept apart: one bit test rules most phrases out
+ * before the test of their other pairs (those computed from the phrase's
+ * bytes at each test were a third of a decision). Built once; kept for the
+ * life of the process like the tables. */
+struct bounce_sigs {
+    size_t n;
+    const char *const *ph;
+    uint16_t *rare;     /* per phrase; BOUNCE_NO_PAIR: none, always searched */
+    uint32_t *first;    /* the other pairs of phrase k: pairs[first[k] .. first[k + 1]) */
+    uint16_t *pairs;
 };
-static struct bounce_sig *bounce_sigs[BOUNCE_R_COUNT + 1];
+static struct bounce_sigs bounce_sigs[BOUNCE_R_COUNT + 1];
 static pthread_once_t bounce_sigs_once = PTHREAD_ONCE_INIT;
 #define BOUNCE_SIGS_ISNOT BOUNCE_R_COUNT
-#define BOUNCE_NO_PAIR 0xffff /* above any BOUNCE_PAIR() */
 
 /* How common a byte is in English text, roughly per mille; punctuation
  * and digits count as rare. */
@@ -689,48 +685,63 @@ static unsigned bounce_byte_common(unsigned char c)
     return c >= '0' && c <= '9' ? 5 : 3;
 }
 
-static struct bounce_sig *bounce_sigs_of(const char *const *list)
+static void bounce_sigs_of(struct bounce_sigs *v, const char *const *list)
 {
-    size_t n = 0;
+    size_t n = 0, bytes = 0;
     while (list != NULL && list[n] != NULL)
-        n++;
-    struct bounce_sig *v = malloc((n + 1) * sizeof *v);
-    if (v == NULL)
+        bytes += strlen(list[n++]);
+    v->n = n;
+    v->ph = list;
+    v->rare = malloc((n + 1) * sizeof *v->rare);
+    v->first = malloc((n + 1) * sizeof *v->first);
+    v->pairs = malloc((bytes + 1) * sizeof *v->pairs);
+    if (v->rare == NULL || v->first == NULL || v->pairs == NULL)
         abort(); /* a few KiB, once */
+    uint32_t np = 0;
     for (size_t k = 0; k < n; k++) {
         const char *ph = list[k];
         unsigned best = ~0u;
-        v[k] = (struct bounce_sig){.ph = ph, .rare = 0};
+        uint32_t at = np;
+        v->first[k] = np;
+        v->rare[k] = BOUNCE_NO_PAIR;
         for (size_t i = 0; ph[i] != '\0' && ph[i + 1] != '\0'; i++) {
             if (ph[i] == '*' || ph[i + 1] == '*')
                 continue;
+            v->pairs[np] = (uint16_t)BOUNCE_PAIR(ph[i], ph[i + 1]);
             unsigned c = bounce_byte_common((unsigned char)ph[i]) * bounce_byte_common((unsigned char)ph[i + 1]);
             if (c < best) {
                 best = c;
-                v[k].rare = (uint16_t)BOUNCE_PAIR(ph[i], ph[i + 1]);
+                at = np;
             }
+            np++;
         }
-        if (best == ~0u) /* no pair to test: always searched */
-            v[k].rare = BOUNCE_NO_PAIR;
+        if (np > v->first[k]) { /* the rarest out of the list, into rare[k] */
+            v->rare[k] = v->pairs[at];
+            v->pairs[at] = v->pairs[--np];
+        }
     }
-    v[n].ph = NULL;
-    return v;
+    v->first[n] = np;
 }
 
 static void bounce_sigs_init(void)
 {
     for (int r = 0; r < BOUNCE_R_COUNT; r++)
-        bounce_sigs[r] = bounce_phrases[r] ? bounce_sigs_of(bounce_phrases[r]) : NULL;
-    bounce_sigs[BOUNCE_SIGS_ISNOT] = bounce_sigs_of(bounce_ph_rejected_isnot);
+        bounce_sigs_of(&bounce_sigs[r], bounce_phrases[r]);
+    bounce_sigs_of(&bounce_sigs[BOUNCE_SIGS_ISNOT], bounce_ph_rejected_isnot);
 }
 
 static bool bounce_list_in(const struct bounce_judge *j, int list)
 {
-    for (const struct bounce_sig *s = bounce_sigs[list]; s != NULL && s->ph != NULL; s++)
-        if ((s->rare == BOUNCE_NO_PAIR || ((j->pairs[s->rare >> 6] >> (s->rare & 63)) & 1)) &&
-            bounce_phrase_maybe(j, s->ph) &&
-            bounce__phrase_in(j->f->diag, s->ph))
+    const struct bounce_sigs *v = &bounce_sigs[list];
+    for (size_t k = 0; k < v->n; k++) {
+        if (!bounce_pair_in(j, v->rare[k]))
+            continue;
+        uint32_t e = v->first[k + 1], i = v->first[k];
+        while (i < e && bounce_pair_in(j, v->pairs[i]))
+            i++;
+        if (i == e && bounce__phrase_in(j->f->diag, v->ph[k]))
             return true;
+    }
     return false;
 }
 
