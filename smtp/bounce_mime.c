@@ -54,17 +54,18 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
 
 const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i)
 {
-    size_t len = 0;
-    for (uint32_t j = h->head[key % BOUNCE_HDR_BUCKETS]; j != 0; j = h->k[j - 1].next) {
+    /* A bucket's chain runs in field order: after a match at *i - 1 (the
+     * usual loop over the fields of a name), the search goes on from its
+     * successor instead of from the bucket's head. */
+    uint32_t j = *i > 0 && *i <= h->n && h->k[*i - 1].key == key ? h->k[*i - 1].next
+                                                                   : h->head[key % BOUNCE_HDR_BUCKETS];
+    for (; j != 0; j = h->k[j - 1].next) {
         size_t k = j - 1;
         if (k < *i || h->k[k].key != key)
             continue;
-        /* the name ends where its value's block starts; most names are
-         * spelt as asked, byte for byte */
+        /* most names are spelt as asked, byte for byte */
         const char *have = h->v[k].name;
-        len = len ? len : strlen(name);
-        if ((size_t)(h->v[k].value - have) == len + 1 &&
-            (memcmp(have, name, len) == 0 || g_ascii_strncasecmp(have, name, len) == 0)) {
+        if (strcmp(have, name) == 0 || g_ascii_strcasecmp(have, name) == 0) {
             *i = k + 1;
             return h->v[k].value;
         }
