@@ -22,8 +22,11 @@ static void bounce_gmime_init(void)
     g_mime_init();
 }
 
-/* name and value share one allocation, owned through name */
-static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len)
+/* Appends a field; own: name and value are one malloc'd block (freed here
+ * when out of memory), else they point into one of h's arenas. fold: 1 +
+ * bytes of a value still folded, 0 if it is ready. */
+static int bounce_hdrs_push(struct bounce__hdrs *h, const char *name, const char *value, uint32_t key, uint32_t fold,
+                            bool own)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
@@ -32,17 +35,17 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
             h->v = v;
         struct bounce__hkey *k = v != NULL ? realloc(h->k, cap * sizeof *k) : NULL;
         if (k == NULL) {
-            free(block);
+            if (own)
+                free((char *)name);
             return BOUNCE_ENOMEM;
         }
         h->k = k;
         h->cap = cap;
     }
-    uint32_t key = bounce__hdr_key(block), b = key % BOUNCE_HDR_BUCKETS;
-    h->v[h->n].name = block;
-    h->v[h->n].value = block + name_len + 1;
-    h->k[h->n].key = key;
-    h->k[h->n].next = 0;
+    uint32_t b = key % BOUNCE_HDR_BUCKETS;
+    h->v[h->n].name = name;
+    h->v[h->n].value = value;
+    h->k[h->n] = (struct bounce__hkey){.key = key, .fold = fold, .own = own};
     if (h->tail[b] != 0)
         h->k[h->tail[b] - 1].next = (uint32_t)h->n + 1;
     else
@@ -51,6 +54,8 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
     h->n++;
     return BOUNCE_OK;
 }
+
+static size_t bounce_unfold_into(char *out, const char *raw, size_t n);
 
 const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i)
 {
@@ -67,6 +72,17 @@ const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, ui
         const char *have = h->v[k].name;
         if (strcmp(have, name) == 0 || g_ascii_strcasecmp(have, name) == 0) {
             *i = k + 1;
+            if (h->k[k].fold != 0) {
+                /* Made one line now, in place in the arena, on the first
+                 * lookup (most fields of a mail's own header block never
+                 * have one). The header set is logically unchanged, and
+                 * only the analysing thread owns the doc it belongs to: the
+                 * write goes through the const pointer (no hdrs object is
+                 * defined const). */
+                struct bounce__hkey *hk = (struct bounce__hkey *)&h->k[k];
+                bounce_unfold_into((char *)h->v[k].value, h->v[k].value, hk->fold - 1);
+                hk->fold = 0;
+            }
             return h->v[k].value;
         }
     }
@@ -84,13 +100,24 @@ int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value
         return BOUNCE_ENOMEM;
     memcpy(block, name, nl + 1);
     memcpy(block + nl + 1, value ? value : "", vl + 1);
-    return bounce_hdrs_push(h, block, nl);
+    return bounce_hdrs_push(h, block, block + nl + 1, bounce__hdr_key_n(block, nl), 0, true);
 }
+
+/* A header block's text, which the fields read from it point into. */
+struct bounce_arena {
+    struct bounce_arena *next;
+    char text[];
+};
 
 void bounce__hdrs_free(struct bounce__hdrs *h)
 {
     for (size_t i = 0; i < h->n; i++)
-        free((char *)h->v[i].name);
+        if (h->k[i].own)
+            free((char *)h->v[i].name);
+    for (struct bounce_arena *a = h->arenas, *next; a != NULL; a = next) {
+        next = a->next;
+        free(a);
+    }
     free(h->v);
     free(h->k);
     size_t max = h->max;
@@ -116,20 +143,23 @@ void bounce__doc_free(struct bounce__doc *d)
 /* Headers whose values may carry RFC 2047 encoded words that matter to
  * us; the others (Received, DKIM-Signature, X-...) are only unfolded,
  * which saves GMime's decoder on the bulk of every header block. */
-static bool bounce_hdr_decodes(const char *name)
+static bool bounce_hdr_decodes(const char *name, size_t n)
 {
     switch (name[0] | 0x20) {
-    case 's': return g_ascii_strcasecmp(name, "subject") == 0 || g_ascii_strcasecmp(name, "sender") == 0;
-    case 'f': return g_ascii_strcasecmp(name, "from") == 0;
-    case 't': return g_ascii_strcasecmp(name, "to") == 0;
-    case 'c': return g_ascii_strcasecmp(name, "cc") == 0;
-    case 'r': return g_ascii_strcasecmp(name, "reply-to") == 0;
+    case 's':
+        return (n == 7 && g_ascii_strcasecmp(name, "subject") == 0) ||
+               (n == 6 && g_ascii_strcasecmp(name, "sender") == 0);
+    case 'f': return n == 4 && g_ascii_strcasecmp(name, "from") == 0;
+    case 't': return n == 2 && g_ascii_strcasecmp(name, "to") == 0;
+    case 'c': return n == 2 && g_ascii_strcasecmp(name, "cc") == 0;
+    case 'r': return n == 8 && g_ascii_strcasecmp(name, "reply-to") == 0;
     default: return false;
     }
 }
 
-/* A raw folded header value (n bytes) as one line at out (room for n + 1),
- * leading and trailing blanks dropped; returns its length. */
+/* A raw folded header value (n bytes) as one line at out (room for n + 1;
+ * out may be raw: it is written from its start, never ahead of what is
+ * read), leading and trailing blanks dropped; returns its length. */
 static size_t bounce_unfold_into(char *out, const char *raw, size_t n)
 {
     const char *r = raw, *end = raw + n;
@@ -142,7 +172,7 @@ static size_t bounce_unfold_into(char *out, const char *raw, size_t n)
         const char *cr = memchr(r, '\r', (size_t)((nl ? nl : end) - r));
         const char *stop = cr ? cr : nl ? nl : end;
         size_t run = (size_t)(stop - r);
-        memcpy(w, r, run);
+        memmove(w, r, run); /* out may be raw itself (w <= r) */
         for (char *t = memchr(w, '\t', run); t != NULL; t = memchr(t + 1, '\t', (size_t)(w + run - t - 1)))
             *t = ' ';
         w += run;
@@ -187,7 +217,7 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj, bool c
         const char *name = g_mime_header_get_name(hd);
         if (name == NULL || (!content_too && g_ascii_strncasecmp(name, "Content-", 8) == 0))
             continue;
-        if (bounce_hdr_decodes(name)) {
+        if (bounce_hdr_decodes(name, strlen(name))) {
             if (bounce__hdrs_add(h, name, g_mime_header_get_value(hd)) != 0)
                 return;
             continue;
@@ -267,7 +297,7 @@ static bool bounce_field_is(const struct bounce_field *f, const char *name)
  * mail: they are not among the mail's headers. */
 static bool bounce_field_content(const struct bounce_field *f)
 {
-    return f->name_len >= 8 && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
+    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
 }
 
 /* The fields GMime is given: the only two that decide how the body is
@@ -329,59 +359,110 @@ static char *bounce_header_decode(const char *raw, size_t n)
     return decoded;
 }
 
-/* A field into h as the rest of the analyser reads it: unfolded, and for
- * the fields that can carry them, encoded words and 8-bit text decoded
- * by GMime. */
-static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f)
+/* Field i of h (name and raw value in an arena, the name terminated) as
+ * the rest of the analyser reads it: unfolded, and for the fields that can
+ * carry them, encoded words and 8-bit text decoded by GMime (into a block
+ * of its own: decoding may lengthen it). With lazy, the other fields are
+ * unfolded when first looked up (bounce__hdrs_next). */
+static int bounce_field_ready(struct bounce__hdrs *h, size_t i, size_t name_len, bool lazy)
 {
-    if (h->n >= h->max)
+    const char *name = h->v[i].name;
+    char *value = (char *)h->v[i].value;
+    size_t n = h->k[i].fold - 1;
+    if (!bounce_hdr_decodes(name, name_len)) {
+        if (!lazy) {
+            bounce_unfold_into(value, value, n);
+            h->k[i].fold = 0;
+        }
         return BOUNCE_OK;
-    char *block = malloc(f->name_len + f->value_len + 2);
-    if (block == NULL)
-        return BOUNCE_ENOMEM;
-    memcpy(block, f->name, f->name_len);
-    block[f->name_len] = '\0';
-    char *value = block + f->name_len + 1;
-    if (!bounce_hdr_decodes(block)) {
-        bounce_unfold_into(value, f->value, f->value_len);
-        return bounce_hdrs_push(h, block, f->name_len);
     }
+    h->k[i].fold = 0;
     /* unfolded the way GMime's decoder expects (blanks of a fold kept) */
-    bounce_unfold_keep(value, f->value, f->value_len);
+    bounce_unfold_keep(value, value, n);
     if (bounce_header_plain(value))
-        return bounce_hdrs_push(h, block, f->name_len);
+        return BOUNCE_OK;
     char *decoded = g_mime_utils_header_decode_text(NULL, value);
-    int rv = bounce__hdrs_add(h, block, decoded ? decoded : "");
+    size_t vl = decoded ? strlen(decoded) : 0;
+    char *block = malloc(name_len + vl + 2);
+    if (block != NULL) {
+        memcpy(block, name, name_len + 1);
+        memcpy(block + name_len + 1, decoded ? decoded : "", vl + 1);
+        h->v[i].name = block;
+        h->v[i].value = block + name_len + 1;
+        h->k[i].own = true;
+    }
     g_free(decoded);
-    free(block);
-    return rv;
+    return block != NULL ? BOUNCE_OK : BOUNCE_ENOMEM;
+}
+
+/* The fields from first on, which point into text, moved into a copy of
+ * the block (its first blen bytes, one allocation for all of them instead
+ * of one each): names terminated in place of their colon, values made
+ * ready (bounce_field_ready). */
+static int bounce_fields_place(struct bounce__hdrs *h, size_t first, const char *text, size_t blen, bool lazy)
+{
+    if (first == h->n)
+        return BOUNCE_OK;
+    struct bounce_arena *a = malloc(sizeof *a + blen + 1);
+    if (a == NULL)
+        return BOUNCE_ENOMEM;
+    memcpy(a->text, text, blen);
+    a->text[blen] = '\0'; /* a last value not ended by a line break */
+    a->next = h->arenas;
+    h->arenas = a;
+    for (size_t i = first; i < h->n; i++) {
+        char *name = a->text + (h->v[i].name - text), *value = a->text + (h->v[i].value - text);
+        /* the name ends before the colon and any blanks ahead of it */
+        char *ne = value - 1;
+        while (ne[-1] == ' ' || ne[-1] == '\t')
+            ne--;
+        *ne = '\0';
+        h->v[i].name = name;
+        h->v[i].value = value;
+        int rv = bounce_field_ready(h, i, (size_t)(ne - name), lazy);
+        if (rv != BOUNCE_OK)
+            return rv;
+    }
+    return BOUNCE_OK;
 }
 
 /* The fields of a header block into h, Content-* left out; with mime, the
  * fields GMime needs (Content-Type, Content-Transfer-Encoding) are also
- * copied there as written (room for len bytes), *mime_len their length.
- * Returns the offset of the
- * body, or -1 if a line is no header field (h is then left empty, for
- * GMime to read the block its own way). */
+ * copied there as written (room for len bytes), *mime_len their length;
+ * lazy: see bounce_field_ready. Returns the offset of the body, or -1 if a
+ * line is no header field (h is then left empty, for GMime to read the
+ * block its own way). */
 static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, char *mime,
-                                  size_t *mime_len, int *err)
+                                  size_t *mime_len, bool lazy, int *err)
 {
     const char *p = text, *end = text + len;
     struct bounce_field f;
     int r;
+    size_t first = h->n;
     *err = BOUNCE_OK;
     if (mime_len != NULL)
         *mime_len = 0;
     while ((r = bounce_next_field(&p, end, &f)) == 1) {
-        if (mime != NULL && bounce_field_mime(&f)) {
-            memcpy(mime + *mime_len, f.start, f.len);
-            *mime_len += f.len;
-        }
-        if (bounce_field_content(&f))
+        if (bounce_field_content(&f)) {
+            if (mime != NULL && bounce_field_mime(&f)) {
+                memcpy(mime + *mime_len, f.start, f.len);
+                *mime_len += f.len;
+            }
             continue;
-        if ((*err = bounce_field_add(h, &f)) != BOUNCE_OK)
+        }
+        if (h->n >= h->max)
+            continue; /* bounded: the rest is dropped */
+        if (f.value_len >= UINT32_MAX) { /* beyond what fold can say: GMime's */
+            r = -1;
+            break;
+        }
+        /* into text until the block's end is known (bounce_fields_place) */
+        if ((*err = bounce_hdrs_push(h, f.name, f.value, bounce__hdr_key_n(f.name, f.name_len),
+                                     (uint32_t)f.value_len + 1, false)) != BOUNCE_OK)
             break;
     }
+    if (r == 0 && *err == BOUNCE_OK)
+        *err = bounce_fields_place(h, first, text, (size_t)(p - text), lazy);
     if (r < 0 || *err != BOUNCE_OK) {
         bounce__hdrs_free(h);
         return -1;
@@ -676,7 +757,7 @@ void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int err;
-    if (bounce_fields_read(h, text, len, NULL, NULL, &err) >= 0 || err != BOUNCE_OK)
+    if (bounce_fields_read(h, text, len, NULL, NULL, false, &err) >= 0 || err != BOUNCE_OK)
         return;
     /* Not a plain block of fields: GMime reads it as the header block of a
      * (body-less) message. */
@@ -940,7 +1021,7 @@ static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len
         *err = BOUNCE_ENOMEM;
         return NULL;
     }
-    ssize_t off = bounce_fields_read(&d->top, data + hs, len - hs, out, &mime, err);
+    ssize_t off = bounce_fields_read(&d->top, data + hs, len - hs, out, &mime, true, err);
     if (off < 0) {
         free(out);
         return NULL;
