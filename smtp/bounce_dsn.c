@@ -18,6 +18,19 @@ typedef int (*bounce_field_cb)(void *arg, const char *name, const char *value); 
 
 #define BOUNCE_FIELD_MAX 2048
 
+/* n bytes of src after the vl bytes of a field's value (size bytes, room
+ * kept for its NUL), tabs made blanks; returns the new length. */
+static size_t bounce_value_append(char *value, size_t size, size_t vl, const char *src, size_t n)
+{
+    if (n > size - 1 - vl)
+        n = size - 1 - vl;
+    char *w = value + vl;
+    memcpy(w, src, n);
+    for (char *t = memchr(w, '\t', n); t != NULL; t = memchr(t + 1, '\t', (size_t)(w + n - t - 1)))
+        *t = ' ';
+    return vl + n;
+}
+
 static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void *arg)
 {
     char name[64], value[BOUNCE_FIELD_MAX];
@@ -33,14 +46,11 @@ static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void 
         if (ll > 0 && p[ll - 1] == '\r')
             ll--;
         bool blank = true;
-        for (size_t i = 0; i < ll; i++)
-            if (!isspace((unsigned char)p[i]))
-                blank = false;
+        for (size_t i = 0; i < ll && blank; i++)
+            blank = isspace((unsigned char)p[i]) != 0;
         if (!blank && (p[0] == ' ' || p[0] == '\t')) {
-            if (have) { /* continuation */
-                for (size_t i = 0; i < ll && vl + 1 < sizeof value; i++)
-                    value[vl++] = p[i] == '\t' ? ' ' : p[i];
-            }
+            if (have) /* continuation */
+                vl = bounce_value_append(value, sizeof value, vl, p, ll);
         } else {
             if (have) {
                 value[vl] = '\0';
@@ -61,9 +71,7 @@ static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void 
                     const char *v = colon + 1;
                     while (v < p + ll && isspace((unsigned char)*v))
                         v++;
-                    vl = 0;
-                    for (; v < p + ll && vl + 1 < sizeof value; v++)
-                        value[vl++] = *v == '\t' ? ' ' : *v;
+                    vl = bounce_value_append(value, sizeof value, 0, v, (size_t)(p + ll - v));
                     have = true;
                 }
             }
