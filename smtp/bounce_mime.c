@@ -22,6 +22,32 @@ static void bounce_gmime_init(void)
     g_mime_init();
 }
 
+static unsigned char bounce_fold(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26u ? (unsigned char)(c | 0x20) : c;
+}
+
+/* g_ascii_strncasecmp(a, b, n) == 0, inline: the names compared here
+ * (media types, header names) mostly differ at their first byte, and the
+ * library call cost more than the comparison. */
+static bool bounce_ieq_n(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y && bounce_fold(x) != bounce_fold(y))
+            return false;
+        if (x == '\0')
+            break;
+    }
+    return true;
+}
+
+/* g_ascii_strcasecmp(a, b) == 0 */
+static bool bounce_ieq(const char *a, const char *b)
+{
+    return bounce_ieq_n(a, b, SIZE_MAX);
+}
+
 /* Appends a field; own: name and value are one malloc'd block (freed here
  * when out of memory), else they point into one of h's arenas. fold: 1 +
  * bytes of a value still folded, 0 if it is ready. */
@@ -70,7 +96,7 @@ const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, ui
             continue;
         /* most names are spelt as asked, byte for byte */
         const char *have = h->v[k].name;
-        if (strcmp(have, name) == 0 || g_ascii_strcasecmp(have, name) == 0) {
+        if (strcmp(have, name) == 0 || bounce_ieq(have, name)) {
             *i = k + 1;
             if (h->k[k].fold != 0) {
                 /* Made one line now, in place in the arena, on the first
@@ -147,12 +173,12 @@ static bool bounce_hdr_decodes(const char *name, size_t n)
 {
     switch (name[0] | 0x20) {
     case 's':
-        return (n == 7 && g_ascii_strcasecmp(name, "subject") == 0) ||
-               (n == 6 && g_ascii_strcasecmp(name, "sender") == 0);
-    case 'f': return n == 4 && g_ascii_strcasecmp(name, "from") == 0;
-    case 't': return n == 2 && g_ascii_strcasecmp(name, "to") == 0;
-    case 'c': return n == 2 && g_ascii_strcasecmp(name, "cc") == 0;
-    case 'r': return n == 8 && g_ascii_strcasecmp(name, "reply-to") == 0;
+        return (n == 7 && bounce_ieq(name, "subject")) ||
+               (n == 6 && bounce_ieq(name, "sender"));
+    case 'f': return n == 4 && bounce_ieq(name, "from");
+    case 't': return n == 2 && bounce_ieq(name, "to");
+    case 'c': return n == 2 && bounce_ieq(name, "cc");
+    case 'r': return n == 8 && bounce_ieq(name, "reply-to");
     default: return false;
     }
 }
@@ -215,7 +241,7 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj, bool c
         if (hd == NULL)
             continue;
         const char *name = g_mime_header_get_name(hd);
-        if (name == NULL || (!content_too && g_ascii_strncasecmp(name, "Content-", 8) == 0))
+        if (name == NULL || (!content_too && bounce_ieq_n(name, "Content-", 8)))
             continue;
         if (bounce_hdr_decodes(name, strlen(name))) {
             if (bounce__hdrs_add(h, name, g_mime_header_get_value(hd)) != 0)
@@ -290,14 +316,14 @@ static int bounce_next_field(const char **p, const char *end, struct bounce_fiel
 static bool bounce_field_is(const struct bounce_field *f, const char *name)
 {
     size_t n = strlen(name);
-    return f->name_len == n && g_ascii_strncasecmp(f->name, name, n) == 0;
+    return f->name_len == n && bounce_ieq_n(f->name, name, n);
 }
 
 /* Content-* fields describe the MIME entity (GMime reads them), not the
  * mail: they are not among the mail's headers. */
 static bool bounce_field_content(const struct bounce_field *f)
 {
-    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
+    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && bounce_ieq_n(f->name, "Content-", 8);
 }
 
 /* The fields GMime is given: the only two that decide how the body is
@@ -584,7 +610,7 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
 /* A charset whose text is read as it is (no conversion). */
 static bool bounce_charset_as_is(const char *cs)
 {
-    return cs == NULL || g_ascii_strcasecmp(cs, "utf-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0;
+    return cs == NULL || bounce_ieq(cs, "utf-8") || bounce_ieq(cs, "us-ascii");
 }
 
 /* Transfer encodings decoded here with GMime's decoder state (no filter
@@ -894,10 +920,10 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
         return;
     size_t len = 0;
     char *text = NULL;
-    if (g_ascii_strcasecmp(type, "message") == 0 || g_ascii_strcasecmp(type, "text") == 0) {
-        bool is_text = g_ascii_strcasecmp(type, "text") == 0;
-        if (g_ascii_strcasecmp(sub, "rfc822-headers") == 0 || g_ascii_strcasecmp(sub, "rfc822") == 0 ||
-            g_ascii_strcasecmp(sub, "global-headers") == 0) {
+    if (bounce_ieq(type, "message") || bounce_ieq(type, "text")) {
+        bool is_text = bounce_ieq(type, "text");
+        if (bounce_ieq(sub, "rfc822-headers") || bounce_ieq(sub, "rfc822") ||
+            bounce_ieq(sub, "global-headers")) {
             /* text/rfc822-headers, or the returned message that
              * bounce__mime_parse() had GMime keep as a leaf */
             if (d->have_orig)
@@ -916,12 +942,12 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
             return;
         }
         enum bounce__ptype pt;
-        if (g_ascii_strcasecmp(sub, "delivery-status") == 0 ||
-            g_ascii_strcasecmp(sub, "global-delivery-status") == 0)
+        if (bounce_ieq(sub, "delivery-status") ||
+            bounce_ieq(sub, "global-delivery-status"))
             pt = BOUNCE_P_DS;
-        else if (g_ascii_strcasecmp(sub, "feedback-report") == 0)
+        else if (bounce_ieq(sub, "feedback-report"))
             pt = BOUNCE_P_FR;
-        else if (is_text && g_ascii_strcasecmp(sub, "html") == 0)
+        else if (is_text && bounce_ieq(sub, "html"))
             pt = BOUNCE_P_HTML;
         else if (is_text)
             pt = BOUNCE_P_TEXT;
@@ -1134,15 +1160,15 @@ static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t
         g_free(v);
         const char *type = g_mime_content_type_get_media_type(ct);
         sub = g_mime_content_type_get_media_subtype(ct);
-        if (type == NULL || sub == NULL || g_ascii_strcasecmp(type, "text") != 0 ||
-            (g_ascii_strcasecmp(sub, "plain") != 0 && g_ascii_strcasecmp(sub, "html") != 0)) {
+        if (type == NULL || sub == NULL || !bounce_ieq(type, "text") ||
+            (!bounce_ieq(sub, "plain") && !bounce_ieq(sub, "html"))) {
             g_object_unref(ct);
             return false;
         }
         cs = g_mime_content_type_get_parameter(ct, "charset");
     }
     bounce_doc_set_type(d, ct);
-    bool html = g_ascii_strcasecmp(sub, "html") == 0;
+    bool html = bounce_ieq(sub, "html");
     char *raw = NULL;
     size_t n = 0;
     if (bounce_encoding_stepped(enc))
