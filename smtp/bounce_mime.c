@@ -10,6 +10,9 @@
 #include <gmime/gmime.h>
 #include <iconv.h>
 #include <pthread.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,6 +269,28 @@ struct bounce_field {
     size_t len;
 };
 
+/* The end of a field name at l: its first byte that is a control, a
+ * blank, ':', DEL or not ASCII. Names are read 16 bytes at a time (the
+ * byte-wise loop was a tenth of a header block's cost). */
+static const char *bounce_name_end(const char *l, const char *end)
+{
+    const char *c = l;
+#ifdef __SSE2__
+    const __m128i low = _mm_set1_epi8('!'), colon = _mm_set1_epi8(':'), del = _mm_set1_epi8(127);
+    for (; end - c >= 16; c += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)c);
+        /* signed: bytes of 128 and above are below '!' too */
+        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(v, low), _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, del)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask != 0)
+            return c + __builtin_ctz(mask);
+    }
+#endif
+    while (c < end && *c != ':' && (unsigned char)*c > ' ' && (unsigned char)*c < 127)
+        c++;
+    return c;
+}
+
 /* Next field of the header block at *p. Returns 1 with f filled in, 0 at
  * the end of the block (*p is then past its blank line, or at end), and -1
  * at a line that is no header field. Lines end in LF or CRLF. */
@@ -278,9 +303,7 @@ static int bounce_next_field(const char **p, const char *end, struct bounce_fiel
         *p = l + (*l == '\r' ? 2 : 1);
         return 0;
     }
-    const char *c = l;
-    while (c < end && *c != ':' && (unsigned char)*c > ' ' && (unsigned char)*c < 127)
-        c++;
+    const char *c = bounce_name_end(l, end);
     f->name = l;
     f->name_len = (size_t)(c - l);
     while (c < end && (*c == ' ' || *c == '\t')) /* obsolete "Name :" */
