@@ -366,7 +366,7 @@ static bool bounce_lwsp(char c)
 /* A raw header value (n bytes, up to a NUL) unfolded as GMime's
  * g_mime_utils_header_unfold() does: blanks and line breaks around it
  * dropped, CR and LF inside removed, the blanks of each fold kept. Written
- * at out (room for n + 1); returns its length. */
+ * at out (room for n + 1; out may be raw itself); returns its length. */
 static size_t bounce_unfold_keep(char *out, const char *raw, size_t n)
 {
     const char *s = raw, *e = raw + strnlen(raw, n);
@@ -374,10 +374,16 @@ static size_t bounce_unfold_keep(char *out, const char *raw, size_t n)
         s++;
     while (e > s && bounce_lwsp(e[-1]))
         e--;
+    /* runs between line break bytes, copied whole (out may be raw: w <= s) */
     char *w = out;
-    for (; s < e; s++)
-        if (*s != '\r' && *s != '\n')
-            *w++ = *s;
+    while (s < e) {
+        const char *stop = memchr(s, '\n', (size_t)(e - s));
+        const char *cr = memchr(s, '\r', (size_t)((stop ? stop : e) - s));
+        stop = cr ? cr : stop ? stop : e;
+        memmove(w, s, (size_t)(stop - s));
+        w += stop - s;
+        s = stop < e ? stop + 1 : e;
+    }
     *w = '\0';
     return (size_t)(w - out);
 }
