@@ -43,7 +43,9 @@ struct bounce__hdrs {
 };
 
 struct bounce__doc {
-    struct bounce__hdrs top;      /* headers of the mail itself */
+    struct bounce__hdrs top;      /* headers of the mail itself; its values are
+                                   * unfolded on first lookup: read them only
+                                   * through bounce__hdrs_next/get, never top.v */
     struct bounce__hdrs orig;     /* headers of the returned message (bounce__doc_orig) */
     bool have_orig;               /* orig, or orig_block, holds them */
     char *orig_block;             /* their text, parsed only when asked for */
