@@ -18,6 +18,19 @@ typedef int (*bounce_field_cb)(void *arg, const char *name, const char *value); 
 
 #define BOUNCE_FIELD_MAX 2048
 
+/* n bytes of src after the vl bytes of a field's value (size bytes, room
+ * kept for its NUL), tabs made blanks; returns the new length. */
+static size_t bounce_value_append(char *value, size_t size, size_t vl, const char *src, size_t n)
+{
+    if (n > size - 1 - vl)
+        n = size - 1 - vl;
+    char *w = value + vl;
+    memcpy(w, src, n);
+    for (char *t = memchr(w, '\t', n); t != NULL; t = memchr(t + 1, '\t', (size_t)(w + n - t - 1)))
+        *t = ' ';
+    return vl + n;
+}
+
 static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void *arg)
 {
     char name[64], value[BOUNCE_FIELD_MAX];
@@ -33,14 +46,11 @@ static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void 
         if (ll > 0 && p[ll - 1] == '\r')
             ll--;
         bool blank = true;
-        for (size_t i = 0; i < ll; i++)
-            if (!isspace((unsigned char)p[i]))
-                blank = false;
+        for (size_t i = 0; i < ll && blank; i++)
+            blank = isspace((unsigned char)p[i]) != 0;
         if (!blank && (p[0] == ' ' || p[0] == '\t')) {
-            if (have) { /* continuation */
-                for (size_t i = 0; i < ll && vl + 1 < sizeof value; i++)
-                    value[vl++] = p[i] == '\t' ? ' ' : p[i];
-            }
+            if (have) /* continuation */
+                vl = bounce_value_append(value, sizeof value, vl, p, ll);
         } else {
             if (have) {
                 value[vl] = '\0';
@@ -61,9 +71,7 @@ static int bounce_fields(const char *text, size_t len, bounce_field_cb cb, void 
                     const char *v = colon + 1;
                     while (v < p + ll && isspace((unsigned char)*v))
                         v++;
-                    vl = 0;
-                    for (; v < p + ll && vl + 1 < sizeof value; v++)
-                        value[vl++] = *v == '\t' ? ' ' : *v;
+                    vl = bounce_value_append(value, sizeof value, 0, v, (size_t)(p + ll - v));
                     have = true;
                 }
             }
@@ -142,59 +150,93 @@ static void bounce_set(char *dst, size_t n, const char *v)
     bounce__copy(dst, n, v);
 }
 
+/* The first n bytes of src (no NUL among them) at dst, cut to size - 1. */
+static void bounce_copy_n(char *dst, size_t size, const char *src, size_t n)
+{
+    if (n > size - 1)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Fields are told apart by their first letter before their name is
+ * compared: most fields of a report (Reporting-MTA, Arrival-Date,
+ * Last-Attempt-Date, ...) are none of these, and each used to be compared
+ * with all of their names. */
 static int bounce_dsn_field(void *arg, const char *name, const char *value)
 {
     struct bounce_dsn_state *s = arg;
     if (name == NULL)
         return bounce_dsn_flush(s);
-    if (strcasecmp(name, "Final-Recipient") == 0) {
-        int rv = s->fr[0] ? bounce_dsn_flush(s) : 0;
-        bounce_set(s->fr, sizeof s->fr, value);
-        return rv;
-    }
-    if (strcasecmp(name, "Original-Recipient") == 0) {
-        int rv = s->orcpt[0] ? bounce_dsn_flush(s) : 0;
-        bounce_set(s->orcpt, sizeof s->orcpt, value);
-        return rv;
-    }
-    if (strcasecmp(name, "Action") == 0) {
-        bounce_set(s->action, sizeof s->action, value);
-        bounce__normalise(s->action);
-        char *sp = strchr(s->action, ' ');
-        if (sp != NULL)
-            *sp = '\0';
-    } else if (strcasecmp(name, "Status") == 0) {
-        char st[16];
-        if (bounce__find_status(value, st, sizeof st))
-            bounce_set(s->status, sizeof s->status, st);
-        const char *open = strchr(value, '('), *close = open ? strrchr(open, ')') : NULL;
-        if (open != NULL && close != NULL && close - open > 1)
-            snprintf(s->status_note, sizeof s->status_note, "%.*s", (int)(close - open - 1), open + 1);
-    } else if (strcasecmp(name, "Diagnostic-Code") == 0) {
-        bounce_set(s->diag, sizeof s->diag, bounce_strip_type(value));
-        const char *semi = strchr(value, ';');
-        size_t tl = semi ? (size_t)(semi - value) : 0;
-        while (tl > 0 && value[tl - 1] == ' ')
-            tl--;
-        if (semi != NULL && tl < sizeof s->dtype && bounce_strip_type(value) != value) {
-            snprintf(s->dtype, sizeof s->dtype, "%.*s", (int)tl, value);
-            bounce__lower(s->dtype);
-            if (strcmp(s->dtype, "x-postfix") == 0) /* Postfix's own failures read as SMTP */
-                snprintf(s->dtype, sizeof s->dtype, "smtp");
+    switch (name[0] | 0x20) {
+    case 'f':
+        if (strcasecmp(name, "Final-Recipient") == 0) {
+            int rv = s->fr[0] ? bounce_dsn_flush(s) : 0;
+            bounce_set(s->fr, sizeof s->fr, value);
+            return rv;
         }
-    } else if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
-        static const struct { const char *cat; enum bounce_reason r; } cats[] = {
-            {"bad-domain", BOUNCE_R_HOSTUNKNOWN}, {"bad-mailbox", BOUNCE_R_USERUNKNOWN},
-            {"inactive-mailbox", BOUNCE_R_SUSPEND}, {"message-expired", BOUNCE_R_EXPIRED},
-            {"no-answer-from-host", BOUNCE_R_NETWORKERROR}, {"policy-related", BOUNCE_R_POLICYVIOLATION},
-            {"quota-issues", BOUNCE_R_MAILBOXFULL}, {"routing-errors", BOUNCE_R_SYSTEMERROR},
-            {"spam-related", BOUNCE_R_SPAMDETECTED},
-        };
-        for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
-            if (bounce__starts_ci(value, cats[i].cat))
-                s->hint = cats[i].r;
-    } else if (strcasecmp(name, "Remote-MTA") == 0) {
-        bounce_set(s->rmta, sizeof s->rmta, bounce_strip_type(value));
+        break;
+    case 'o':
+        if (strcasecmp(name, "Original-Recipient") == 0) {
+            int rv = s->orcpt[0] ? bounce_dsn_flush(s) : 0;
+            bounce_set(s->orcpt, sizeof s->orcpt, value);
+            return rv;
+        }
+        break;
+    case 'a':
+        if (strcasecmp(name, "Action") == 0) {
+            bounce_set(s->action, sizeof s->action, value);
+            bounce__normalise(s->action);
+            char *sp = strchr(s->action, ' ');
+            if (sp != NULL)
+                *sp = '\0';
+        }
+        break;
+    case 's':
+        if (strcasecmp(name, "Status") == 0) {
+            char st[16];
+            if (bounce__find_status(value, st, sizeof st))
+                bounce_set(s->status, sizeof s->status, st);
+            const char *open = strchr(value, '('), *close = open ? strrchr(open, ')') : NULL;
+            if (open != NULL && close != NULL && close - open > 1)
+                bounce_copy_n(s->status_note, sizeof s->status_note, open + 1, (size_t)(close - open - 1));
+        }
+        break;
+    case 'd':
+        if (strcasecmp(name, "Diagnostic-Code") == 0) {
+            bounce_set(s->diag, sizeof s->diag, bounce_strip_type(value));
+            const char *semi = strchr(value, ';');
+            size_t tl = semi ? (size_t)(semi - value) : 0;
+            while (tl > 0 && value[tl - 1] == ' ')
+                tl--;
+            if (semi != NULL && tl < sizeof s->dtype && bounce_strip_type(value) != value) {
+                bounce_copy_n(s->dtype, sizeof s->dtype, value, tl);
+                bounce__lower(s->dtype);
+                if (strcmp(s->dtype, "x-postfix") == 0) /* Postfix's own failures read as SMTP */
+                    bounce__copy(s->dtype, sizeof s->dtype, "smtp");
+            }
+        }
+        break;
+    case 'x':
+        if (strcasecmp(name, "X-PowerMTA-BounceCategory") == 0) {
+            static const struct { const char *cat; enum bounce_reason r; } cats[] = {
+                {"bad-domain", BOUNCE_R_HOSTUNKNOWN}, {"bad-mailbox", BOUNCE_R_USERUNKNOWN},
+                {"inactive-mailbox", BOUNCE_R_SUSPEND}, {"message-expired", BOUNCE_R_EXPIRED},
+                {"no-answer-from-host", BOUNCE_R_NETWORKERROR}, {"policy-related", BOUNCE_R_POLICYVIOLATION},
+                {"quota-issues", BOUNCE_R_MAILBOXFULL}, {"routing-errors", BOUNCE_R_SYSTEMERROR},
+                {"spam-related", BOUNCE_R_SPAMDETECTED},
+            };
+            for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
+                if (bounce__starts_ci(value, cats[i].cat))
+                    s->hint = cats[i].r;
+        }
+        break;
+    case 'r':
+        if (strcasecmp(name, "Remote-MTA") == 0)
+            bounce_set(s->rmta, sizeof s->rmta, bounce_strip_type(value));
+        break;
+    default:
+        break;
     }
     return 0;
 }

@@ -29,17 +29,23 @@ struct bounce__part {
 struct bounce__hkey {
     uint32_t key;  /* bounce__hdr_key() of the name */
     uint32_t next; /* 1 + index of the next header of the same bucket, 0: none */
+    uint32_t fold; /* 1 + bytes of a value still folded (made one line when
+                    * first looked up), 0: the value is ready */
+    bool own;      /* name and value are one malloc'd block, else in an arena */
 };
 
 struct bounce__hdrs {
-    struct bounce_header *v;  /* name owned (malloc), value in the same block */
+    struct bounce_header *v;  /* name and value: see own in k */
     struct bounce__hkey *k;   /* per header */
+    void *arenas;             /* header blocks' text the fields point into (bounce_mime.c) */
     uint32_t head[BOUNCE_HDR_BUCKETS], tail[BOUNCE_HDR_BUCKETS]; /* 1 + index, 0: none */
     size_t n, cap, max;
 };
 
 struct bounce__doc {
-    struct bounce__hdrs top;      /* headers of the mail itself */
+    struct bounce__hdrs top;      /* headers of the mail itself; its values are
+                                   * unfolded on first lookup: read them only
+                                   * through bounce__hdrs_next/get, never top.v */
     struct bounce__hdrs orig;     /* headers of the returned message (bounce__doc_orig) */
     bool have_orig;               /* orig, or orig_block, holds them */
     char *orig_block;             /* their text, parsed only when asked for */
@@ -164,14 +170,17 @@ void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
  * when the hashes are equal, and this cheap one leaves few such pairs among
  * a header block's names (FNV-1a over every byte of the name was 2 % of a
  * report's instructions). */
-static inline uint32_t bounce__hdr_key(const char *name)
+static inline uint32_t bounce__hdr_key_n(const char *name, size_t n)
 {
-    size_t n = strlen(name);
     if (n == 0)
         return 0;
     uint32_t a = (unsigned char)name[0] | 0x20u, b = (unsigned char)name[n / 2] | 0x20u,
              c = (unsigned char)name[n - 1] | 0x20u;
     return ((uint32_t)n * 2654435761u) ^ (a << 16) ^ (b << 8) ^ c;
+}
+static inline uint32_t bounce__hdr_key(const char *name)
+{
+    return bounce__hdr_key_n(name, strlen(name));
 }
 /* The value of the next field called name at or after *i (then *i is past
  * it), or NULL; key is bounce__hdr_key(name). */

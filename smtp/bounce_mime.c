@@ -10,6 +10,9 @@
 #include <gmime/gmime.h>
 #include <iconv.h>
 #include <pthread.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,8 +25,37 @@ static void bounce_gmime_init(void)
     g_mime_init();
 }
 
-/* name and value share one allocation, owned through name */
-static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len)
+static unsigned char bounce_fold(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26u ? (unsigned char)(c | 0x20) : c;
+}
+
+/* g_ascii_strncasecmp(a, b, n) == 0, inline: the names compared here
+ * (media types, header names) mostly differ at their first byte, and the
+ * library call cost more than the comparison. */
+static bool bounce_ieq_n(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y && bounce_fold(x) != bounce_fold(y))
+            return false;
+        if (x == '\0')
+            break;
+    }
+    return true;
+}
+
+/* g_ascii_strcasecmp(a, b) == 0 */
+static bool bounce_ieq(const char *a, const char *b)
+{
+    return bounce_ieq_n(a, b, SIZE_MAX);
+}
+
+/* Appends a field; own: name and value are one malloc'd block (freed here
+ * when out of memory), else they point into one of h's arenas. fold: 1 +
+ * bytes of a value still folded, 0 if it is ready. */
+static int bounce_hdrs_push(struct bounce__hdrs *h, const char *name, const char *value, uint32_t key, uint32_t fold,
+                            bool own)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
@@ -32,17 +64,17 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
             h->v = v;
         struct bounce__hkey *k = v != NULL ? realloc(h->k, cap * sizeof *k) : NULL;
         if (k == NULL) {
-            free(block);
+            if (own)
+                free((char *)name);
             return BOUNCE_ENOMEM;
         }
         h->k = k;
         h->cap = cap;
     }
-    uint32_t key = bounce__hdr_key(block), b = key % BOUNCE_HDR_BUCKETS;
-    h->v[h->n].name = block;
-    h->v[h->n].value = block + name_len + 1;
-    h->k[h->n].key = key;
-    h->k[h->n].next = 0;
+    uint32_t b = key % BOUNCE_HDR_BUCKETS;
+    h->v[h->n].name = name;
+    h->v[h->n].value = value;
+    h->k[h->n] = (struct bounce__hkey){.key = key, .fold = fold, .own = own};
     if (h->tail[b] != 0)
         h->k[h->tail[b] - 1].next = (uint32_t)h->n + 1;
     else
@@ -52,20 +84,34 @@ static int bounce_hdrs_push(struct bounce__hdrs *h, char *block, size_t name_len
     return BOUNCE_OK;
 }
 
+static size_t bounce_unfold_into(char *out, const char *raw, size_t n);
+
 const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, uint32_t key, size_t *i)
 {
-    size_t len = 0;
-    for (uint32_t j = h->head[key % BOUNCE_HDR_BUCKETS]; j != 0; j = h->k[j - 1].next) {
+    /* A bucket's chain runs in field order: after a match at *i - 1 (the
+     * usual loop over the fields of a name), the search goes on from its
+     * successor instead of from the bucket's head. */
+    uint32_t j = *i > 0 && *i <= h->n && h->k[*i - 1].key == key ? h->k[*i - 1].next
+                                                                   : h->head[key % BOUNCE_HDR_BUCKETS];
+    for (; j != 0; j = h->k[j - 1].next) {
         size_t k = j - 1;
         if (k < *i || h->k[k].key != key)
             continue;
-        /* the name ends where its value's block starts; most names are
-         * spelt as asked, byte for byte */
+        /* most names are spelt as asked, byte for byte */
         const char *have = h->v[k].name;
-        len = len ? len : strlen(name);
-        if ((size_t)(h->v[k].value - have) == len + 1 &&
-            (memcmp(have, name, len) == 0 || g_ascii_strncasecmp(have, name, len) == 0)) {
+        if (strcmp(have, name) == 0 || bounce_ieq(have, name)) {
             *i = k + 1;
+            if (h->k[k].fold != 0) {
+                /* Made one line now, in place in the arena, on the first
+                 * lookup (most fields of a mail's own header block never
+                 * have one). The header set is logically unchanged, and
+                 * only the analysing thread owns the doc it belongs to: the
+                 * write goes through the const pointer (no hdrs object is
+                 * defined const). */
+                struct bounce__hkey *hk = (struct bounce__hkey *)&h->k[k];
+                bounce_unfold_into((char *)h->v[k].value, h->v[k].value, hk->fold - 1);
+                hk->fold = 0;
+            }
             return h->v[k].value;
         }
     }
@@ -83,13 +129,24 @@ int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value
         return BOUNCE_ENOMEM;
     memcpy(block, name, nl + 1);
     memcpy(block + nl + 1, value ? value : "", vl + 1);
-    return bounce_hdrs_push(h, block, nl);
+    return bounce_hdrs_push(h, block, block + nl + 1, bounce__hdr_key_n(block, nl), 0, true);
 }
+
+/* A header block's text, which the fields read from it point into. */
+struct bounce_arena {
+    struct bounce_arena *next;
+    char text[];
+};
 
 void bounce__hdrs_free(struct bounce__hdrs *h)
 {
     for (size_t i = 0; i < h->n; i++)
-        free((char *)h->v[i].name);
+        if (h->k[i].own)
+            free((char *)h->v[i].name);
+    for (struct bounce_arena *a = h->arenas, *next; a != NULL; a = next) {
+        next = a->next;
+        free(a);
+    }
     free(h->v);
     free(h->k);
     size_t max = h->max;
@@ -115,20 +172,23 @@ void bounce__doc_free(struct bounce__doc *d)
 /* Headers whose values may carry RFC 2047 encoded words that matter to
  * us; the others (Received, DKIM-Signature, X-...) are only unfolded,
  * which saves GMime's decoder on the bulk of every header block. */
-static bool bounce_hdr_decodes(const char *name)
+static bool bounce_hdr_decodes(const char *name, size_t n)
 {
     switch (name[0] | 0x20) {
-    case 's': return g_ascii_strcasecmp(name, "subject") == 0 || g_ascii_strcasecmp(name, "sender") == 0;
-    case 'f': return g_ascii_strcasecmp(name, "from") == 0;
-    case 't': return g_ascii_strcasecmp(name, "to") == 0;
-    case 'c': return g_ascii_strcasecmp(name, "cc") == 0;
-    case 'r': return g_ascii_strcasecmp(name, "reply-to") == 0;
+    case 's':
+        return (n == 7 && bounce_ieq(name, "subject")) ||
+               (n == 6 && bounce_ieq(name, "sender"));
+    case 'f': return n == 4 && bounce_ieq(name, "from");
+    case 't': return n == 2 && bounce_ieq(name, "to");
+    case 'c': return n == 2 && bounce_ieq(name, "cc");
+    case 'r': return n == 8 && bounce_ieq(name, "reply-to");
     default: return false;
     }
 }
 
-/* A raw folded header value (n bytes) as one line at out (room for n + 1),
- * leading and trailing blanks dropped; returns its length. */
+/* A raw folded header value (n bytes) as one line at out (room for n + 1;
+ * out may be raw: it is written from its start, never ahead of what is
+ * read), leading and trailing blanks dropped; returns its length. */
 static size_t bounce_unfold_into(char *out, const char *raw, size_t n)
 {
     const char *r = raw, *end = raw + n;
@@ -141,7 +201,7 @@ static size_t bounce_unfold_into(char *out, const char *raw, size_t n)
         const char *cr = memchr(r, '\r', (size_t)((nl ? nl : end) - r));
         const char *stop = cr ? cr : nl ? nl : end;
         size_t run = (size_t)(stop - r);
-        memcpy(w, r, run);
+        memmove(w, r, run); /* out may be raw itself (w <= r) */
         for (char *t = memchr(w, '\t', run); t != NULL; t = memchr(t + 1, '\t', (size_t)(w + run - t - 1)))
             *t = ' ';
         w += run;
@@ -184,9 +244,9 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj, bool c
         if (hd == NULL)
             continue;
         const char *name = g_mime_header_get_name(hd);
-        if (name == NULL || (!content_too && g_ascii_strncasecmp(name, "Content-", 8) == 0))
+        if (name == NULL || (!content_too && bounce_ieq_n(name, "Content-", 8)))
             continue;
-        if (bounce_hdr_decodes(name)) {
+        if (bounce_hdr_decodes(name, strlen(name))) {
             if (bounce__hdrs_add(h, name, g_mime_header_get_value(hd)) != 0)
                 return;
             continue;
@@ -209,6 +269,28 @@ struct bounce_field {
     size_t len;
 };
 
+/* The end of a field name at l: its first byte that is a control, a
+ * blank, ':', DEL or not ASCII. Names are read 16 bytes at a time (the
+ * byte-wise loop was a tenth of a header block's cost). */
+static const char *bounce_name_end(const char *l, const char *end)
+{
+    const char *c = l;
+#ifdef __SSE2__
+    const __m128i low = _mm_set1_epi8('!'), colon = _mm_set1_epi8(':'), del = _mm_set1_epi8(127);
+    for (; end - c >= 16; c += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)c);
+        /* signed: bytes of 128 and above are below '!' too */
+        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(v, low), _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, del)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+        if (mask != 0)
+            return c + __builtin_ctz(mask);
+    }
+#endif
+    while (c < end && *c != ':' && (unsigned char)*c > ' ' && (unsigned char)*c < 127)
+        c++;
+    return c;
+}
+
 /* Next field of the header block at *p. Returns 1 with f filled in, 0 at
  * the end of the block (*p is then past its blank line, or at end), and -1
  * at a line that is no header field. Lines end in LF or CRLF. */
@@ -221,9 +303,7 @@ static int bounce_next_field(const char **p, const char *end, struct bounce_fiel
         *p = l + (*l == '\r' ? 2 : 1);
         return 0;
     }
-    const char *c = l;
-    while (c < end && *c != ':' && (unsigned char)*c > ' ' && (unsigned char)*c < 127)
-        c++;
+    const char *c = bounce_name_end(l, end);
     f->name = l;
     f->name_len = (size_t)(c - l);
     while (c < end && (*c == ' ' || *c == '\t')) /* obsolete "Name :" */
@@ -259,14 +339,14 @@ static int bounce_next_field(const char **p, const char *end, struct bounce_fiel
 static bool bounce_field_is(const struct bounce_field *f, const char *name)
 {
     size_t n = strlen(name);
-    return f->name_len == n && g_ascii_strncasecmp(f->name, name, n) == 0;
+    return f->name_len == n && bounce_ieq_n(f->name, name, n);
 }
 
 /* Content-* fields describe the MIME entity (GMime reads them), not the
  * mail: they are not among the mail's headers. */
 static bool bounce_field_content(const struct bounce_field *f)
 {
-    return f->name_len >= 8 && g_ascii_strncasecmp(f->name, "Content-", 8) == 0;
+    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && bounce_ieq_n(f->name, "Content-", 8);
 }
 
 /* The fields GMime is given: the only two that decide how the body is
@@ -286,7 +366,7 @@ static bool bounce_lwsp(char c)
 /* A raw header value (n bytes, up to a NUL) unfolded as GMime's
  * g_mime_utils_header_unfold() does: blanks and line breaks around it
  * dropped, CR and LF inside removed, the blanks of each fold kept. Written
- * at out (room for n + 1); returns its length. */
+ * at out (room for n + 1; out may be raw itself); returns its length. */
 static size_t bounce_unfold_keep(char *out, const char *raw, size_t n)
 {
     const char *s = raw, *e = raw + strnlen(raw, n);
@@ -294,10 +374,16 @@ static size_t bounce_unfold_keep(char *out, const char *raw, size_t n)
         s++;
     while (e > s && bounce_lwsp(e[-1]))
         e--;
+    /* runs between line break bytes, copied whole (out may be raw: w <= s) */
     char *w = out;
-    for (; s < e; s++)
-        if (*s != '\r' && *s != '\n')
-            *w++ = *s;
+    while (s < e) {
+        const char *stop = memchr(s, '\n', (size_t)(e - s));
+        const char *cr = memchr(s, '\r', (size_t)((stop ? stop : e) - s));
+        stop = cr ? cr : stop ? stop : e;
+        memmove(w, s, (size_t)(stop - s));
+        w += stop - s;
+        s = stop < e ? stop + 1 : e;
+    }
     *w = '\0';
     return (size_t)(w - out);
 }
@@ -328,59 +414,110 @@ static char *bounce_header_decode(const char *raw, size_t n)
     return decoded;
 }
 
-/* A field into h as the rest of the analyser reads it: unfolded, and for
- * the fields that can carry them, encoded words and 8-bit text decoded
- * by GMime. */
-static int bounce_field_add(struct bounce__hdrs *h, const struct bounce_field *f)
+/* Field i of h (name and raw value in an arena, the name terminated) as
+ * the rest of the analyser reads it: unfolded, and for the fields that can
+ * carry them, encoded words and 8-bit text decoded by GMime (into a block
+ * of its own: decoding may lengthen it). With lazy, the other fields are
+ * unfolded when first looked up (bounce__hdrs_next). */
+static int bounce_field_ready(struct bounce__hdrs *h, size_t i, size_t name_len, bool lazy)
 {
-    if (h->n >= h->max)
+    const char *name = h->v[i].name;
+    char *value = (char *)h->v[i].value;
+    size_t n = h->k[i].fold - 1;
+    if (!bounce_hdr_decodes(name, name_len)) {
+        if (!lazy) {
+            bounce_unfold_into(value, value, n);
+            h->k[i].fold = 0;
+        }
         return BOUNCE_OK;
-    char *block = malloc(f->name_len + f->value_len + 2);
-    if (block == NULL)
-        return BOUNCE_ENOMEM;
-    memcpy(block, f->name, f->name_len);
-    block[f->name_len] = '\0';
-    char *value = block + f->name_len + 1;
-    if (!bounce_hdr_decodes(block)) {
-        bounce_unfold_into(value, f->value, f->value_len);
-        return bounce_hdrs_push(h, block, f->name_len);
     }
+    h->k[i].fold = 0;
     /* unfolded the way GMime's decoder expects (blanks of a fold kept) */
-    bounce_unfold_keep(value, f->value, f->value_len);
+    bounce_unfold_keep(value, value, n);
     if (bounce_header_plain(value))
-        return bounce_hdrs_push(h, block, f->name_len);
+        return BOUNCE_OK;
     char *decoded = g_mime_utils_header_decode_text(NULL, value);
-    int rv = bounce__hdrs_add(h, block, decoded ? decoded : "");
+    size_t vl = decoded ? strlen(decoded) : 0;
+    char *block = malloc(name_len + vl + 2);
+    if (block != NULL) {
+        memcpy(block, name, name_len + 1);
+        memcpy(block + name_len + 1, decoded ? decoded : "", vl + 1);
+        h->v[i].name = block;
+        h->v[i].value = block + name_len + 1;
+        h->k[i].own = true;
+    }
     g_free(decoded);
-    free(block);
-    return rv;
+    return block != NULL ? BOUNCE_OK : BOUNCE_ENOMEM;
+}
+
+/* The fields from first on, which point into text, moved into a copy of
+ * the block (its first blen bytes, one allocation for all of them instead
+ * of one each): names terminated in place of their colon, values made
+ * ready (bounce_field_ready). */
+static int bounce_fields_place(struct bounce__hdrs *h, size_t first, const char *text, size_t blen, bool lazy)
+{
+    if (first == h->n)
+        return BOUNCE_OK;
+    struct bounce_arena *a = malloc(sizeof *a + blen + 1);
+    if (a == NULL)
+        return BOUNCE_ENOMEM;
+    memcpy(a->text, text, blen);
+    a->text[blen] = '\0'; /* a last value not ended by a line break */
+    a->next = h->arenas;
+    h->arenas = a;
+    for (size_t i = first; i < h->n; i++) {
+        char *name = a->text + (h->v[i].name - text), *value = a->text + (h->v[i].value - text);
+        /* the name ends before the colon and any blanks ahead of it */
+        char *ne = value - 1;
+        while (ne[-1] == ' ' || ne[-1] == '\t')
+            ne--;
+        *ne = '\0';
+        h->v[i].name = name;
+        h->v[i].value = value;
+        int rv = bounce_field_ready(h, i, (size_t)(ne - name), lazy);
+        if (rv != BOUNCE_OK)
+            return rv;
+    }
+    return BOUNCE_OK;
 }
 
 /* The fields of a header block into h, Content-* left out; with mime, the
  * fields GMime needs (Content-Type, Content-Transfer-Encoding) are also
- * copied there as written (room for len bytes), *mime_len their length.
- * Returns the offset of the
- * body, or -1 if a line is no header field (h is then left empty, for
- * GMime to read the block its own way). */
+ * copied there as written (room for len bytes), *mime_len their length;
+ * lazy: see bounce_field_ready. Returns the offset of the body, or -1 if a
+ * line is no header field (h is then left empty, for GMime to read the
+ * block its own way). */
 static ssize_t bounce_fields_read(struct bounce__hdrs *h, const char *text, size_t len, char *mime,
-                                  size_t *mime_len, int *err)
+                                  size_t *mime_len, bool lazy, int *err)
 {
     const char *p = text, *end = text + len;
     struct bounce_field f;
     int r;
+    size_t first = h->n;
     *err = BOUNCE_OK;
     if (mime_len != NULL)
         *mime_len = 0;
     while ((r = bounce_next_field(&p, end, &f)) == 1) {
-        if (mime != NULL && bounce_field_mime(&f)) {
-            memcpy(mime + *mime_len, f.start, f.len);
-            *mime_len += f.len;
-        }
-        if (bounce_field_content(&f))
+        if (bounce_field_content(&f)) {
+            if (mime != NULL && bounce_field_mime(&f)) {
+                memcpy(mime + *mime_len, f.start, f.len);
+                *mime_len += f.len;
+            }
             continue;
-        if ((*err = bounce_field_add(h, &f)) != BOUNCE_OK)
+        }
+        if (h->n >= h->max)
+            continue; /* bounded: the rest is dropped */
+        if (f.value_len >= UINT32_MAX) { /* beyond what fold can say: GMime's */
+            r = -1;
+            break;
+        }
+        /* into text until the block's end is known (bounce_fields_place) */
+        if ((*err = bounce_hdrs_push(h, f.name, f.value, bounce__hdr_key_n(f.name, f.name_len),
+                                     (uint32_t)f.value_len + 1, false)) != BOUNCE_OK)
             break;
     }
+    if (r == 0 && *err == BOUNCE_OK)
+        *err = bounce_fields_place(h, first, text, (size_t)(p - text), lazy);
     if (r < 0 || *err != BOUNCE_OK) {
         bounce__hdrs_free(h);
         return -1;
@@ -502,7 +639,7 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
 /* A charset whose text is read as it is (no conversion). */
 static bool bounce_charset_as_is(const char *cs)
 {
-    return cs == NULL || g_ascii_strcasecmp(cs, "utf-8") == 0 || g_ascii_strcasecmp(cs, "us-ascii") == 0;
+    return cs == NULL || bounce_ieq(cs, "utf-8") || bounce_ieq(cs, "us-ascii");
 }
 
 /* Transfer encodings decoded here with GMime's decoder state (no filter
@@ -675,7 +812,7 @@ void bounce__parse_header_block(struct bounce__hdrs *h, const char *text, size_t
 {
     pthread_once(&bounce_gmime_once, bounce_gmime_init);
     int err;
-    if (bounce_fields_read(h, text, len, NULL, NULL, &err) >= 0 || err != BOUNCE_OK)
+    if (bounce_fields_read(h, text, len, NULL, NULL, false, &err) >= 0 || err != BOUNCE_OK)
         return;
     /* Not a plain block of fields: GMime reads it as the header block of a
      * (body-less) message. */
@@ -812,10 +949,10 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
         return;
     size_t len = 0;
     char *text = NULL;
-    if (g_ascii_strcasecmp(type, "message") == 0 || g_ascii_strcasecmp(type, "text") == 0) {
-        bool is_text = g_ascii_strcasecmp(type, "text") == 0;
-        if (g_ascii_strcasecmp(sub, "rfc822-headers") == 0 || g_ascii_strcasecmp(sub, "rfc822") == 0 ||
-            g_ascii_strcasecmp(sub, "global-headers") == 0) {
+    if (bounce_ieq(type, "message") || bounce_ieq(type, "text")) {
+        bool is_text = bounce_ieq(type, "text");
+        if (bounce_ieq(sub, "rfc822-headers") || bounce_ieq(sub, "rfc822") ||
+            bounce_ieq(sub, "global-headers")) {
             /* text/rfc822-headers, or the returned message that
              * bounce__mime_parse() had GMime keep as a leaf */
             if (d->have_orig)
@@ -834,12 +971,12 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
             return;
         }
         enum bounce__ptype pt;
-        if (g_ascii_strcasecmp(sub, "delivery-status") == 0 ||
-            g_ascii_strcasecmp(sub, "global-delivery-status") == 0)
+        if (bounce_ieq(sub, "delivery-status") ||
+            bounce_ieq(sub, "global-delivery-status"))
             pt = BOUNCE_P_DS;
-        else if (g_ascii_strcasecmp(sub, "feedback-report") == 0)
+        else if (bounce_ieq(sub, "feedback-report"))
             pt = BOUNCE_P_FR;
-        else if (is_text && g_ascii_strcasecmp(sub, "html") == 0)
+        else if (is_text && bounce_ieq(sub, "html"))
             pt = BOUNCE_P_HTML;
         else if (is_text)
             pt = BOUNCE_P_TEXT;
@@ -939,7 +1076,7 @@ static char *bounce_top_read(struct bounce__doc *d, const char *data, size_t len
         *err = BOUNCE_ENOMEM;
         return NULL;
     }
-    ssize_t off = bounce_fields_read(&d->top, data + hs, len - hs, out, &mime, err);
+    ssize_t off = bounce_fields_read(&d->top, data + hs, len - hs, out, &mime, true, err);
     if (off < 0) {
         free(out);
         return NULL;
@@ -1052,15 +1189,15 @@ static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t
         g_free(v);
         const char *type = g_mime_content_type_get_media_type(ct);
         sub = g_mime_content_type_get_media_subtype(ct);
-        if (type == NULL || sub == NULL || g_ascii_strcasecmp(type, "text") != 0 ||
-            (g_ascii_strcasecmp(sub, "plain") != 0 && g_ascii_strcasecmp(sub, "html") != 0)) {
+        if (type == NULL || sub == NULL || !bounce_ieq(type, "text") ||
+            (!bounce_ieq(sub, "plain") && !bounce_ieq(sub, "html"))) {
             g_object_unref(ct);
             return false;
         }
         cs = g_mime_content_type_get_parameter(ct, "charset");
     }
     bounce_doc_set_type(d, ct);
-    bool html = g_ascii_strcasecmp(sub, "html") == 0;
+    bool html = bounce_ieq(sub, "html");
     char *raw = NULL;
     size_t n = 0;
     if (bounce_encoding_stepped(enc))

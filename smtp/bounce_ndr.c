@@ -63,6 +63,8 @@ bool bounce__ndr_looks_like(const struct bounce__doc *d)
 }
 
 /* Line starts with a separator that introduces the returned message. */
+#define BOUNCE_PFX(s) s, sizeof s - 1
+
 static bool bounce_is_separator(const char *line, size_t ll)
 {
     size_t i = 0;
@@ -72,14 +74,16 @@ static bool bounce_is_separator(const char *line, size_t ll)
     size_t n = ll - i;
     if (n == 0)
         return false;
-    static const char *const plain[] = {"original message headers", "original message follows",
-                                        "the original message headers", "below this line is a copy",
-                                        "----- original message", NULL};
+    static const struct { const char *s; size_t n; } plain[] = {
+        {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
+        {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")},
+        {BOUNCE_PFX("----- original message")}};
     int c0 = tolower((unsigned char)l[0]);
     if (c0 != 'o' && c0 != 't' && c0 != 'b' && c0 != '-' && c0 != '=' && c0 != '*' && c0 != '_')
         return false;
-    for (const char *const *p = plain; *p; p++)
-        if (n >= strlen(*p) && strncasecmp(l, *p, strlen(*p)) == 0)
+    /* each line is tested: only against the phrases that start as it does */
+    for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++)
+        if (c0 == plain[k].s[0] && n >= plain[k].n && strncasecmp(l, plain[k].s, plain[k].n) == 0)
             return true;
     if (l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_')
         return false;
@@ -110,8 +114,6 @@ static bool bounce_prefix_ci(const char *l, size_t n, const char *p, size_t pl)
 {
     return n >= pl && strncasecmp(l, p, pl) == 0;
 }
-
-#define BOUNCE_PFX(s) s, sizeof s - 1
 
 /* A line that starts a returned message's header block. */
 static bool bounce_is_orig_start(const char *l, size_t n)
