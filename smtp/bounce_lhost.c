@@ -40,7 +40,7 @@ static const char *const bounce_hn_names[BOUNCE_HN_COUNT] = {"From",       "Subj
                                                               "Message-ID", "Reply-To", "Content-Type"};
 
 /* Every value of one header name, ASCII lower-cased, one a line. The
- * signatures ask some thirty times per report whether a From, Subject or
+ * signatures ask some twenty times per report whether a From, Subject or
  * Received contains a phrase; one exact search of this text answers for all
  * the values at once (a case-folding search of each value paid its set-up
  * per value, and most values are shorter than its 16-byte stride). */
@@ -759,10 +759,11 @@ static bool bounce_is_exchange2007(struct bounce_rdr *k)
         score++;
     if (bounce_has_hdr(k, "Content-Language"))
         score++;
-    /* the text's signs, which cost a scan of it each, only while still undecided */
+    /* the text's signs cost a scan of it each: asked only while they can
+     * still decide (the last one only from one sign to two) */
     if (score < 2 && (strstr(k->text, " RESOLVER.") || strstr(k->text, " QUEUE.")))
         score++;
-    if (score < 2 &&
+    if (score == 1 &&
         (bounce__stristr(k->text, "Diagnostic information for administrators") || strstr(k->text, "Error Details")))
         score++;
     return score >= 2;
