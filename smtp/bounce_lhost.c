@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "smtp/bounce_internal.h"
 
@@ -23,42 +26,197 @@ struct bounce_msg {
 
 /* ---- header tests ----------------------------------------------------------- */
 
-static const char *bounce_top(const struct bounce__doc *d, const char *name)
+/* The header names whose values the signatures search. */
+enum bounce_hn {
+    BOUNCE_HN_FROM,
+    BOUNCE_HN_SUBJECT,
+    BOUNCE_HN_RECEIVED,
+    BOUNCE_HN_MSGID,
+    BOUNCE_HN_REPLYTO,
+    BOUNCE_HN_CTYPE,
+    BOUNCE_HN_COUNT
+};
+static const char *const bounce_hn_names[BOUNCE_HN_COUNT] = {"From",       "Subject",  "Received",
+                                                              "Message-ID", "Reply-To", "Content-Type"};
+
+/* Every value of one header name, ASCII lower-cased, one a line. The
+ * signatures ask some twenty times per report whether a From, Subject or
+ * Received contains a phrase; one exact search of this text answers for all
+ * the values at once (a case-folding search of each value paid its set-up
+ * per value, and most values are shorter than its 16-byte stride). */
+struct bounce_hvals {
+    bool done;          /* the fields below are set */
+    const char *first;  /* the first value as received, or NULL: no such header */
+    char *low;          /* the values, or NULL: none, or out of memory */
+    size_t len;         /* of low, which has BOUNCE_HV_SLACK bytes more */
+    size_t first_len;   /* of the first value, the start of low */
+};
+
+/* The state of one question to the readers: the report, and its headers'
+ * values as bounce_hv() collects them on first use (freed by bounce_rdr_free). */
+struct bounce_rdr {
+    const struct bounce__doc *d;
+    bounce_report *r;
+    const char *text;     /* human-readable part of the report, as received */
+    struct bounce_hvals hv[BOUNCE_HN_COUNT];
+};
+
+static void bounce_rdr_free(struct bounce_rdr *k)
 {
-    const char *v = bounce__hdrs_get(&d->top, name);
+    for (size_t i = 0; i < BOUNCE_HN_COUNT; i++)
+        free(k->hv[i].low);
+}
+
+/* n bytes of src to dst with ASCII capitals made small, exactly as
+ * bounce__memistr() folds (bytes >= 0x80 unchanged). */
+static void bounce_lower_copy(char *dst, const char *src, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1), bit = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(src + i));
+        /* signed compares: bytes >= 0x80 are below 'A' */
+        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(c, before_a), _mm_cmplt_epi8(c, after_z));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_or_si128(c, _mm_and_si128(up, bit)));
+    }
+#endif
+    for (; i < n; i++)
+        dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] | 0x20 : src[i]);
+}
+
+/* Line breaks after the values, so that bounce_hv_find() reads 16 bytes
+ * at any position it tests. */
+#define BOUNCE_HV_SLACK 16
+
+/* needle (nl bytes, no line break) starts in the first len bytes of the
+ * values. bounce__memmem() would hand the last 16 + nl positions to glibc's
+ * memmem(), whose set-up costs more than such short texts' whole search;
+ * the slack lets the 16-wide test run to the end. */
+static bool bounce_hv_find(const char *low, size_t len, const char *needle, size_t nl)
+{
+    if (nl > len)
+        return false;
+#ifdef __SSE2__
+    if (nl >= 2) {
+        const __m128i first = _mm_set1_epi8(needle[0]), last = _mm_set1_epi8(needle[nl - 1]);
+        size_t end = len - nl; /* the last possible start */
+        for (size_t i = 0; i <= end; i += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(low + i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(low + i + nl - 1));
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+            for (; mask != 0; mask &= mask - 1) {
+                size_t at = i + (unsigned)__builtin_ctz(mask);
+                if (at > end)
+                    break;
+                if (memcmp(low + at + 1, needle + 1, nl - 2) == 0)
+                    return true;
+            }
+        }
+        return false;
+    }
+#endif
+    return bounce__memmem(low, len, needle, nl) != NULL;
+}
+
+static const struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
+{
+    struct bounce_hvals *hv = &k->hv[hn];
+    if (hv->done)
+        return hv;
+    hv->done = true;
+    const char *name = bounce_hn_names[hn];
+    uint32_t key = bounce__hdr_key(name);
+    size_t i = 0, cap = 0;
+    bool whole = true;
+    for (const char *v; (v = bounce__hdrs_next(&k->d->top, name, key, &i)) != NULL;) {
+        size_t n = strlen(v);
+        if (hv->first == NULL) {
+            hv->first = v;
+            hv->first_len = n;
+        }
+        if (!whole)
+            continue;
+        if (n + 1 + BOUNCE_HV_SLACK > cap - hv->len) {
+            size_t need = hv->len + n + 1 + BOUNCE_HV_SLACK;
+            size_t ncap = need <= SIZE_MAX / 2 ? 2 * need : need;
+            char *p = realloc(hv->low, ncap);
+            if (p == NULL) {
+                whole = false; /* bounce_has() reads the values one by one */
+                continue;
+            }
+            hv->low = p;
+            cap = ncap;
+        }
+        bounce_lower_copy(hv->low + hv->len, v, n);
+        hv->len += n;
+        hv->low[hv->len++] = '\n';
+    }
+    if (!whole) {
+        free(hv->low);
+        hv->low = NULL;
+        hv->len = 0;
+    } else if (hv->low != NULL) {
+        memset(hv->low + hv->len, '\n', BOUNCE_HV_SLACK);
+    }
+    return hv;
+}
+
+/* The first value of the header, or "". */
+static const char *bounce_top(struct bounce_rdr *k, enum bounce_hn hn)
+{
+    const char *v = bounce_hv(k, hn)->first;
     return v ? v : "";
 }
 
-static bool bounce_hdr_has(const struct bounce__doc *d, const char *name, const char *needle)
+/* A value of the header contains needle, case ignored (as bounce__stristr).
+ * needle: in lower case, not empty, no line break. */
+static bool bounce_has(struct bounce_rdr *k, enum bounce_hn hn, const char *needle)
 {
+    const struct bounce_hvals *hv = bounce_hv(k, hn);
+    if (hv->low != NULL)
+        return bounce_hv_find(hv->low, hv->len, needle, strlen(needle));
+    if (hv->first == NULL)
+        return false;
+    const char *name = bounce_hn_names[hn];
     uint32_t key = bounce__hdr_key(name);
     size_t i = 0;
-    for (const char *v; (v = bounce__hdrs_next(&d->top, name, key, &i)) != NULL;)
+    for (const char *v; (v = bounce__hdrs_next(&k->d->top, name, key, &i)) != NULL;)
         if (bounce__stristr(v, needle))
             return true;
     return false;
 }
 
-static bool bounce_has_hdr(const struct bounce__doc *d, const char *name)
+/* The first value of the header contains needle (as bounce_has). */
+static bool bounce_first_has(struct bounce_rdr *k, enum bounce_hn hn, const char *needle)
 {
-    return bounce__hdrs_get(&d->top, name) != NULL;
+    const struct bounce_hvals *hv = bounce_hv(k, hn);
+    if (hv->low != NULL)
+        return bounce_hv_find(hv->low, hv->first_len, needle, strlen(needle));
+    return hv->first != NULL && bounce__stristr(hv->first, needle) != NULL;
 }
 
-static bool bounce_subj_starts(const struct bounce__doc *d, const char *prefix)
+/* The first value of a header that no signature searches, or "". */
+static const char *bounce_top_other(const struct bounce_rdr *k, const char *name)
 {
-    const char *s = bounce_top(d, "Subject");
+    const char *v = bounce__hdrs_get(&k->d->top, name);
+    return v ? v : "";
+}
+
+static bool bounce_has_hdr(const struct bounce_rdr *k, const char *name)
+{
+    return bounce__hdrs_get(&k->d->top, name) != NULL;
+}
+
+static bool bounce_subj_starts(struct bounce_rdr *k, const char *prefix)
+{
+    const char *s = bounce_top(k, BOUNCE_HN_SUBJECT);
     while (*s == ' ')
         s++;
     return bounce__starts_ci(s, prefix);
 }
 
 /* ---- per-MTA readings --------------------------------------------------------- */
-
-struct bounce_rdr {
-    const struct bounce__doc *d;
-    bounce_report *r;
-    const char *text;     /* human-readable part of the report, as received */
-};
 
 /* The recipient's text: its diagnostic, else the text around its address. */
 static const char *bounce_rtext(const struct bounce_rdr *k, size_t i)
@@ -100,25 +258,25 @@ static void bounce_hint_all(const struct bounce_rdr *k, const struct bounce_msg 
 }
 
 /* Exim: https://www.exim.org (deliver.c, the bounce message texts) */
-static bool bounce_is_exim(const struct bounce__doc *d)
+static bool bounce_is_exim(struct bounce_rdr *k)
 {
-    static const char *const titles[] = {"Delivery Status Notification", "Mail delivery failed", "Mail failure",
-                                         "Message frozen", "Warning: message ", "error(s) in forwarding or filtering",
+    static const char *const titles[] = {"delivery status notification", "mail delivery failed", "mail failure",
+                                         "message frozen", "warning: message ", "error(s) in forwarding or filtering",
                                          NULL};
     int score = 0;
-    if (bounce_hdr_has(d, "From", "Mail Delivery System"))
+    if (bounce_has(k, BOUNCE_HN_FROM, "mail delivery system"))
         score++;
-    const char *mid = bounce_top(d, "Message-ID");
+    const char *mid = bounce_top(k, BOUNCE_HN_MSGID);
     /* <E1Abcde-000Xyz-Q1@host>: Exim's message id */
     if (mid[0] == '<' && strlen(mid) > 18 && mid[8] == '-' && mid[18] == '@')
         score++;
     for (const char *const *t = titles; *t; t++)
-        if (bounce__stristr(bounce_top(d, "Subject"), *t)) {
+        if (bounce_first_has(k, BOUNCE_HN_SUBJECT, *t)) {
             score++;
             break;
         }
-    bool third = bounce_has_hdr(d, "X-MX-Bounce") || bounce_has_hdr(d, "X-MXL-Hash") ||
-                 bounce_has_hdr(d, "X-MXL-NoteHash") || bounce__starts_ci(mid, "<mxl~");
+    bool third = bounce_has_hdr(k, "X-MX-Bounce") || bounce_has_hdr(k, "X-MXL-Hash") ||
+                 bounce_has_hdr(k, "X-MXL-NoteHash") || bounce__starts_ci(mid, "<mxl~");
     return score >= 2 || third;
 }
 
@@ -136,7 +294,7 @@ static const struct bounce_msg bounce_t_exim_msgs[] = {
     {BOUNCE_R_CONTENTERROR, PH("too many \"received\" headers")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_exim(const struct bounce_rdr *k)
+static void bounce_rd_exim(struct bounce_rdr *k)
 {
     static const char *const delayed[] = {"retry timeout exceeded", "no action is required on your part",
                                           "retry time not reached for any host after a long failure period",
@@ -166,9 +324,9 @@ static void bounce_rd_exim(const struct bounce_rdr *k)
 }
 
 /* DragonFly Mail Agent (dma) */
-static bool bounce_is_dragonfly(const struct bounce__doc *d)
+static bool bounce_is_dragonfly(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "Received", "(DragonFly Mail Agent");
+    return bounce_has(k, BOUNCE_HN_RECEIVED, "(dragonfly mail agent");
 }
 
 static const struct bounce_msg bounce_t_dragonfly_msgs[] = {
@@ -176,16 +334,16 @@ static const struct bounce_msg bounce_t_dragonfly_msgs[] = {
     {BOUNCE_R_HOSTUNKNOWN, PH("dns lookup failure: host ")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_dragonfly(const struct bounce_rdr *k)
+static void bounce_rd_dragonfly(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_dragonfly_msgs);
 }
 
 /* Gmail (mailer-daemon@googlemail.com), G Suite relays and Google Groups */
-static bool bounce_is_google(const struct bounce__doc *d)
+static bool bounce_is_google(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "From", "<mailer-daemon@googlemail.com>") &&
-           bounce_hdr_has(d, "Subject", "Delivery Status Notification");
+    return bounce_has(k, BOUNCE_HN_FROM, "<mailer-daemon@googlemail.com>") &&
+           bounce_has(k, BOUNCE_HN_SUBJECT, "delivery status notification");
 }
 
 static const struct bounce_msg bounce_t_google_msgs[] = {
@@ -206,10 +364,10 @@ static const struct { int state; enum bounce_smtp_cmd c; enum bounce_reason r; }
     {15, BOUNCE_CMD_DATA, BOUNCE_R_FILTERED},     {17, BOUNCE_CMD_DATA, BOUNCE_R_FILTERED},
     {18, BOUNCE_CMD_DATA, BOUNCE_R_FILTERED},
 };
-static void bounce_rd_google(const struct bounce_rdr *k)
+static void bounce_rd_google(struct bounce_rdr *k)
 {
     /* Google Groups refuses a post: a list of possible causes, as bullets */
-    if (bounce__stristr(k->text, "Google Groups") && bounce_has_hdr(k->d, "X-Failed-Recipients")) {
+    if (bounce__stristr(k->text, "Google Groups") && bounce_has_hdr(k, "X-Failed-Recipients")) {
         int bullets = 0;
         for (const char *p = strchr(k->text, '\n'); p != NULL; p = strchr(p + 1, '\n'))
             if (p[1] == '*' || (p[1] == ' ' && p[2] == '*'))
@@ -247,9 +405,9 @@ static void bounce_rd_google(const struct bounce_rdr *k)
 }
 
 /* IMail Server (Ipswitch) */
-static bool bounce_is_imail(const struct bounce__doc *d)
+static bool bounce_is_imail(struct bounce_rdr *k)
 {
-    return bounce_subj_starts(d, "Undeliverable Mail ") || bounce__starts_ci(bounce_top(d, "X-Mailer"), "<SMTP32 v");
+    return bounce_subj_starts(k, "Undeliverable Mail ") || bounce__starts_ci(bounce_top_other(k, "X-Mailer"), "<SMTP32 v");
 }
 
 static const struct bounce_msg bounce_t_imail_msgs[] = {
@@ -261,17 +419,18 @@ static const struct bounce_msg bounce_t_imail_msgs[] = {
     {BOUNCE_R_EXPIRED, PH("delivery failed ")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_imail(const struct bounce_rdr *k)
+static void bounce_rd_imail(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_imail_msgs);
 }
 
 /* OpenSMTPD */
-static bool bounce_is_opensmtpd(const struct bounce__doc *d)
+static bool bounce_is_opensmtpd(struct bounce_rdr *k)
 {
-    int score = bounce_hdr_has(d, "Subject", "Delivery status notification") +
-                bounce_hdr_has(d, "From", "Mailer Daemon <") + bounce_hdr_has(d, "Received", " (OpenSMTPD) with ");
-    return score >= 2 || bounce_hdr_has(d, "Received", " (OpenSMTPD) with ");
+    /* two of subject, sender and relay; the relay alone suffices */
+    return (bounce_has(k, BOUNCE_HN_SUBJECT, "delivery status notification") &&
+            bounce_has(k, BOUNCE_HN_FROM, "mailer daemon <")) ||
+           bounce_has(k, BOUNCE_HN_RECEIVED, " (opensmtpd) with ");
 }
 
 static const struct bounce_msg bounce_t_opensmtpd_msgs[] = {
@@ -286,48 +445,48 @@ static const struct bounce_msg bounce_t_opensmtpd_msgs[] = {
                             "no mx found for destination")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_opensmtpd(const struct bounce_rdr *k)
+static void bounce_rd_opensmtpd(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_opensmtpd_msgs);
 }
 
 /* Zoho Mail */
-static bool bounce_is_zoho(const struct bounce__doc *d)
+static bool bounce_is_zoho(struct bounce_rdr *k)
 {
-    return bounce_has_hdr(d, "X-ZohoMail");
+    return bounce_has_hdr(k, "X-ZohoMail");
 }
 
 static const struct bounce_msg bounce_t_zoho_msgs[] = {
     {BOUNCE_R_EXPIRED, PH("host not reachable")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_zoho(const struct bounce_rdr *k)
+static void bounce_rd_zoho(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_zoho_msgs);
 }
 
 /* GMX / web.de */
-static bool bounce_is_gmx(const struct bounce__doc *d)
+static bool bounce_is_gmx(struct bounce_rdr *k)
 {
-    return bounce_has_hdr(d, "X-GMX-Antispam");
+    return bounce_has_hdr(k, "X-GMX-Antispam");
 }
 
 static const struct bounce_msg bounce_t_gmx_msgs[] = {
     {BOUNCE_R_EXPIRED, PH("delivery retry timeout exceeded")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_gmx(const struct bounce_rdr *k)
+static void bounce_rd_gmx(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_gmx_msgs);
 }
 
 /* Courier MTA */
-static bool bounce_is_courier(const struct bounce__doc *d)
+static bool bounce_is_courier(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "From", "Courier mail server at ") ||
-           bounce_hdr_has(d, "Subject", "NOTICE: mail delivery status.") ||
-           bounce_hdr_has(d, "Subject", "WARNING: delayed mail.") ||
-           bounce__starts_ci(bounce_top(d, "Message-ID"), "<courier.");
+    return bounce_has(k, BOUNCE_HN_FROM, "courier mail server at ") ||
+           bounce_has(k, BOUNCE_HN_SUBJECT, "notice: mail delivery status.") ||
+           bounce_has(k, BOUNCE_HN_SUBJECT, "warning: delayed mail.") ||
+           bounce__starts_ci(bounce_top(k, BOUNCE_HN_MSGID), "<courier.");
 }
 
 static const struct bounce_msg bounce_t_courier_msgs[] = {
@@ -336,7 +495,7 @@ static const struct bounce_msg bounce_t_courier_msgs[] = {
     {BOUNCE_R_NETWORKERROR, PH("dns lookup failed.")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_courier(const struct bounce_rdr *k)
+static void bounce_rd_courier(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_courier_msgs);
     /* ">>> RCPT TO:<...>" in Courier's transcript names the command */
@@ -355,14 +514,17 @@ static void bounce_rd_courier(const struct bounce_rdr *k)
 }
 
 /* qmail and its clones (qmail-send.c: "Hi. This is the qmail-send program") */
-static bool bounce_is_qmail(const struct bounce__doc *d)
+static bool bounce_is_qmail(struct bounce_rdr *k)
 {
-    const char *s = bounce_top(d, "Subject");
+    const char *s = bounce_top(k, BOUNCE_HN_SUBJECT);
     if (strcasecmp(s, "failure notice") == 0)
         return true;
+    /* both phrases start "(qmail ", which most reports lack in any case */
+    if (!bounce_has(k, BOUNCE_HN_RECEIVED, "(qmail "))
+        return false;
     uint32_t key = bounce__hdr_key("Received");
     size_t i = 0;
-    for (const char *v; (v = bounce__hdrs_next(&d->top, "Received", key, &i)) != NULL;)
+    for (const char *v; (v = bounce__hdrs_next(&k->d->top, "Received", key, &i)) != NULL;)
         if (bounce__phrase_in(v, "(qmail *invoked for bounce)") || bounce__phrase_in(v, "(qmail *invoked from *network)"))
             return true;
     return false;
@@ -402,7 +564,7 @@ static const struct bounce_msg bounce_t_qmail_msgs[] = {
     {BOUNCE_R_USERUNKNOWN, PH("no mailbox here by that name")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_qmail(const struct bounce_rdr *k)
+static void bounce_rd_qmail(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++) {
         struct bounce__rx *rx = &k->r->rx[i];
@@ -432,11 +594,11 @@ static void bounce_rd_qmail(const struct bounce_rdr *k)
 }
 
 /* KDDI (au) */
-static bool bounce_is_kddi(const struct bounce__doc *d)
+static bool bounce_is_kddi(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "From", "no-reply@.") || bounce_hdr_has(d, "From", ".dion.ne.jp") ||
-           bounce_hdr_has(d, "Reply-To", "no-reply@app.auone-net.jp") || bounce_hdr_has(d, "Received", "ezweb.ne.jp (") ||
-           bounce_hdr_has(d, "Received", ".au.com (");
+    return bounce_has(k, BOUNCE_HN_FROM, "no-reply@.") || bounce_has(k, BOUNCE_HN_FROM, ".dion.ne.jp") ||
+           bounce_has(k, BOUNCE_HN_REPLYTO, "no-reply@app.auone-net.jp") || bounce_has(k, BOUNCE_HN_RECEIVED, "ezweb.ne.jp (") ||
+           bounce_has(k, BOUNCE_HN_RECEIVED, ".au.com (");
 }
 
 static const struct bounce_msg bounce_t_kddi_msgs[] = {
@@ -445,19 +607,19 @@ static const struct bounce_msg bounce_t_kddi_msgs[] = {
     {BOUNCE_R_HOSTUNKNOWN, PH("as the remote domain doesnt exist")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_kddi(const struct bounce_rdr *k)
+static void bounce_rd_kddi(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_kddi_msgs);
 }
 
 /* au (EZweb) */
-static bool bounce_is_ezweb(const struct bounce__doc *d)
+static bool bounce_is_ezweb(struct bounce_rdr *k)
 {
-    int score = bounce_hdr_has(d, "From", "Postmaster@ezweb.ne.jp") + bounce_hdr_has(d, "From", "Postmaster@au.com") +
-                (strcasecmp(bounce_top(d, "Subject"), "Mail System Error - Returned Mail") == 0) +
-                (bounce_hdr_has(d, "Received", "ezweb.ne.jp (EZweb Mail) with") ||
-                 bounce_hdr_has(d, "Received", ".au.com (")) +
-                bounce_hdr_has(d, "Message-ID", ".ezweb.ne.jp>") + bounce_hdr_has(d, "Message-ID", ".au.com>");
+    int score = bounce_has(k, BOUNCE_HN_FROM, "postmaster@ezweb.ne.jp") + bounce_has(k, BOUNCE_HN_FROM, "postmaster@au.com") +
+                (strcasecmp(bounce_top(k, BOUNCE_HN_SUBJECT), "Mail System Error - Returned Mail") == 0) +
+                (bounce_has(k, BOUNCE_HN_RECEIVED, "ezweb.ne.jp (ezweb mail) with") ||
+                 bounce_has(k, BOUNCE_HN_RECEIVED, ".au.com (")) +
+                bounce_has(k, BOUNCE_HN_MSGID, ".ezweb.ne.jp>") + bounce_has(k, BOUNCE_HN_MSGID, ".au.com>");
     return score >= 2;
 }
 
@@ -468,9 +630,9 @@ static const struct bounce_msg bounce_t_ezweb_msgs[] = {
     {BOUNCE_R_SUSPEND, PH("the user(s) account is disabled.", "the user(s) account is temporarily limited.")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_ezweb(const struct bounce_rdr *k)
+static void bounce_rd_ezweb(struct bounce_rdr *k)
 {
-    bool spam = strcasecmp(bounce_top(k->d, "X-SPASIGN"), "NG") == 0;
+    bool spam = strcasecmp(bounce_top_other(k, "X-SPASIGN"), "NG") == 0;
     for (size_t i = 0; i < k->r->n; i++) {
         struct bounce__rx *rx = &k->r->rx[i];
         if (rx->hint != BOUNCE_R_NONE)
@@ -490,11 +652,11 @@ static void bounce_rd_ezweb(const struct bounce_rdr *k)
 }
 
 /* BIGLOBE and its partner ISPs */
-static bool bounce_is_biglobe(const struct bounce__doc *d)
+static bool bounce_is_biglobe(struct bounce_rdr *k)
 {
     static const char *const isp[] = {"@biglobe.ne.jp", "@inacatv.ne.jp", "@tmtv.ne.jp", "@ttv.ne.jp", NULL};
     for (const char *const *p = isp; *p; p++)
-        if (bounce_hdr_has(d, "From", *p))
+        if (bounce_has(k, BOUNCE_HN_FROM, *p))
             return true;
     return false;
 }
@@ -504,7 +666,7 @@ static const struct bounce_msg bounce_t_biglobe_msgs[] = {
     {BOUNCE_R_MAILBOXFULL, PH("the number of messages in recipient's mailbox exceeded the local limit.")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_biglobe(const struct bounce_rdr *k)
+static void bounce_rd_biglobe(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++)
         if (k->r->rx[i].hint == BOUNCE_R_NONE)
@@ -512,9 +674,9 @@ static void bounce_rd_biglobe(const struct bounce_rdr *k)
 }
 
 /* IBM/HCL Domino and Lotus Notes */
-static bool bounce_is_domino(const struct bounce__doc *d)
+static bool bounce_is_domino(struct bounce_rdr *k)
 {
-    return bounce_subj_starts(d, "DELIVERY FAILURE:") || bounce_subj_starts(d, "DELIVERY_FAILURE:");
+    return bounce_subj_starts(k, "DELIVERY FAILURE:") || bounce_subj_starts(k, "DELIVERY_FAILURE:");
 }
 
 static const struct bounce_msg bounce_t_domino_msgs[] = {
@@ -525,7 +687,7 @@ static const struct bounce_msg bounce_t_domino_msgs[] = {
                               "domino ディレクトリには見つかりません")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_domino(const struct bounce_rdr *k)
+static void bounce_rd_domino(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++)
         if (k->r->rx[i].hint == BOUNCE_R_NONE) {
@@ -534,9 +696,9 @@ static void bounce_rd_domino(const struct bounce_rdr *k)
         }
 }
 
-static bool bounce_is_notes(const struct bounce__doc *d)
+static bool bounce_is_notes(struct bounce_rdr *k)
 {
-    return bounce_subj_starts(d, "Undeliverable message");
+    return bounce_subj_starts(k, "Undeliverable message");
 }
 
 static const struct bounce_msg bounce_t_notes_msgs[] = {
@@ -544,7 +706,7 @@ static const struct bounce_msg bounce_t_notes_msgs[] = {
     {BOUNCE_R_USERUNKNOWN, PH("user not listed in public name & address book", "ディレクトリのリストにありません")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_notes(const struct bounce_rdr *k)
+static void bounce_rd_notes(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++)
         if (k->r->rx[i].hint == BOUNCE_R_NONE)
@@ -552,13 +714,13 @@ static void bounce_rd_notes(const struct bounce_rdr *k)
 }
 
 /* Microsoft Exchange Server 2003 and older: MSEXCH error codes */
-static bool bounce_is_exchange2003(const struct bounce__doc *d)
+static bool bounce_is_exchange2003(struct bounce_rdr *k)
 {
-    return bounce_has_hdr(d, "X-MS-Embedded-Report") ||
-           bounce__starts_ci(bounce_top(d, "X-Mailer"), "Internet Mail Service (") ||
-           bounce__starts_ci(bounce_top(d, "X-Mailer"), "Microsoft Exchange Server Internet Mail Connector") ||
-           bounce__starts_ci(bounce_top(d, "X-MimeOLE"), "Produced By Microsoft Exchange") ||
-           bounce_hdr_has(d, "Received", " with Internet Mail Service (");
+    const char *mailer = bounce_top_other(k, "X-Mailer");
+    return bounce_has_hdr(k, "X-MS-Embedded-Report") || bounce__starts_ci(mailer, "Internet Mail Service (") ||
+           bounce__starts_ci(mailer, "Microsoft Exchange Server Internet Mail Connector") ||
+           bounce__starts_ci(bounce_top_other(k, "X-MimeOLE"), "Produced By Microsoft Exchange") ||
+           bounce_has(k, BOUNCE_HN_RECEIVED, " with internet mail service (");
 }
 
 static const struct bounce_msg bounce_t_exchange2003_codes[] = {
@@ -571,7 +733,7 @@ static const struct bounce_msg bounce_t_exchange2003_codes[] = {
     {BOUNCE_R_ONHOLD, PH("000b099c", "000b09aa", "000b09b6")}, /* the remote MTA's own error */
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_exchange2003(const struct bounce_rdr *k)
+static void bounce_rd_exchange2003(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++) {
         if (k->r->rx[i].hint != BOUNCE_R_NONE)
@@ -583,23 +745,26 @@ static void bounce_rd_exchange2003(const struct bounce_rdr *k)
 }
 
 /* Microsoft Exchange 2007 and later, Office 365: "RESOLVER.ADR.RecipNotFound;" */
-static bool bounce_is_exchange2007(const struct bounce__doc *d, const char *text)
+static bool bounce_is_exchange2007(struct bounce_rdr *k)
 {
-    static const char *const titles[] = {"Undeliverable", "Non_remis_", "Non remis ", "Non recapitabile",
-                                         "Olevererbart", NULL};
+    static const char *const titles[] = {"undeliverable", "non_remis_", "non remis ", "non recapitabile",
+                                         "olevererbart", NULL};
     int score = 0;
     for (const char *const *t = titles; *t; t++)
-        if (bounce__stristr(bounce_top(d, "Subject"), *t)) {
+        if (bounce_first_has(k, BOUNCE_HN_SUBJECT, *t)) {
             score++;
             break;
         }
-    if (bounce_hdr_has(d, "From", "postmaster@outlook.com") || bounce_hdr_has(d, "From", ".onmicrosoft.com"))
+    if (bounce_has(k, BOUNCE_HN_FROM, "postmaster@outlook.com") || bounce_has(k, BOUNCE_HN_FROM, ".onmicrosoft.com"))
         score++;
-    if (strstr(text, " RESOLVER.") || strstr(text, " QUEUE."))
+    if (bounce_has_hdr(k, "Content-Language"))
         score++;
-    if (bounce__stristr(text, "Diagnostic information for administrators") || strstr(text, "Error Details"))
+    /* the text's signs cost a scan of it each: asked only while they can
+     * still decide (the last one only from one sign to two) */
+    if (score < 2 && (strstr(k->text, " RESOLVER.") || strstr(k->text, " QUEUE.")))
         score++;
-    if (bounce_has_hdr(d, "Content-Language"))
+    if (score == 1 &&
+        (bounce__stristr(k->text, "Diagnostic information for administrators") || strstr(k->text, "Error Details")))
         score++;
     return score >= 2;
 }
@@ -617,16 +782,16 @@ static const struct bounce_msg bounce_t_exchange2007_codes[] = {
     {BOUNCE_R_EXPIRED, PH("queue.expired;")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_exchange2007(const struct bounce_rdr *k)
+static void bounce_rd_exchange2007(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_exchange2007_codes);
 }
 
 /* fml mailing list manager */
-static bool bounce_is_fml(const struct bounce__doc *d)
+static bool bounce_is_fml(struct bounce_rdr *k)
 {
-    return bounce_has_hdr(d, "X-MLServer") && bounce_hdr_has(d, "From", "-admin@") &&
-           bounce_hdr_has(d, "Message-ID", ".FML");
+    return bounce_has_hdr(k, "X-MLServer") && bounce_has(k, BOUNCE_HN_FROM, "-admin@") &&
+           bounce_has(k, BOUNCE_HN_MSGID, ".fml");
 }
 
 static const struct bounce_msg bounce_t_fml_body[] = {
@@ -645,26 +810,26 @@ static const struct bounce_msg bounce_t_fml_title[] = {
     {BOUNCE_R_SECURITYERROR, PH("security alert")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_fml(const struct bounce_rdr *k)
+static void bounce_rd_fml(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++) {
         if (k->r->rx[i].hint != BOUNCE_R_NONE)
             continue;
         enum bounce_reason h = bounce_msgs_find(k->text, bounce_t_fml_body);
-        k->r->rx[i].hint = h != BOUNCE_R_NONE ? h : bounce_msgs_find(bounce_top(k->d, "Subject"), bounce_t_fml_title);
+        k->r->rx[i].hint = h != BOUNCE_R_NONE ? h : bounce_msgs_find(bounce_top(k, BOUNCE_HN_SUBJECT), bounce_t_fml_title);
     }
 }
 
 /* Trend Micro InterScan MSS */
-static bool bounce_is_interscan(const struct bounce__doc *d)
+static bool bounce_is_interscan(struct bounce_rdr *k)
 {
-    return bounce__starts_ci(bounce_top(d, "From"), "\"InterScan") ||
-           bounce_hdr_has(d, "Subject", "Mail could not be delivered") ||
-           bounce_hdr_has(d, "Subject", "メッセージを配信できません。") ||
-           bounce_hdr_has(d, "Subject", "メール配信に失敗しました");
+    return bounce__starts_ci(bounce_top(k, BOUNCE_HN_FROM), "\"InterScan") ||
+           bounce_has(k, BOUNCE_HN_SUBJECT, "mail could not be delivered") ||
+           bounce_has(k, BOUNCE_HN_SUBJECT, "メッセージを配信できません。") ||
+           bounce_has(k, BOUNCE_HN_SUBJECT, "メール配信に失敗しました");
 }
 
-static void bounce_rd_interscan(const struct bounce_rdr *k)
+static void bounce_rd_interscan(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++) {
         struct bounce__rx *rx = &k->r->rx[i];
@@ -685,17 +850,17 @@ static void bounce_rd_interscan(const struct bounce_rdr *k)
 }
 
 /* Verizon Wireless (vtext.com, vzwpix.com) */
-static bool bounce_is_verizon(const struct bounce__doc *d)
+static bool bounce_is_verizon(struct bounce_rdr *k)
 {
-    const char *f = bounce_top(d, "From");
-    return bounce__stristr(f, "post_master@vtext.com") || bounce__phrase_in(f, "sysadmin@*.vzwpix.com");
+    const char *f = bounce_top(k, BOUNCE_HN_FROM);
+    return bounce_first_has(k, BOUNCE_HN_FROM, "post_master@vtext.com") || bounce__phrase_in(f, "sysadmin@*.vzwpix.com");
 }
 
 static const struct bounce_msg bounce_t_verizon_msgs[] = {
     {BOUNCE_R_USERUNKNOWN, PH("550 - requested action not taken: no such user here", "no valid recipients")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_verizon(const struct bounce_rdr *k)
+static void bounce_rd_verizon(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++)
         if (k->r->rx[i].hint == BOUNCE_R_NONE)
@@ -703,32 +868,32 @@ static void bounce_rd_verizon(const struct bounce_rdr *k)
 }
 
 /* Oracle/Sun Messaging Server */
-static bool bounce_is_messagingserver(const struct bounce__doc *d)
+static bool bounce_is_messagingserver(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "Content-Type", "Boundary_(ID_") || bounce_subj_starts(d, "Delivery Notification: ");
+    return bounce_has(k, BOUNCE_HN_CTYPE, "boundary_(id_") || bounce_subj_starts(k, "Delivery Notification: ");
 }
 
 static const struct bounce_msg bounce_t_messagingserver_msgs[] = {
     {BOUNCE_R_HOSTUNKNOWN, PH("illegal host/domain name found")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_messagingserver(const struct bounce_rdr *k)
+static void bounce_rd_messagingserver(struct bounce_rdr *k)
 {
     bounce_hint_all(k, bounce_t_messagingserver_msgs);
 }
 
 /* 1&1 (IONOS) */
-static bool bounce_is_einsundeins(const struct bounce__doc *d, const char *text)
+static bool bounce_is_einsundeins(struct bounce_rdr *k)
 {
-    return bounce_hdr_has(d, "From", "\"Mail Delivery System\"") &&
-           strstr(text, "--- The header of the original message is following. ---") != NULL;
+    return bounce_has(k, BOUNCE_HN_FROM, "\"mail delivery system\"") &&
+           strstr(k->text, "--- The header of the original message is following. ---") != NULL;
 }
 
 static const struct bounce_msg bounce_t_einsundeins_msgs[] = {
     {BOUNCE_R_MESGTOOBIG, PH("mail size limit exceeded")},
     {BOUNCE_R_NONE, NULL},
 };
-static void bounce_rd_einsundeins(const struct bounce_rdr *k)
+static void bounce_rd_einsundeins(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < k->r->n; i++) {
         struct bounce__rx *rx = &k->r->rx[i];
@@ -744,11 +909,14 @@ static void bounce_rd_einsundeins(const struct bounce_rdr *k)
 
 bool bounce__lhost_known(const struct bounce__doc *d)
 {
-    return bounce_is_google(d) || bounce_is_dragonfly(d) || bounce_is_fml(d) || bounce_is_zoho(d) ||
-           bounce_is_gmx(d) || bounce_is_ezweb(d) || bounce_is_kddi(d) || bounce_is_biglobe(d) ||
-           bounce_is_verizon(d) || bounce_is_courier(d) || bounce_is_imail(d) || bounce_is_domino(d) ||
-           bounce_is_notes(d) || bounce_is_interscan(d) || bounce_is_messagingserver(d) ||
-           bounce_is_exchange2003(d) || bounce_is_opensmtpd(d) || bounce_is_qmail(d) || bounce_is_exim(d);
+    struct bounce_rdr k = {.d = d, .text = ""};
+    bool known = bounce_is_google(&k) || bounce_is_dragonfly(&k) || bounce_is_fml(&k) || bounce_is_zoho(&k) ||
+           bounce_is_gmx(&k) || bounce_is_ezweb(&k) || bounce_is_kddi(&k) || bounce_is_biglobe(&k) ||
+           bounce_is_verizon(&k) || bounce_is_courier(&k) || bounce_is_imail(&k) || bounce_is_domino(&k) ||
+           bounce_is_notes(&k) || bounce_is_interscan(&k) || bounce_is_messagingserver(&k) ||
+           bounce_is_exchange2003(&k) || bounce_is_opensmtpd(&k) || bounce_is_qmail(&k) || bounce_is_exim(&k);
+    bounce_rdr_free(&k);
+    return known;
 }
 
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text)
@@ -757,46 +925,47 @@ void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const cha
     if (r->n == 0)
         return;
     /* the most specific signatures first */
-    if (bounce_is_google(d))
+    if (bounce_is_google(&k))
         bounce_rd_google(&k);
-    else if (bounce_is_dragonfly(d))
+    else if (bounce_is_dragonfly(&k))
         bounce_rd_dragonfly(&k);
-    else if (bounce_is_fml(d))
+    else if (bounce_is_fml(&k))
         bounce_rd_fml(&k);
-    else if (bounce_is_zoho(d))
+    else if (bounce_is_zoho(&k))
         bounce_rd_zoho(&k);
-    else if (bounce_is_gmx(d))
+    else if (bounce_is_gmx(&k))
         bounce_rd_gmx(&k);
-    else if (bounce_is_ezweb(d))
+    else if (bounce_is_ezweb(&k))
         bounce_rd_ezweb(&k);
-    else if (bounce_is_kddi(d))
+    else if (bounce_is_kddi(&k))
         bounce_rd_kddi(&k);
-    else if (bounce_is_biglobe(d))
+    else if (bounce_is_biglobe(&k))
         bounce_rd_biglobe(&k);
-    else if (bounce_is_verizon(d))
+    else if (bounce_is_verizon(&k))
         bounce_rd_verizon(&k);
-    else if (bounce_is_courier(d))
+    else if (bounce_is_courier(&k))
         bounce_rd_courier(&k);
-    else if (bounce_is_imail(d))
+    else if (bounce_is_imail(&k))
         bounce_rd_imail(&k);
-    else if (bounce_is_domino(d))
+    else if (bounce_is_domino(&k))
         bounce_rd_domino(&k);
-    else if (bounce_is_notes(d))
+    else if (bounce_is_notes(&k))
         bounce_rd_notes(&k);
-    else if (bounce_is_interscan(d))
+    else if (bounce_is_interscan(&k))
         bounce_rd_interscan(&k);
-    else if (bounce_is_messagingserver(d))
+    else if (bounce_is_messagingserver(&k))
         bounce_rd_messagingserver(&k);
-    else if (bounce_is_exchange2003(d))
+    else if (bounce_is_exchange2003(&k))
         bounce_rd_exchange2003(&k);
-    else if (bounce_is_exchange2007(d, k.text))
+    else if (bounce_is_exchange2007(&k))
         bounce_rd_exchange2007(&k);
-    else if (bounce_is_einsundeins(d, k.text))
+    else if (bounce_is_einsundeins(&k))
         bounce_rd_einsundeins(&k);
-    else if (bounce_is_opensmtpd(d))
+    else if (bounce_is_opensmtpd(&k))
         bounce_rd_opensmtpd(&k);
-    else if (bounce_is_qmail(d))
+    else if (bounce_is_qmail(&k))
         bounce_rd_qmail(&k);
-    else if (bounce_is_exim(d))
+    else if (bounce_is_exim(&k))
         bounce_rd_exim(&k);
+    bounce_rdr_free(&k);
 }
