@@ -256,8 +256,6 @@ static void bounce_received_host(const struct bounce__hdrs *h, bool last, char *
  * the MTA's own reading and the remote host. */
 static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
 {
-    /* bounce_util.c; belongs in bounce_internal.h next to bounce__diag_clean */
-    char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, char cs[16], int *cr);
     char lhost[256];
     bounce_received_host(&d->top, false, lhost, sizeof lhost);
     for (size_t i = 0; i < r->n; i++) {

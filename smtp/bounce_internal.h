@@ -203,6 +203,9 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text);
 /* A diagnostic as the classifier reads it (one line, reply prefixes folded,
  * HTML dropped, blanks squeezed; cut_boundary: cut at " --"). malloc'd. */
 char *bounce__diag_clean(const char *raw, size_t len, bool cut_boundary);
+/* The same, with the status (cs, 16 bytes) and reply code (*cr) of the
+ * one-line text: those of raw itself when len <= BOUNCE_DIAG_MAX. */
+char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, char cs[16], int *cr);
 void bounce__remove_all(char *s, const char *needle);
 /* The remote host a diagnostic names ("host mx.example.net[192.0.2.1]
  * said:", "while talking to ..."); out lower-cased; false if none. */
