@@ -100,15 +100,30 @@ static void ctl_out_add(struct ctl_out *o, const char *s)
     o->n += l;
 }
 
+/* A non-negative number in decimal at out (room for 12 bytes): snprintf
+ * would cost more than the rest of a TSV line. */
+static void ctl_decimal(char out[static 12], int n)
+{
+    char rev[12];
+    size_t k = 0;
+    do {
+        rev[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0 && k < sizeof rev);
+    for (size_t i = 0; i < k; i++)
+        out[i] = rev[k - 1 - i];
+    out[k] = '\0';
+}
+
 static void ctl_classify_line(struct ctl_out *o, const char *file, size_t message, const char *rcpt,
                               const char *reason, int hard, int code, const char *status, const char *kind,
                               const char *ftype, const struct bounce_rcpt *x, int json)
 {
-    char hb[16] = "", sc[16] = "";
+    char hb[12] = "", sc[12] = "";
     if (hard >= 0)
-        snprintf(hb, sizeof hb, "%d", hard);
+        ctl_decimal(hb, hard);
     if (code > 0)
-        snprintf(sc, sizeof sc, "%d", code);
+        ctl_decimal(sc, code);
     if (!json) {
         const char *f[6] = {file, rcpt, reason, hb, sc, status};
         for (int i = 0; i < 6; i++) {

@@ -7,7 +7,9 @@
 #   tests/bench/bounces.sh [BUILD_DIR] [CORPUS_DIR] [ROUNDS]
 # Each tool runs as one process that goes ROUNDS times (default 5) over the
 # whole corpus, so that the figure is throughput, not process start-up; the
-# single pass (one process, one round) is printed as well.
+# single pass (one process, one round) is printed as well. PAIRS=N adds N
+# alternating runs of ricochet -j 1 and one Sisimai process and prints the
+# per-CPU ratio's median and range.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
@@ -57,9 +59,23 @@ for ((c = 0; c < cpus; c++)); do
 done
 wait "${pids[@]}"
 t6=$(now)
+# PAIRS=N: N more alternating runs of ricochet -j 1 and one Sisimai process
+# (ROUNDS passes each), so that the per-CPU ratio comes with a median and a
+# range instead of one draw of a shared machine's load.
+pairs=()
+for ((p = 0; p < ${PAIRS:-0}; p++)); do
+  a=$(now)
+  "$classify" -j 1 "${many[@]}" >/dev/null || true
+  b=$(now)
+  ROUNDS=$rounds perl -MSisimai -e '
+    for my $r (1 .. $ENV{ROUNDS}) { Sisimai->make($_, delivered => 1, vacation => 1) for @ARGV }' \
+    "${files[@]}" 2>/dev/null
+  c=$(now)
+  pairs+=("$a:$b:$c")
+done
 
-python3 - "$work/ricochet.tsv" "$work/sisimai.tsv" "$n" "$rounds" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$cpus" <<'PY'
-import sys
+python3 - "$work/ricochet.tsv" "$work/sisimai.tsv" "$n" "$rounds" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$cpus" "${pairs[*]:-}" <<'PY'
+import statistics, sys
 rf, sf, n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t0, t1, t2, t3, t4, t5, t6 = map(float, sys.argv[5:12])
 cpus = sys.argv[12]
@@ -88,4 +104,13 @@ print("%-24s %9.0f" % ("sisimai, 1 process", sr))
 print("per CPU (ricochet -j 1 / sisimai, 1 process): %.1fx" % (r1 / sr))
 print("single pass (one process, one round): ricochet %.0f mails/s, sisimai %.0f mails/s, ratio %.1fx" % (rp, sp, rp / sp))
 print("sisimai rows=%d matched by ricochet=%d reason agreement=%.3f" % (len(s), len(common), agree / max(1, len(common))))
+if sys.argv[13].strip():
+    ratios, ours, theirs = [], [], []
+    for pr in sys.argv[13].split():
+        a, b, c = map(float, pr.split(":"))
+        ours.append(n * rounds / (b - a))
+        theirs.append(n * rounds / (c - b))
+        ratios.append(ours[-1] / theirs[-1])
+    print("per CPU over %d alternating pairs: median %.1fx (min %.1fx, max %.1fx); ricochet -j 1 median %.0f mails/s, sisimai median %.0f mails/s"
+          % (len(ratios), statistics.median(ratios), min(ratios), max(ratios), statistics.median(ours), statistics.median(theirs)))
 PY
