@@ -588,13 +588,56 @@ static void bounce_iconv_give(iconv_t cd, int slot)
     pthread_mutex_unlock(&bounce_iconv_lock);
 }
 
+/* Charsets (iconv names) in which glibc converts every byte below 0x80 to
+ * itself, one for one, with no state: the ISO-8859 parts and Windows
+ * 1250-1257 (not 1258, which holds a base letter back for a combining
+ * mark that may follow). */
+static bool bounce_charset_ascii_same(const char *name)
+{
+    if (bounce_ieq_n(name, "iso-8859-", 9)) {
+        const char *d = name + 9; /* parts 1 to 16 */
+        size_t k = d[0] == '1' && d[1] >= '0' && d[1] <= '6' ? 2 : d[0] >= '1' && d[0] <= '9' ? 1 : 0;
+        return k != 0 && d[k] == '\0';
+    }
+    const char *w = bounce_ieq_n(name, "windows-", 8) ? name + 8 : bounce_ieq_n(name, "cp", 2) ? name + 2 : NULL;
+    return w != NULL && strncmp(w, "125", 3) == 0 && w[3] >= '0' && w[3] <= '7' && w[4] == '\0';
+}
+
+/* No byte of s[0..n) is 0x80 or above; read eight at a time. */
+static bool bounce_ascii(const char *s, size_t n)
+{
+    uint64_t any = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        any |= w;
+    }
+    for (; i < n; i++)
+        any |= (unsigned char)s[i];
+    return (any & 0x8080808080808080u) == 0;
+}
+
 /* in[0..n) from charset cs to UTF-8, malloc'd; bytes that do not convert
- * become '?'. NULL if the charset is unknown to iconv (caller keeps raw). */
+ * become '?'. NULL if the charset is unknown to iconv, or if iconv would
+ * hand back the first max bytes as they are (caller keeps raw). */
 static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max, size_t *outlen)
 {
     const char *name = g_mime_charset_iconv_name(cs);
+    if (name == NULL)
+        name = cs;
+    /* Most text labelled Latin-1 or ISO-2022-JP is ASCII, each byte of which
+     * iconv converts to itself: its output's first max bytes would be the
+     * input's. ISO-2022-JP is ASCII until an escape sequence (glibc reads
+     * SO and SI there as controls; they are left to iconv all the same). */
+    size_t m = n < max ? n : max;
+    if (bounce_ascii(in, m) &&
+        (bounce_charset_ascii_same(name) ||
+         (bounce_ieq(name, "iso-2022-jp") && memchr(in, 0x1b, m) == NULL && memchr(in, 0x0e, m) == NULL &&
+          memchr(in, 0x0f, m) == NULL)))
+        return NULL;
     int slot;
-    iconv_t cd = bounce_iconv_take(name ? name : cs, &slot);
+    iconv_t cd = bounce_iconv_take(name, &slot);
     if (cd == (iconv_t)-1)
         return NULL;
     size_t cap = n * 2 + 16, used = 0;
