@@ -799,6 +799,20 @@ static char *bounce_leaf_bytes(GMimePart *part, bool text, size_t max, size_t *o
     return bounce_leaf_finish(raw, n, cs, max, outlen);
 }
 
+/* A tag name (after its '<') that starts with "br", "p", "div" or "tr", in
+ * any case: the tags that start a block. Bytes compared folded (OR 0x20),
+ * which maps only the letter's two cases onto it; one test for most tags. */
+static bool bounce_html_block(const char *t)
+{
+    switch (t[0] | 0x20) {
+    case 'p': return true;
+    case 'b': return (t[1] | 0x20) == 'r';
+    case 't': return (t[1] | 0x20) == 'r';
+    case 'd': return (t[1] | 0x20) == 'i' && (t[2] | 0x20) == 'v';
+    default: return false;
+    }
+}
+
 /* Tags dropped (a line break for those that start a block), the common
  * entities decoded. Runs of plain text are copied whole. */
 static void bounce_strip_html(char *s)
@@ -812,8 +826,7 @@ static void bounce_strip_html(char *s)
         w += run;
         r += run;
         if (*r == '<') {
-            if (bounce__starts_ci(r, "<br") || bounce__starts_ci(r, "<p") || bounce__starts_ci(r, "<div") ||
-                bounce__starts_ci(r, "<tr"))
+            if (bounce_html_block(r + 1))
                 *w++ = '\n';
             char *gt = strchr(r, '>');
             r = gt ? gt + 1 : r + strlen(r);
