@@ -1058,21 +1058,17 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
  * still found by GMime) instead of building the whole message tree; the
  * walk then reads just its header block. Only Content-Type lines of body
  * parts are relabelled; returns a malloc'd copy, or NULL if there is none. */
-/* Next "message/rfc822" (any case) in [p, end) on a Content-Type line. */
-static const char *bounce_next_rfc822(const char *data, const char *p, const char *end)
+/* Whether "/rfc822" is at q (q + 7 <= end) and ends a "message/rfc822"
+ * ("message" in any case) that starts at r or later, on a line (from data
+ * or a LF on) that starts with "Content-Type:" (any case). */
+static bool bounce_rfc822_at(const char *data, const char *r, const char *q)
 {
-    static const char tail[] = "/rfc822";
-    for (const char *q = bounce__memmem(p, (size_t)(end - p), tail, 7); q != NULL;
-         q = bounce__memmem(q + 7, (size_t)(end - q - 7), tail, 7)) {
-        if (q - p < 7 || strncasecmp(q - 7, "message", 7) != 0)
-            continue;
-        const char *ls = q - 7;
-        while (ls > data && ls[-1] != '\n')
-            ls--;
-        if (bounce__starts_ci(ls, "content-type:"))
-            return q - 7;
-    }
-    return NULL;
+    if (q - r < 7 || memcmp(q, "/rfc822", 7) != 0 || strncasecmp(q - 7, "message", 7) != 0)
+        return false;
+    const char *ls = q - 7;
+    while (ls > data && ls[-1] != '\n')
+        ls--;
+    return bounce__starts_ci(ls, "content-type:");
 }
 
 static const char bounce_relabel_to[] = "text/rfc822-headers";
@@ -1086,17 +1082,43 @@ static size_t bounce_relabel_room(size_t n)
 }
 
 /* Writes [body, end) at w with every returned message relabelled; returns
- * the end of what it wrote (at most bounce_relabel_room(end - body)). */
+ * the end of what it wrote (at most bounce_relabel_room(end - body)). The
+ * body is searched for "/rfc822" as it is copied, 16 bytes at a time: a
+ * block is stored where its bytes go so far, and a relabelling moves what
+ * follows (which is then written again, from where it now goes). A store
+ * never reaches past the end of the whole output, which is at least as
+ * far from it as the block is from end. */
 static char *bounce_relabel(char *w, const char *body, const char *end)
 {
-    const char *r = body;
-    for (const char *p = bounce_next_rfc822(body, body, end); p != NULL;
-         p = bounce_next_rfc822(body, r, end)) {
-        memcpy(w, r, (size_t)(p - r));
-        w += p - r;
-        memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
-        w += BOUNCE_RELABEL_TO;
-        r = p + BOUNCE_RELABEL_FROM;
+    const char *r = body, *i = body; /* copied to w from r; searched up to i */
+#ifdef __SSE2__
+    const __m128i slash = _mm_set1_epi8('/'), two = _mm_set1_epi8('2');
+    while (end - i >= 16 + 6) {
+        __m128i a = _mm_loadu_si128((const __m128i *)i);
+        __m128i b = _mm_loadu_si128((const __m128i *)(i + 6));
+        _mm_storeu_si128((__m128i *)(w + (i - r)), a);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, two)));
+        i += 16;
+        for (; mask != 0; mask &= mask - 1) {
+            const char *q = i - 16 + __builtin_ctz(mask);
+            if (bounce_rfc822_at(body, r, q)) {
+                w += q - 7 - r;
+                memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
+                w += BOUNCE_RELABEL_TO;
+                r = i = q + 7;
+                break;
+            }
+        }
+    }
+#endif
+    for (const char *q = i; end - q >= 7; q++) {
+        if (*q == '/' && bounce_rfc822_at(body, r, q)) {
+            memcpy(w, r, (size_t)(q - 7 - r));
+            w += q - 7 - r;
+            memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
+            w += BOUNCE_RELABEL_TO;
+            r = q + 7;
+        }
     }
     memcpy(w, r, (size_t)(end - r));
     return w + (end - r);
