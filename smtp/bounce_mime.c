@@ -1083,24 +1083,29 @@ static size_t bounce_relabel_room(size_t n)
 
 /* Writes [body, end) at w with every returned message relabelled; returns
  * the end of what it wrote (at most bounce_relabel_room(end - body)). The
- * body is searched for "/rfc822" as it is copied, 16 bytes at a time: a
- * block is stored where its bytes go so far, and a relabelling moves what
- * follows (which is then written again, from where it now goes). A store
- * never reaches past the end of the whole output, which is at least as
- * far from it as the block is from end. */
+ * body is searched for "/rfc822" (a '/' with a '2' six bytes on, 32
+ * positions at a time) in the same pass that copies it, instead of one
+ * pass each: a block is stored where its bytes go so far, and a
+ * relabelling moves what follows, which is then written again where it
+ * now goes. No store reaches past the end of the whole output: that is at
+ * least as far from the block as end is. */
 static char *bounce_relabel(char *w, const char *body, const char *end)
 {
     const char *r = body, *i = body; /* copied to w from r; searched up to i */
 #ifdef __SSE2__
     const __m128i slash = _mm_set1_epi8('/'), two = _mm_set1_epi8('2');
-    while (end - i >= 16 + 6) {
+    while (end - i >= 32 + 6) {
         __m128i a = _mm_loadu_si128((const __m128i *)i);
         __m128i b = _mm_loadu_si128((const __m128i *)(i + 6));
+        __m128i c = _mm_loadu_si128((const __m128i *)(i + 16));
+        __m128i d = _mm_loadu_si128((const __m128i *)(i + 22));
         _mm_storeu_si128((__m128i *)(w + (i - r)), a);
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, two)));
-        i += 16;
+        _mm_storeu_si128((__m128i *)(w + (i - r) + 16), c);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, slash), _mm_cmpeq_epi8(b, two))) |
+                        (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(c, slash), _mm_cmpeq_epi8(d, two))) << 16;
+        i += 32;
         for (; mask != 0; mask &= mask - 1) {
-            const char *q = i - 16 + __builtin_ctz(mask);
+            const char *q = i - 32 + __builtin_ctz(mask);
             if (bounce_rfc822_at(body, r, q)) {
                 w += q - 7 - r;
                 memcpy(w, bounce_relabel_to, BOUNCE_RELABEL_TO);
@@ -1109,6 +1114,13 @@ static char *bounce_relabel(char *w, const char *body, const char *end)
                 break;
             }
         }
+    }
+    /* [r, i) is stored; the last bytes (and without SSE2 all) are read one
+     * by one, and the 7 before them copied again: they may be the "message"
+     * of a "/rfc822" there */
+    if (i - r > 7) {
+        w += i - 7 - r;
+        r = i - 7;
     }
 #endif
     for (const char *q = i; end - q >= 7; q++) {
