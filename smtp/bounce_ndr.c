@@ -74,21 +74,24 @@ static bool bounce_is_separator(const char *line, size_t ll)
     size_t n = ll - i;
     if (n == 0)
         return false;
-    static const struct { const char *s; size_t n; } plain[] = {
-        {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
-        {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")},
-        {BOUNCE_PFX("----- original message")}};
-    int c0 = tolower((unsigned char)l[0]);
-    if (c0 != 'o' && c0 != 't' && c0 != 'b' && c0 != '-' && c0 != '=' && c0 != '*' && c0 != '_')
+    /* every line of a report's text is tested: most are dropped on their
+     * first byte, the rest compared only with the phrases that can match */
+    unsigned char c = (unsigned char)l[0];
+    if (c != '-' && c != '=' && c != '*' && c != '_') {
+        static const struct { const char *s; size_t n; } plain[] = {
+            {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
+            {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")}};
+        int c0 = c | 0x20; /* 'o' for 'o' and 'O' only, ... */
+        if (c0 != 'o' && c0 != 't' && c0 != 'b')
+            return false;
+        for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++)
+            if (c0 == plain[k].s[0] && n >= plain[k].n && strncasecmp(l, plain[k].s, plain[k].n) == 0)
+                return true;
         return false;
-    /* each line is tested: only against the phrases that start as it does */
-    for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++)
-        if (c0 == plain[k].s[0] && n >= plain[k].n && strncasecmp(l, plain[k].s, plain[k].n) == 0)
-            return true;
-    if (l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_')
-        return false;
-    /* every mark below says "message" or "original"; MIME boundaries and
-     * rules of dashes say neither */
+    }
+    /* every mark below says "message" or "original" (so does the line
+     * "----- original message ..."); MIME boundaries and rules of dashes
+     * say neither */
     if (!bounce__memistr(l, n, "message") && !bounce__memistr(l, n, "original"))
         return false;
     static const char *const marks[] = {"original message", "copy of the message", "unsent message",
@@ -110,9 +113,11 @@ static bool bounce_is_header_line(const char *l, size_t n)
     return i > 0 && i < n && l[i] == ':' && i + 1 <= n;
 }
 
+/* p: lower case, its second byte a letter, compared first (the lines tested
+ * begin with the first already) */
 static bool bounce_prefix_ci(const char *l, size_t n, const char *p, size_t pl)
 {
-    return n >= pl && strncasecmp(l, p, pl) == 0;
+    return n >= pl && (l[1] | 0x20) == p[1] && strncasecmp(l, p, pl) == 0;
 }
 
 /* A line that starts a returned message's header block. */
@@ -135,6 +140,17 @@ static bool bounce_is_orig_start(const char *l, size_t n)
     }
 }
 
+/* The first "\n\n" or "\n\r\n" in the string s, where a header block
+ * ends, or NULL: one pass (a strstr() for each ran to the end of the part
+ * when it had no CR). */
+static const char *bounce_block_end(const char *s)
+{
+    for (const char *nl = strchr(s, '\n'); nl != NULL; nl = strchr(nl + 1, '\n'))
+        if (nl[1] == '\n' || (nl[1] == '\r' && nl[2] == '\n'))
+            return nl;
+    return NULL;
+}
+
 /* Returns the offset in t where the returned message begins (len if none).
  * If an inline header block is found, hdr and hdrlen delimit it. */
 static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hdrlen)
@@ -154,10 +170,7 @@ static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hd
                 q++;
             const char *e2 = memchr(q, '\n', (size_t)(end - q));
             if (q < end && bounce_is_header_line(q, e2 ? (size_t)(e2 - q) : (size_t)(end - q))) {
-                const char *b = strstr(q, "\n\n");
-                const char *b2 = strstr(q, "\n\r\n");
-                if (b2 && (!b || b2 < b))
-                    b = b2;
+                const char *b = bounce_block_end(q);
                 *hdr = q;
                 *hdrlen = b ? (size_t)(b - q) : (size_t)(end - q);
             }
@@ -410,7 +423,7 @@ static void bounce_pick_diag(const char *ctx, char *out, size_t outlen)
 static bool bounce_line_names_other(const char *l, size_t n, struct bounce_cand *c, size_t nc, const char *self)
 {
     for (size_t i = 0; i < nc; i++)
-        if (strcmp(c[i].addr, self) != 0 && bounce__memistr(l, n, c[i].addr))
+        if (c[i].addr != self && strcmp(c[i].addr, self) != 0 && bounce__memistr(l, n, c[i].addr))
             return true;
     return false;
 }
@@ -474,7 +487,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
  *  - the address stands alone (Exim, Gmail, ...): the lines after it up
  *    to the next recipient, or when there is nothing after it, the
  *    paragraph before it.
- * At most BOUNCE_CTX_MAX bytes; never another recipient's line. */
+ * At most BOUNCE_CTX_MAX bytes; never another recipient's line. t is the
+ * report's human text (bounce__human_text()). */
 static char *bounce_context(const char *t, const char *first, struct bounce_cand *c, size_t nc,
                             const char *self)
 {
@@ -518,7 +532,9 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
             if (e1 == NULL)
                 e1 = tend;
             size_t n = (size_t)(e1 - l1);
-            if (bounce_line_names_other(l1, n, c, nc, self) || bounce_is_separator(l1, n))
+            /* (no line of t is a separator: bounce_human_text() cut it
+             * before the first) */
+            if (bounce_line_names_other(l1, n, c, nc, self))
                 break;
             if (!bounce_line_blank(l1, n))
                 content = true;
