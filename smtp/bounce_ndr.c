@@ -468,7 +468,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
         l++;
         n--;
     }
-    if (n >= 8 && strncmp(l, ">>> ", 4) == 0) {
+    /* tested on most lines near a recipient: bytes compared, not strncmp() */
+    if (n >= 8 && l[0] == '>' && l[1] == '>' && l[2] == '>' && l[3] == ' ') {
         static const char *const cmds[] = {"MAIL", "RCPT", "DATA", "HELO", "EHLO", "QUIT", "RSET", "STARTTLS", ".",
                                            NULL};
         for (const char *const *c = cmds; *c; c++)
@@ -476,7 +477,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
                 return true;
         return false;
     }
-    return (n >= 4 && strncmp(l, "<<< ", 4) == 0) || (n >= 16 && strncasecmp(l, "while talking to", 16) == 0);
+    return (n >= 4 && l[0] == '<' && l[1] == '<' && l[2] == '<' && l[3] == ' ') ||
+           (n >= 16 && (l[0] | 0x20) == 'w' && strncasecmp(l, "while talking to", 16) == 0);
 }
 
 /* The block of text that belongs to the address at first:
@@ -758,17 +760,31 @@ static void bounce_sendmail_transcript(bounce_report *r, const char *t)
     char replies[2048] = "";
     size_t rl = 0;
     enum bounce_smtp_cmd first = BOUNCE_CMD_UNKNOWN;
+    /* lines are copied with memcpy(): a line ends before any NUL (strcspn) */
     for (const char *l = t; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-        size_t n = strcspn(l, "\r\n");
-        if (n > 4 && strncmp(l, ">>> ", 4) == 0 && first == BOUNCE_CMD_UNKNOWN) {
+        if (l[0] == '>' && l[1] == '>' && l[2] == '>' && l[3] == ' ' && first == BOUNCE_CMD_UNKNOWN) {
+            size_t n = strcspn(l, "\r\n");
+            if (n <= 4)
+                continue;
             char line[128];
-            snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+            size_t k = n < sizeof line - 1 ? n : sizeof line - 1;
+            memcpy(line, l, k);
+            line[k] = '\0';
             first = bounce__cmd_find(line);
-        } else if (n > 4 && strncmp(l, "<<< ", 4) == 0) {
+        } else if (l[0] == '<' && l[1] == '<' && l[2] == '<' && l[3] == ' ') {
+            size_t n = strcspn(l, "\r\n");
+            if (n <= 4)
+                continue;
             char line[600];
-            snprintf(line, sizeof line, "%.*s", (int)(n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1), l + 4);
-            if (!strstr(replies, line) && rl + strlen(line) + 2 < sizeof replies)
-                rl += (size_t)snprintf(replies + rl, sizeof replies - rl, "%s%s", rl ? " " : "", line);
+            size_t k = n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1;
+            memcpy(line, l + 4, k);
+            line[k] = '\0';
+            if (!strstr(replies, line) && rl + k + 2 < sizeof replies) {
+                if (rl > 0)
+                    replies[rl++] = ' ';
+                memcpy(replies + rl, line, k + 1);
+                rl += k;
+            }
         }
     }
     if (first != BOUNCE_CMD_UNKNOWN && r->rx[0].cmd == BOUNCE_CMD_UNKNOWN)
@@ -776,11 +792,13 @@ static void bounce_sendmail_transcript(bounce_report *r, const char *t)
     if (rl == 0)
         return;
     struct bounce_rcpt *x = &r->v[0];
-    size_t n = rl + strlen(x->diagnostic) + 2;
-    char *d = malloc(n);
+    size_t dl = strlen(x->diagnostic);
+    char *d = malloc(rl + dl + 2);
     if (d == NULL)
         return;
-    snprintf(d, n, "%s %s", replies, x->diagnostic);
+    memcpy(d, replies, rl);
+    d[rl] = ' ';
+    memcpy(d + rl + 1, x->diagnostic, dl + 1);
     free((char *)x->diagnostic);
     x->diagnostic = d;
 }
