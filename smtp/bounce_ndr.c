@@ -74,21 +74,24 @@ static bool bounce_is_separator(const char *line, size_t ll)
     size_t n = ll - i;
     if (n == 0)
         return false;
-    static const struct { const char *s; size_t n; } plain[] = {
-        {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
-        {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")},
-        {BOUNCE_PFX("----- original message")}};
-    int c0 = tolower((unsigned char)l[0]);
-    if (c0 != 'o' && c0 != 't' && c0 != 'b' && c0 != '-' && c0 != '=' && c0 != '*' && c0 != '_')
+    /* every line of a report's text is tested: most are dropped on their
+     * first byte, the rest compared only with the phrases that can match */
+    unsigned char c = (unsigned char)l[0];
+    if (c != '-' && c != '=' && c != '*' && c != '_') {
+        static const struct { const char *s; size_t n; } plain[] = {
+            {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
+            {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")}};
+        int c0 = c | 0x20; /* 'o' for 'o' and 'O' only, ... */
+        if (c0 != 'o' && c0 != 't' && c0 != 'b')
+            return false;
+        for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++)
+            if (c0 == plain[k].s[0] && n >= plain[k].n && strncasecmp(l, plain[k].s, plain[k].n) == 0)
+                return true;
         return false;
-    /* each line is tested: only against the phrases that start as it does */
-    for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++)
-        if (c0 == plain[k].s[0] && n >= plain[k].n && strncasecmp(l, plain[k].s, plain[k].n) == 0)
-            return true;
-    if (l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_')
-        return false;
-    /* every mark below says "message" or "original"; MIME boundaries and
-     * rules of dashes say neither */
+    }
+    /* every mark below says "message" or "original" (so does the line
+     * "----- original message ..."); MIME boundaries and rules of dashes
+     * say neither */
     if (!bounce__memistr(l, n, "message") && !bounce__memistr(l, n, "original"))
         return false;
     static const char *const marks[] = {"original message", "copy of the message", "unsent message",
@@ -110,9 +113,11 @@ static bool bounce_is_header_line(const char *l, size_t n)
     return i > 0 && i < n && l[i] == ':' && i + 1 <= n;
 }
 
+/* p: lower case, its second byte a letter, compared first (the lines tested
+ * begin with the first already) */
 static bool bounce_prefix_ci(const char *l, size_t n, const char *p, size_t pl)
 {
-    return n >= pl && strncasecmp(l, p, pl) == 0;
+    return n >= pl && (l[1] | 0x20) == p[1] && strncasecmp(l, p, pl) == 0;
 }
 
 /* A line that starts a returned message's header block. */
@@ -135,6 +140,17 @@ static bool bounce_is_orig_start(const char *l, size_t n)
     }
 }
 
+/* The first "\n\n" or "\n\r\n" in the string s, where a header block
+ * ends, or NULL: one pass (a strstr() for each ran to the end of the part
+ * when it had no CR). */
+static const char *bounce_block_end(const char *s)
+{
+    for (const char *nl = strchr(s, '\n'); nl != NULL; nl = strchr(nl + 1, '\n'))
+        if (nl[1] == '\n' || (nl[1] == '\r' && nl[2] == '\n'))
+            return nl;
+    return NULL;
+}
+
 /* Returns the offset in t where the returned message begins (len if none).
  * If an inline header block is found, hdr and hdrlen delimit it. */
 static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hdrlen)
@@ -154,10 +170,7 @@ static size_t bounce_cut(const char *t, size_t len, const char **hdr, size_t *hd
                 q++;
             const char *e2 = memchr(q, '\n', (size_t)(end - q));
             if (q < end && bounce_is_header_line(q, e2 ? (size_t)(e2 - q) : (size_t)(end - q))) {
-                const char *b = strstr(q, "\n\n");
-                const char *b2 = strstr(q, "\n\r\n");
-                if (b2 && (!b || b2 < b))
-                    b = b2;
+                const char *b = bounce_block_end(q);
                 *hdr = q;
                 *hdrlen = b ? (size_t)(b - q) : (size_t)(end - q);
             }
@@ -238,34 +251,98 @@ static char *bounce_human_text(struct bounce__doc *d, size_t *outlen)
     return t;
 }
 
-static bool bounce_excluded(const struct bounce__doc *d, const char *addr, bool strict)
+/* Where the report and the returned message name their own senders: each
+ * candidate address is looked for there. Read once per bounce_candidates():
+ * the returned message's header block used to be walked once per candidate
+ * and header name (bounce__block_has(), 0.6 M instructions of a corpus
+ * pass). */
+#define BOUNCE_OWN_MAX 16
+struct bounce_own {
+    bool read;
+    const char *top[5];  /* the report's From, Return-Path, Sender, Reply-To, To, or NULL */
+    struct {
+        const char *p;
+        size_t n;
+    } f[BOUNCE_OWN_MAX];  /* the returned message's From, Return-Path, Sender, Reply-To */
+    size_t nf;
+    bool many;           /* more fields than f holds: bounce__block_has() instead */
+};
+
+static void bounce_own_read(const struct bounce__doc *d, struct bounce_own *o)
+{
+    static const char *const hdrs[] = {"From", "Return-Path", "Sender", "Reply-To", "To"};
+    for (size_t i = 0; i < 5; i++)
+        o->top[i] = bounce__hdrs_get(&d->top, hdrs[i]);
+    o->read = true;
+    o->nf = 0;
+    o->many = false;
+    if (d->orig_block == NULL) {
+        for (size_t i = 0; i < 4; i++) {
+            const char *v = bounce__hdrs_get(&d->orig, hdrs[i]);
+            if (v != NULL) {
+                o->f[o->nf].p = v;
+                o->f[o->nf++].n = strlen(v);
+            }
+        }
+        return;
+    }
+    /* the fields bounce__block_has() would read: a name at a line's start,
+     * then ':', the body with its continuation lines */
+    for (const char *l = d->orig_block; l != NULL && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        size_t nl;
+        switch (*l | 0x20) {
+        case 'f': nl = strncasecmp(l, "From:", 5) == 0 ? 4 : 0; break;
+        case 's': nl = strncasecmp(l, "Sender:", 7) == 0 ? 6 : 0; break;
+        case 'r':
+            nl = strncasecmp(l, "Return-Path:", 12) == 0 ? 11 : strncasecmp(l, "Reply-To:", 9) == 0 ? 8 : 0;
+            break;
+        default: nl = 0; break;
+        }
+        if (nl == 0)
+            continue;
+        if (o->nf == BOUNCE_OWN_MAX) {
+            o->many = true;
+            return;
+        }
+        const char *e = l;
+        do {
+            e = strchr(e, '\n');
+        } while (e != NULL && (e[1] == ' ' || e[1] == '\t') && e++);
+        size_t n = e ? (size_t)(e - l) : strlen(l);
+        o->f[o->nf].p = l + nl + 1;
+        o->f[o->nf++].n = n - nl - 1;
+    }
+}
+
+static bool bounce_excluded(const struct bounce__doc *d, struct bounce_own *o, const char *addr, bool strict)
 {
     const char *at = strchr(addr, '@');
     size_t ll = at ? (size_t)(at - addr) : strlen(addr);
-    static const char *const locals[] = {"mailer-daemon", "postmaster", "mailerdaemon", "mail-daemon",
-                                         "root", "noreply", "no-reply", "abuse", "bounce", "bounces", NULL};
-    for (const char *const *p = locals; *p; p++)
-        if (ll == strlen(*p) && strncasecmp(addr, *p, ll) == 0)
+    static const struct { const char *s; size_t n; } locals[] = {
+        {BOUNCE_PFX("mailer-daemon")}, {BOUNCE_PFX("postmaster")}, {BOUNCE_PFX("mailerdaemon")},
+        {BOUNCE_PFX("mail-daemon")}, {BOUNCE_PFX("root")}, {BOUNCE_PFX("noreply")},
+        {BOUNCE_PFX("no-reply")}, {BOUNCE_PFX("abuse")}, {BOUNCE_PFX("bounce")},
+        {BOUNCE_PFX("bounces")}};
+    for (size_t k = 0; k < sizeof locals / sizeof locals[0]; k++)
+        if (ll == locals[k].n && strncasecmp(addr, locals[k].s, ll) == 0)
             return true;
     if (!strict)
         return false; /* only the daemons' own addresses */
-    static const char *const hdrs[] = {"From", "Return-Path", "Sender", "Reply-To", "To", NULL};
-    for (const char *const *h = hdrs; *h; h++) {
-        const char *v = bounce__hdrs_get(&d->top, *h);
-        if (v != NULL && bounce__stristr(v, addr))
+    if (!o->read)
+        bounce_own_read(d, o);
+    for (size_t i = 0; i < 5; i++)
+        if (o->top[i] != NULL && bounce__stristr(o->top[i], addr))
             return true;
-    }
-    static const char *const ohdrs[] = {"From", "Return-Path", "Sender", "Reply-To", NULL};
-    for (const char *const *h = ohdrs; *h; h++) {
-        if (d->orig_block != NULL) {
+    if (o->many) {
+        static const char *const ohdrs[] = {"From", "Return-Path", "Sender", "Reply-To", NULL};
+        for (const char *const *h = ohdrs; *h; h++)
             if (bounce__block_has(d->orig_block, *h, addr))
                 return true;
-            continue;
-        }
-        const char *v = bounce__hdrs_get(&d->orig, *h);
-        if (v != NULL && bounce__stristr(v, addr))
-            return true;
+        return false;
     }
+    for (size_t i = 0; i < o->nf; i++)
+        if (bounce__memistr(o->f[i].p, o->f[i].n, addr))
+            return true;
     return false;
 }
 
@@ -282,14 +359,20 @@ static void bounce_line_of(const char *t, const char *p, const char **ls, const 
 
 static bool bounce_line_is_noise(const char *ls, size_t n)
 {
-    static const char *const noise[] = {"message-id", "message id", "references:", "in-reply-to", "http://",
-                                        "https://", "mailto:", "received:", "by ", "envelope-from", "x-",
-                                        "sender:", "from:", "reply-to", "return-path", NULL};
+    static const struct { const char *s; size_t n; } noise[] = {
+        {BOUNCE_PFX("message-id")}, {BOUNCE_PFX("message id")}, {BOUNCE_PFX("references:")},
+        {BOUNCE_PFX("in-reply-to")}, {BOUNCE_PFX("http://")}, {BOUNCE_PFX("https://")},
+        {BOUNCE_PFX("mailto:")}, {BOUNCE_PFX("received:")}, {BOUNCE_PFX("by ")},
+        {BOUNCE_PFX("envelope-from")}, {BOUNCE_PFX("x-")}, {BOUNCE_PFX("sender:")},
+        {BOUNCE_PFX("from:")}, {BOUNCE_PFX("reply-to")}, {BOUNCE_PFX("return-path")}};
     size_t i = 0;
     while (i < n && (ls[i] == ' ' || ls[i] == '\t' || ls[i] == '>'))
         i++;
-    for (const char *const *p = noise; *p; p++)
-        if (n - i >= strlen(*p) && strncasecmp(ls + i, *p, strlen(*p)) == 0)
+    /* each prefix starts with a lower-case letter: only those whose first
+     * letter the line's matches are compared */
+    int c0 = (unsigned char)ls[i] | 0x20;
+    for (size_t k = 0; k < sizeof noise / sizeof noise[0]; k++)
+        if (c0 == noise[k].s[0] && n - i >= noise[k].n && strncasecmp(ls + i, noise[k].s, noise[k].n) == 0)
             return true;
     if (bounce__memistr(ls, n, "message-id") || bounce__memistr(ls, n, "original sender") ||
         bounce__memistr(ls, n, "sender address") || bounce__memistr(ls, n, "mail from:"))
@@ -340,7 +423,7 @@ static void bounce_pick_diag(const char *ctx, char *out, size_t outlen)
 static bool bounce_line_names_other(const char *l, size_t n, struct bounce_cand *c, size_t nc, const char *self)
 {
     for (size_t i = 0; i < nc; i++)
-        if (strcmp(c[i].addr, self) != 0 && bounce__memistr(l, n, c[i].addr))
+        if (c[i].addr != self && strcmp(c[i].addr, self) != 0 && bounce__memistr(l, n, c[i].addr))
             return true;
     return false;
 }
@@ -385,7 +468,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
         l++;
         n--;
     }
-    if (n >= 8 && strncmp(l, ">>> ", 4) == 0) {
+    /* tested on most lines near a recipient: bytes compared, not strncmp() */
+    if (n >= 8 && l[0] == '>' && l[1] == '>' && l[2] == '>' && l[3] == ' ') {
         static const char *const cmds[] = {"MAIL", "RCPT", "DATA", "HELO", "EHLO", "QUIT", "RSET", "STARTTLS", ".",
                                            NULL};
         for (const char *const *c = cmds; *c; c++)
@@ -393,7 +477,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
                 return true;
         return false;
     }
-    return (n >= 4 && strncmp(l, "<<< ", 4) == 0) || (n >= 16 && strncasecmp(l, "while talking to", 16) == 0);
+    return (n >= 4 && l[0] == '<' && l[1] == '<' && l[2] == '<' && l[3] == ' ') ||
+           (n >= 16 && (l[0] | 0x20) == 'w' && strncasecmp(l, "while talking to", 16) == 0);
 }
 
 /* The block of text that belongs to the address at first:
@@ -404,7 +489,8 @@ static bool bounce_is_transcript(const char *l, size_t n)
  *  - the address stands alone (Exim, Gmail, ...): the lines after it up
  *    to the next recipient, or when there is nothing after it, the
  *    paragraph before it.
- * At most BOUNCE_CTX_MAX bytes; never another recipient's line. */
+ * At most BOUNCE_CTX_MAX bytes; never another recipient's line. t is the
+ * report's human text (bounce__human_text()). */
 static char *bounce_context(const char *t, const char *first, struct bounce_cand *c, size_t nc,
                             const char *self)
 {
@@ -448,7 +534,9 @@ static char *bounce_context(const char *t, const char *first, struct bounce_cand
             if (e1 == NULL)
                 e1 = tend;
             size_t n = (size_t)(e1 - l1);
-            if (bounce_line_names_other(l1, n, c, nc, self) || bounce_is_separator(l1, n))
+            /* (no line of t is a separator: bounce_human_text() cut it
+             * before the first) */
+            if (bounce_line_names_other(l1, n, c, nc, self))
                 break;
             if (!bounce_line_blank(l1, n))
                 content = true;
@@ -489,6 +577,7 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
                              size_t *nc, bool strict)
 {
     *nc = 0;
+    struct bounce_own own = {.read = false};
     for (const char *at = strchr(t, '@'); at != NULL && *nc < max; at = strchr(at + 1, '@')) {
         const char *b = at;
         while (b > t && !isspace((unsigned char)b[-1]) && b[-1] != '<' && b[-1] != '(' && b[-1] != '"' &&
@@ -504,17 +593,16 @@ static int bounce_candidates(const struct bounce__doc *d, const char *t, struct 
         if (a == NULL)
             continue;
         const char *dom = strchr(a, '@') + 1;
-        const char *ls, *le;
-        bounce_line_of(t, at, &ls, &le);
-        if (strchr(dom, '.') == NULL || bounce_excluded(d, a, strict) || bounce_line_is_noise(ls, (size_t)(le - ls))) {
-            free(a);
-            continue;
+        /* the cheaper tests first: any one drops the address */
+        bool drop = strchr(dom, '.') == NULL;
+        for (size_t i = 0; i < *nc && !drop; i++)
+            drop = strcasecmp(c[i].addr, a) == 0;
+        if (!drop) {
+            const char *ls, *le;
+            bounce_line_of(t, at, &ls, &le);
+            drop = bounce_line_is_noise(ls, (size_t)(le - ls)) || bounce_excluded(d, &own, a, strict);
         }
-        bool dup = false;
-        for (size_t i = 0; i < *nc; i++)
-            if (strcasecmp(c[i].addr, a) == 0)
-                dup = true;
-        if (dup) {
+        if (drop) {
             free(a);
             continue;
         }
@@ -672,17 +760,31 @@ static void bounce_sendmail_transcript(bounce_report *r, const char *t)
     char replies[2048] = "";
     size_t rl = 0;
     enum bounce_smtp_cmd first = BOUNCE_CMD_UNKNOWN;
+    /* lines are copied with memcpy(): a line ends before any NUL (strcspn) */
     for (const char *l = t; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-        size_t n = strcspn(l, "\r\n");
-        if (n > 4 && strncmp(l, ">>> ", 4) == 0 && first == BOUNCE_CMD_UNKNOWN) {
+        if (l[0] == '>' && l[1] == '>' && l[2] == '>' && l[3] == ' ' && first == BOUNCE_CMD_UNKNOWN) {
+            size_t n = strcspn(l, "\r\n");
+            if (n <= 4)
+                continue;
             char line[128];
-            snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+            size_t k = n < sizeof line - 1 ? n : sizeof line - 1;
+            memcpy(line, l, k);
+            line[k] = '\0';
             first = bounce__cmd_find(line);
-        } else if (n > 4 && strncmp(l, "<<< ", 4) == 0) {
+        } else if (l[0] == '<' && l[1] == '<' && l[2] == '<' && l[3] == ' ') {
+            size_t n = strcspn(l, "\r\n");
+            if (n <= 4)
+                continue;
             char line[600];
-            snprintf(line, sizeof line, "%.*s", (int)(n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1), l + 4);
-            if (!strstr(replies, line) && rl + strlen(line) + 2 < sizeof replies)
-                rl += (size_t)snprintf(replies + rl, sizeof replies - rl, "%s%s", rl ? " " : "", line);
+            size_t k = n - 4 < sizeof line - 1 ? n - 4 : sizeof line - 1;
+            memcpy(line, l + 4, k);
+            line[k] = '\0';
+            if (!strstr(replies, line) && rl + k + 2 < sizeof replies) {
+                if (rl > 0)
+                    replies[rl++] = ' ';
+                memcpy(replies + rl, line, k + 1);
+                rl += k;
+            }
         }
     }
     if (first != BOUNCE_CMD_UNKNOWN && r->rx[0].cmd == BOUNCE_CMD_UNKNOWN)
@@ -690,11 +792,13 @@ static void bounce_sendmail_transcript(bounce_report *r, const char *t)
     if (rl == 0)
         return;
     struct bounce_rcpt *x = &r->v[0];
-    size_t n = rl + strlen(x->diagnostic) + 2;
-    char *d = malloc(n);
+    size_t dl = strlen(x->diagnostic);
+    char *d = malloc(rl + dl + 2);
     if (d == NULL)
         return;
-    snprintf(d, n, "%s %s", replies, x->diagnostic);
+    memcpy(d, replies, rl);
+    d[rl] = ' ';
+    memcpy(d + rl + 1, x->diagnostic, dl + 1);
     free((char *)x->diagnostic);
     x->diagnostic = d;
 }
