@@ -576,6 +576,62 @@ static void bounce_code3(char out[4], int code)
     out[3] = '\0';
 }
 
+/* CR, LF and TAB of s (n bytes, no NUL) made blanks; with SSE2 16 bytes
+ * at a time (byte by byte this was a diagnostic's costliest step). */
+static void bounce_blank_breaks(char *s, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'),
+                  sp = _mm_set1_epi8(' ');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)), _mm_cmpeq_epi8(v, tab));
+        if (_mm_movemask_epi8(m) != 0)
+            _mm_storeu_si128((__m128i *)(s + i), _mm_or_si128(_mm_andnot_si128(m, v), _mm_and_si128(m, sp)));
+    }
+#endif
+    for (; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\t')
+            s[i] = ' ';
+}
+
+/* s with runs of blanks made one and leading blanks dropped, in place;
+ * returns its new end (not terminated). With SSE2, 16 bytes that keep all
+ * their blanks (no two adjacent, the first not after a kept blank or at
+ * the start) are moved at once. */
+static char *bounce_squeeze(char *s)
+{
+    char *w = s;
+    const char *r = s;
+#ifdef __SSE2__
+    const char *end = s + strlen(s);
+    const __m128i sp = _mm_set1_epi8(' ');
+    while (end - r >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)r);
+        unsigned blank = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp));
+        if ((blank & (blank << 1)) == 0 && ((blank & 1u) == 0 || (w != s && w[-1] != ' '))) {
+            /* w <= r: the store only overwrites bytes already read */
+            _mm_storeu_si128((__m128i *)w, v);
+            w += 16;
+            r += 16;
+            continue;
+        }
+        for (const char *e = r + 16; r < e; r++) {
+            if (*r == ' ' && (w == s || w[-1] == ' '))
+                continue;
+            *w++ = *r;
+        }
+    }
+#endif
+    for (; *r; r++) {
+        if (*r == ' ' && (w == s || w[-1] == ' '))
+            continue;
+        *w++ = *r;
+    }
+    return w;
+}
+
 /* A diagnostic as the classifier reads it: one line, multi-line reply
  * prefixes ("550-5.7.1 ") folded away, an HTML block dropped, blanks
  * squeezed; with cut_boundary, cut at a MIME boundary marker (" --").
@@ -587,12 +643,12 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
 {
     if (len > BOUNCE_DIAG_MAX)
         len = BOUNCE_DIAG_MAX;
+    /* nothing after a NUL is ever read */
+    len = strnlen(raw, len);
     char *s = bounce__strndup(raw, len);
     if (s == NULL)
         return NULL;
-    for (char *p = s; *p; p++)
-        if (*p == '\r' || *p == '\n' || *p == '\t')
-            *p = ' ';
+    bounce_blank_breaks(s, len);
     bounce__status_find(s, cs, 16);
     *cr = bounce__reply_find(s, cs[0]);
     if (*cr > 0) {
@@ -637,12 +693,7 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1)
         memmove((char *)h1, h2 + 7, strlen(h2 + 7) + 1);
     /* squeeze and trim */
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (*r == ' ' && (w == s || w[-1] == ' '))
-            continue;
-        *w++ = *r;
-    }
+    char *w = bounce_squeeze(s);
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
