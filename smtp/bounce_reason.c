@@ -634,6 +634,7 @@ struct bounce_judge {
     const struct bounce__fact *f;
     enum bounce_reason st;          /* reason named by the enhanced status, or NONE */
     signed char inc[BOUNCE_R_COUNT]; /* phrase list matched: -1 not tried yet, 0, 1 */
+    bool paired;                    /* pairs is set (when a phrase list is first asked) */
     uint64_t pairs[BOUNCE_NPAIRS / 64 + 1]; /* which byte pairs occur in the diagnostic */
 };
 
@@ -749,6 +750,10 @@ static bool bounce_list_in(const struct bounce_judge *j, int list)
 static bool bounce_inc(struct bounce_judge *j, enum bounce_reason r)
 {
     if (j->inc[r] < 0) {
+        if (!j->paired) {
+            bounce_pairs_init(j);
+            j->paired = true;
+        }
         bool m = j->f->diag[0] && bounce_list_in(j, (int)r);
         if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, BOUNCE_SIGS_ISNOT))
             m = false;
@@ -1005,9 +1010,12 @@ enum bounce_reason bounce__decide(const struct bounce__fact *f)
     if (!bounce_is_weak(f->hint))
         return f->hint;
     pthread_once(&bounce_sigs_once, bounce_sigs_init); /* the phrase index bounce_list_in() reads */
-    struct bounce_judge j = {.f = f, .st = bounce__status_reason(f->status)};
+    /* pairs (2 KiB) is set only when a phrase list is asked for */
+    struct bounce_judge j;
+    j.f = f;
+    j.st = bounce__status_reason(f->status);
+    j.paired = false;
     memset(j.inc, -1, sizeof j.inc);
-    bounce_pairs_init(&j);
     enum bounce_reason r = bounce_local_agent(f);
     if (bounce_is_explicit(r))
         return r;

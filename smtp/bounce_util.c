@@ -49,42 +49,91 @@ static bool bounce_eq_ci(const unsigned char *h, const unsigned char *n, size_t 
     return true;
 }
 
-/* memmem() for a needle of at least two bytes, as the relabelling of every
- * report's body asks it: with SSE2, 16 positions at a time are tested on the
- * needle's first and last bytes before the full comparison (glibc's memmem
- * costs some 1.5 instructions per byte here). */
+#ifdef __SSE2__
+/* The candidates among the 16 start positions p[0..15]: bit k when p[k]
+ * and p[k + d] (d: the needle's length - 1), each ORed with fold, equal
+ * first and last. */
+static inline unsigned bounce_cand16(const unsigned char *p, size_t d, __m128i fold, __m128i first, __m128i last)
+{
+    __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)p), fold);
+    __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(p + d)), fold);
+    return (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+}
+#endif
+
+/* The needle (nl >= 1 bytes) at start position at of h, whose first byte
+ * is known to equal the needle's (without case with ci). */
+static inline bool bounce_match_at(const unsigned char *h, size_t at, const unsigned char *n, size_t nl, bool ci)
+{
+    if (ci)
+        return bounce_eq_ci(h + at, n, nl);
+    /* the first byte is equal already */
+    return nl < 2 || (h[at + nl - 1] == n[nl - 1] && memcmp(h + at + 1, n + 1, nl - 2) == 0);
+}
+
+/* The search of bounce__memmem (ci false) and bounce__memistr (ci true,
+ * ASCII letters' case ignored); nl >= 1, nl <= len. With SSE2, 16 or 32
+ * start positions are tested at a time on the needle's first and last
+ * bytes (with ci, each folded by OR 0x20: two bytes equal without case are
+ * equal after it; the fold only adds candidates, which the full comparison
+ * drops), and the last positions as one block that overlaps the ones
+ * already tested: no byte-wise tail, no call to glibc's memmem, whose
+ * set-up alone cost some 250 instructions. Inlined into both callers, so
+ * that ci is a constant there. */
+static inline __attribute__((always_inline)) const char *bounce_search(const char *hay, size_t len, const char *needle,
+                                                                       size_t nl, bool ci)
+{
+    const unsigned char *h = (const unsigned char *)hay, *n = (const unsigned char *)needle;
+    size_t np = len - nl + 1; /* start positions */
+    size_t i = 0;
+#ifdef __SSE2__
+    if (np >= 16) {
+        /* a block at i reads h[i, i + 16) and h[i + nl - 1, i + nl + 15): i + 16 <= np */
+        const unsigned char f = ci ? 0x20 : 0;
+        const __m128i fold = _mm_set1_epi8((char)f);
+        const __m128i first = _mm_set1_epi8((char)(n[0] | f)), last = _mm_set1_epi8((char)(n[nl - 1] | f));
+        for (; i + 32 <= np; i += 32) {
+            uint32_t m = bounce_cand16(h + i, nl - 1, fold, first, last) |
+                         (uint32_t)bounce_cand16(h + i + 16, nl - 1, fold, first, last) << 16;
+            for (; m != 0; m &= m - 1) {
+                size_t at = i + (unsigned)__builtin_ctz(m);
+                if (bounce_match_at(h, at, n, nl, ci))
+                    return hay + at;
+            }
+        }
+        while (i < np) {
+            size_t b = i + 16 <= np ? i : np - 16;
+            unsigned m = bounce_cand16(h + b, nl - 1, fold, first, last) & (~0u << (i - b));
+            for (; m != 0; m &= m - 1) {
+                size_t at = b + (unsigned)__builtin_ctz(m);
+                if (bounce_match_at(h, at, n, nl, ci))
+                    return hay + at;
+            }
+            i = b + 16;
+        }
+        return NULL;
+    }
+#endif
+    const unsigned char c0 = ci ? bounce_lower[n[0]] : n[0];
+    for (; i < np; i++)
+        if ((ci ? bounce_lower[h[i]] : h[i]) == c0 && bounce_match_at(h, i, n, nl, ci))
+            return hay + i;
+    return NULL;
+}
+
+/* memmem(): glibc's costs some 1.5 instructions per byte on the long texts
+ * the analyser scans (every report's body for its relabelling). */
 const char *bounce__memmem(const char *hay, size_t len, const char *needle, size_t nl)
 {
     if (nl == 0)
         return hay;
     if (len < nl)
         return NULL;
-    size_t i = 0;
-#ifdef __SSE2__
-    if (nl >= 2) {
-        const __m128i first = _mm_set1_epi8(needle[0]);
-        const __m128i last = _mm_set1_epi8(needle[nl - 1]);
-        for (; i + nl - 1 + 16 <= len; i += 16) {
-            __m128i a = _mm_loadu_si128((const __m128i *)(hay + i));
-            __m128i b = _mm_loadu_si128((const __m128i *)(hay + i + nl - 1));
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-            while (mask != 0) {
-                unsigned bit = (unsigned)__builtin_ctz(mask);
-                if (memcmp(hay + i + bit + 1, needle + 1, nl - 2) == 0)
-                    return hay + i + bit;
-                mask &= mask - 1;
-            }
-        }
-    }
-#endif
-    return memmem(hay + i, len - i, needle, nl);
+    return bounce_search(hay, len, needle, nl, false);
 }
 
 /* Case-insensitive search (ASCII letters), the analyser's most frequent
- * question. With SSE2, 16 positions are tested at a time on the needle's
- * first and last bytes, each folded by OR 0x20: two bytes equal without
- * case are equal after it (the fold can only add candidates, which the
- * full comparison then drops). */
+ * question. */
 const char *bounce__memistr(const char *hay, size_t len, const char *needle)
 {
     size_t nl = strlen(needle);
@@ -92,31 +141,7 @@ const char *bounce__memistr(const char *hay, size_t len, const char *needle)
         return hay;
     if (len < nl)
         return NULL;
-    const unsigned char *h = (const unsigned char *)hay, *n = (const unsigned char *)needle;
-    size_t i = 0;
-#ifdef __SSE2__
-    if (nl >= 2) {
-        const __m128i fold = _mm_set1_epi8(0x20);
-        const __m128i first = _mm_set1_epi8((char)(n[0] | 0x20));
-        const __m128i last = _mm_set1_epi8((char)(n[nl - 1] | 0x20));
-        for (; i + nl - 1 + 16 <= len; i += 16) {
-            __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i)), fold);
-            __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i + nl - 1)), fold);
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-            while (mask != 0) {
-                unsigned bit = (unsigned)__builtin_ctz(mask);
-                if (bounce_eq_ci(h + i + bit, n, nl))
-                    return hay + i + bit;
-                mask &= mask - 1;
-            }
-        }
-    }
-#endif
-    unsigned char c0 = bounce_lower[n[0]];
-    for (; i + nl <= len; i++)
-        if (bounce_lower[h[i]] == c0 && bounce_eq_ci(h + i, n, nl))
-            return hay + i;
-    return NULL;
+    return bounce_search(hay, len, needle, nl, true);
 }
 
 const char *bounce__stristr(const char *hay, const char *needle)
@@ -124,9 +149,17 @@ const char *bounce__stristr(const char *hay, const char *needle)
     return bounce__memistr(hay, strlen(hay), needle);
 }
 
+/* strncasecmp(s, prefix, strlen(prefix)) == 0 of the C locale: most
+ * prefixes asked for differ at the first byte, where this loop has stopped
+ * before the library calls' set-up would be done. s's NUL differs from any
+ * byte of the prefix, so s is not read past it. */
 bool bounce__starts_ci(const char *s, const char *prefix)
 {
-    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+    const unsigned char *a = (const unsigned char *)s, *b = (const unsigned char *)prefix;
+    for (; *b; a++, b++)
+        if (bounce_lower[*a] != bounce_lower[*b])
+            return false;
+    return true;
 }
 
 int bounce__find_code(const char *s, const char **where)
@@ -568,6 +601,62 @@ static void bounce_code3(char out[4], int code)
     out[3] = '\0';
 }
 
+/* CR, LF and TAB of s (n bytes, no NUL) made blanks; with SSE2 16 bytes
+ * at a time (byte by byte this was a diagnostic's costliest step). */
+static void bounce_blank_breaks(char *s, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'),
+                  sp = _mm_set1_epi8(' ');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)), _mm_cmpeq_epi8(v, tab));
+        if (_mm_movemask_epi8(m) != 0)
+            _mm_storeu_si128((__m128i *)(s + i), _mm_or_si128(_mm_andnot_si128(m, v), _mm_and_si128(m, sp)));
+    }
+#endif
+    for (; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\t')
+            s[i] = ' ';
+}
+
+/* s with runs of blanks made one and leading blanks dropped, in place;
+ * returns its new end (not terminated). With SSE2, 16 bytes that keep all
+ * their blanks (no two adjacent, the first not after a kept blank or at
+ * the start) are moved at once. */
+static char *bounce_squeeze(char *s)
+{
+    char *w = s;
+    const char *r = s;
+#ifdef __SSE2__
+    const char *end = s + strlen(s);
+    const __m128i sp = _mm_set1_epi8(' ');
+    while (end - r >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)r);
+        unsigned blank = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, sp));
+        if ((blank & (blank << 1)) == 0 && ((blank & 1u) == 0 || (w != s && w[-1] != ' '))) {
+            /* w <= r: the store only overwrites bytes already read */
+            _mm_storeu_si128((__m128i *)w, v);
+            w += 16;
+            r += 16;
+            continue;
+        }
+        for (const char *e = r + 16; r < e; r++) {
+            if (*r == ' ' && (w == s || w[-1] == ' '))
+                continue;
+            *w++ = *r;
+        }
+    }
+#endif
+    for (; *r; r++) {
+        if (*r == ' ' && (w == s || w[-1] == ' '))
+            continue;
+        *w++ = *r;
+    }
+    return w;
+}
+
 /* A diagnostic as the classifier reads it: one line, multi-line reply
  * prefixes ("550-5.7.1 ") folded away, an HTML block dropped, blanks
  * squeezed; with cut_boundary, cut at a MIME boundary marker (" --").
@@ -579,12 +668,12 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
 {
     if (len > BOUNCE_DIAG_MAX)
         len = BOUNCE_DIAG_MAX;
+    /* nothing after a NUL is ever read */
+    len = strnlen(raw, len);
     char *s = bounce__strndup(raw, len);
     if (s == NULL)
         return NULL;
-    for (char *p = s; *p; p++)
-        if (*p == '\r' || *p == '\n' || *p == '\t')
-            *p = ' ';
+    bounce_blank_breaks(s, len);
     bounce__status_find(s, cs, 16);
     *cr = bounce__reply_find(s, cs[0]);
     if (*cr > 0) {
@@ -629,12 +718,7 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1)
         memmove((char *)h1, h2 + 7, strlen(h2 + 7) + 1);
     /* squeeze and trim */
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (*r == ' ' && (w == s || w[-1] == ' '))
-            continue;
-        *w++ = *r;
-    }
+    char *w = bounce_squeeze(s);
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
