@@ -624,54 +624,86 @@ bool bounce__phrase_any_ci(const char *text, const char *const *list)
 
 /* ---- the decision ---------------------------------------------------------- */
 
-/* 7 bits of each byte: pairs of non-ASCII bytes share bits with ASCII ones,
- * which only lets a phrase through to the full search. */
-#define BOUNCE_PAIR(a, b) ((((unsigned)(unsigned char)(a) & 127) << 7) | ((unsigned char)(b) & 127))
-#define BOUNCE_NPAIRS (128 * 128)
-#define BOUNCE_NO_PAIR BOUNCE_NPAIRS /* a bit always set */
+/* Runs of four bytes ("grams") stand for the phrases and the diagnostic
+ * in the index below, by a hash of 14 bits. */
+#define BOUNCE_GRAM_BITS 14
+#define BOUNCE_NGRAMS (1u << BOUNCE_GRAM_BITS)
+#define BOUNCE_NO_GRAM BOUNCE_NGRAMS /* a bit always set */
+
+static unsigned bounce_gram(uint32_t last4)
+{
+    return (uint32_t)(last4 * 2654435761u) >> (32 - BOUNCE_GRAM_BITS);
+}
+
+/* Phrases of all the lists together, at most (the tables are static:
+ * bounce_sigs_init() stops the program at once if they outgrow it). */
+#define BOUNCE_PH_MAX 1024
+
+/* Each list of bounce_phrases[] (and the one that rules "rejected" out)
+ * with the grams of each phrase (within a piece: "a*b" has the pieces "a"
+ * and "b"). A phrase can match only if the diagnostic has all of its
+ * grams; most phrases miss some, and a rare one most often (rarest by the
+ * letters' frequency in English). The phrases are filed under that gram:
+ * the diagnostic's grams name the few phrases worth a look, and only those
+ * are searched for (a test of each phrase's rarest byte pair, list by
+ * list, was a third of a decision). Built once; kept for the life of the
+ * process like the tables. */
+struct bounce_sigs {
+    size_t n;
+    size_t base;        /* its phrases are base .. base + n - 1 of all */
+    const char *const *ph;
+    uint32_t *first;    /* the other grams of phrase k: grams[first[k] .. first[k + 1]) */
+    uint16_t *grams;
+};
+static struct bounce_sigs bounce_sigs[BOUNCE_R_COUNT + 1];
+#define BOUNCE_SIGS_ISNOT BOUNCE_R_COUNT
+/* The phrases (numbers of all) filed under gram g, or under BOUNCE_NO_GRAM
+ * (no piece of four bytes: always searched for):
+ * bounce_by_rare[bounce_by_rare_first[g] .. bounce_by_rare_first[g + 1]). */
+static uint16_t bounce_by_rare_first[BOUNCE_NGRAMS + 2];
+static uint16_t bounce_by_rare[BOUNCE_PH_MAX];
+static pthread_once_t bounce_sigs_once = PTHREAD_ONCE_INIT;
 
 struct bounce_judge {
     const struct bounce__fact *f;
     enum bounce_reason st;          /* reason named by the enhanced status, or NONE */
     signed char inc[BOUNCE_R_COUNT]; /* phrase list matched: -1 not tried yet, 0, 1 */
-    bool paired;                    /* pairs is set (when a phrase list is first asked) */
-    uint64_t pairs[BOUNCE_NPAIRS / 64 + 1]; /* which byte pairs occur in the diagnostic */
+    bool indexed;                   /* grams and cand are set (when a phrase list is first asked) */
+    uint64_t grams[BOUNCE_NGRAMS / 64 + 1]; /* which grams occur in the diagnostic */
+    uint64_t cand[BOUNCE_PH_MAX / 64];      /* phrases filed under one of them */
 };
 
-static void bounce_pairs_init(struct bounce_judge *j)
+static void bounce_cand_add(struct bounce_judge *j, unsigned g)
 {
-    memset(j->pairs, 0, sizeof j->pairs);
-    j->pairs[BOUNCE_NO_PAIR >> 6] = ~0ull;
-    const char *t = j->f->diag;
-    for (size_t i = 0; t[i] && t[i + 1]; i++) {
-        unsigned p = BOUNCE_PAIR(t[i], t[i + 1]);
-        j->pairs[p >> 6] |= 1ull << (p & 63);
+    for (unsigned x = bounce_by_rare_first[g], e = bounce_by_rare_first[g + 1]; x < e; x++)
+        j->cand[bounce_by_rare[x] >> 6] |= 1ull << (bounce_by_rare[x] & 63);
+}
+
+static void bounce_index(struct bounce_judge *j)
+{
+    memset(j->grams, 0, sizeof j->grams);
+    memset(j->cand, 0, sizeof j->cand);
+    j->grams[BOUNCE_NO_GRAM >> 6] = ~0ull;
+    bounce_cand_add(j, BOUNCE_NO_GRAM);
+    const unsigned char *t = (const unsigned char *)j->f->diag;
+    if (t[0] == '\0' || t[1] == '\0' || t[2] == '\0')
+        return;
+    uint32_t w = (uint32_t)t[0] << 16 | (uint32_t)t[1] << 8 | t[2];
+    for (t += 3; *t != '\0'; t++) {
+        w = w << 8 | *t;
+        unsigned g = bounce_gram(w);
+        uint64_t bit = 1ull << (g & 63);
+        if (j->grams[g >> 6] & bit)
+            continue;
+        j->grams[g >> 6] |= bit;
+        bounce_cand_add(j, g);
     }
 }
 
-static bool bounce_pair_in(const struct bounce_judge *j, unsigned p)
+static bool bounce_gram_in(const struct bounce_judge *j, unsigned g)
 {
-    return (j->pairs[p >> 6] >> (p & 63)) & 1;
+    return (j->grams[g >> 6] >> (g & 63)) & 1;
 }
-
-/* Each list of bounce_phrases[] (and the one that rules "rejected" out)
- * with the pairs of adjacent bytes of each phrase (within a piece: "a*b"
- * has the pieces "a" and "b"). Most phrases cannot match: some pair of
- * theirs does not even occur in the text. The rarest pair (by the letters'
- * frequency in English) is kept apart: one bit test rules most phrases out
- * before the test of their other pairs (those computed from the phrase's
- * bytes at each test were a third of a decision). Built once; kept for the
- * life of the process like the tables. */
-struct bounce_sigs {
-    size_t n;
-    const char *const *ph;
-    uint16_t *rare;     /* per phrase; BOUNCE_NO_PAIR: none, always searched */
-    uint32_t *first;    /* the other pairs of phrase k: pairs[first[k] .. first[k + 1]) */
-    uint16_t *pairs;
-};
-static struct bounce_sigs bounce_sigs[BOUNCE_R_COUNT + 1];
-static pthread_once_t bounce_sigs_once = PTHREAD_ONCE_INIT;
-#define BOUNCE_SIGS_ISNOT BOUNCE_R_COUNT
 
 /* How common a byte is in English text, roughly per mille; punctuation
  * and digits count as rare. */
@@ -686,59 +718,91 @@ static unsigned bounce_byte_common(unsigned char c)
     return c >= '0' && c <= '9' ? 5 : 3;
 }
 
-static void bounce_sigs_of(struct bounce_sigs *v, const char *const *list)
+/* The phrases of list, numbered from base; *rare: the gram each is filed under. */
+static void bounce_sigs_of(struct bounce_sigs *v, const char *const *list, size_t base, uint16_t *rare)
 {
     size_t n = 0, bytes = 0;
     while (list != NULL && list[n] != NULL)
         bytes += strlen(list[n++]);
+    if (base + n > BOUNCE_PH_MAX)
+        abort(); /* raise BOUNCE_PH_MAX */
     v->n = n;
+    v->base = base;
     v->ph = list;
-    v->rare = malloc((n + 1) * sizeof *v->rare);
     v->first = malloc((n + 1) * sizeof *v->first);
-    v->pairs = malloc((bytes + 1) * sizeof *v->pairs);
-    if (v->rare == NULL || v->first == NULL || v->pairs == NULL)
+    v->grams = malloc((bytes + 1) * sizeof *v->grams);
+    if (v->first == NULL || v->grams == NULL)
         abort(); /* a few KiB, once */
-    uint32_t np = 0;
+    uint32_t ng = 0;
     for (size_t k = 0; k < n; k++) {
-        const char *ph = list[k];
-        unsigned best = ~0u;
-        uint32_t at = np;
-        v->first[k] = np;
-        v->rare[k] = BOUNCE_NO_PAIR;
-        for (size_t i = 0; ph[i] != '\0' && ph[i + 1] != '\0'; i++) {
-            if (ph[i] == '*' || ph[i + 1] == '*')
+        const unsigned char *ph = (const unsigned char *)list[k];
+        uint32_t best = UINT32_MAX, at = ng, w = 0, c[4] = {0, 0, 0, 0};
+        v->first[k] = ng;
+        rare[base + k] = BOUNCE_NO_GRAM;
+        for (size_t i = 0, run = 0; ph[i] != '\0'; i++) {
+            if (ph[i] == '*') {
+                run = 0;
                 continue;
-            v->pairs[np] = (uint16_t)BOUNCE_PAIR(ph[i], ph[i + 1]);
-            unsigned c = bounce_byte_common((unsigned char)ph[i]) * bounce_byte_common((unsigned char)ph[i + 1]);
-            if (c < best) {
-                best = c;
-                at = np;
             }
-            np++;
+            w = w << 8 | ph[i];
+            c[i & 3] = bounce_byte_common(ph[i]);
+            if (++run < 4)
+                continue;
+            uint32_t common = c[0] * c[1] * c[2] * c[3]; /* < 181^4 */
+            v->grams[ng] = (uint16_t)bounce_gram(w);
+            if (common < best) {
+                best = common;
+                at = ng;
+            }
+            ng++;
         }
-        if (np > v->first[k]) { /* the rarest out of the list, into rare[k] */
-            v->rare[k] = v->pairs[at];
-            v->pairs[at] = v->pairs[--np];
+        if (ng > v->first[k]) { /* the rarest out of the list, into rare */
+            rare[base + k] = v->grams[at];
+            v->grams[at] = v->grams[--ng];
         }
     }
-    v->first[n] = np;
+    v->first[n] = ng;
 }
 
 static void bounce_sigs_init(void)
 {
-    for (int r = 0; r < BOUNCE_R_COUNT; r++)
-        bounce_sigs_of(&bounce_sigs[r], bounce_phrases[r]);
-    bounce_sigs_of(&bounce_sigs[BOUNCE_SIGS_ISNOT], bounce_ph_rejected_isnot);
+    uint16_t *rare = malloc(BOUNCE_PH_MAX * sizeof *rare);
+    if (rare == NULL)
+        abort();
+    size_t base = 0;
+    for (int r = 0; r <= BOUNCE_R_COUNT; r++) {
+        bounce_sigs_of(&bounce_sigs[r], r == BOUNCE_SIGS_ISNOT ? bounce_ph_rejected_isnot : bounce_phrases[r], base,
+                       rare);
+        base += bounce_sigs[r].n;
+    }
+    /* filed by gram: counted, summed to the end of each gram's range, then
+     * each phrase placed just before the end it moves down */
+    for (size_t x = 0; x < base; x++)
+        bounce_by_rare_first[rare[x]]++;
+    for (size_t g = 1; g <= BOUNCE_NGRAMS; g++)
+        bounce_by_rare_first[g] += bounce_by_rare_first[g - 1];
+    bounce_by_rare_first[BOUNCE_NGRAMS + 1] = (uint16_t)base;
+    for (size_t x = 0; x < base; x++)
+        bounce_by_rare[--bounce_by_rare_first[rare[x]]] = (uint16_t)x;
+    free(rare);
 }
 
+/* A phrase of the list is in the diagnostic. */
 static bool bounce_list_in(const struct bounce_judge *j, int list)
 {
     const struct bounce_sigs *v = &bounce_sigs[list];
-    for (size_t k = 0; k < v->n; k++) {
-        if (!bounce_pair_in(j, v->rare[k]))
+    for (size_t x = v->base, end = v->base + v->n; x < end; x++) {
+        uint64_t bits = j->cand[x >> 6] >> (x & 63);
+        if (bits == 0) { /* none in the rest of this word */
+            x |= 63;
             continue;
+        }
+        x += (size_t)__builtin_ctzll(bits);
+        if (x >= end)
+            break;
+        size_t k = x - v->base;
         uint32_t e = v->first[k + 1], i = v->first[k];
-        while (i < e && bounce_pair_in(j, v->pairs[i]))
+        while (i < e && bounce_gram_in(j, v->grams[i]))
             i++;
         if (i == e && bounce__phrase_in(j->f->diag, v->ph[k]))
             return true;
@@ -750,9 +814,9 @@ static bool bounce_list_in(const struct bounce_judge *j, int list)
 static bool bounce_inc(struct bounce_judge *j, enum bounce_reason r)
 {
     if (j->inc[r] < 0) {
-        if (!j->paired) {
-            bounce_pairs_init(j);
-            j->paired = true;
+        if (!j->indexed) {
+            bounce_index(j);
+            j->indexed = true;
         }
         bool m = j->f->diag[0] && bounce_list_in(j, (int)r);
         if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, BOUNCE_SIGS_ISNOT))
@@ -1010,11 +1074,11 @@ enum bounce_reason bounce__decide(const struct bounce__fact *f)
     if (!bounce_is_weak(f->hint))
         return f->hint;
     pthread_once(&bounce_sigs_once, bounce_sigs_init); /* the phrase index bounce_list_in() reads */
-    /* pairs (2 KiB) is set only when a phrase list is asked for */
+    /* grams (2 KiB) are set only when a phrase list is asked for */
     struct bounce_judge j;
     j.f = f;
     j.st = bounce__status_reason(f->status);
-    j.paired = false;
+    j.indexed = false;
     memset(j.inc, -1, sizeof j.inc);
     enum bounce_reason r = bounce_local_agent(f);
     if (bounce_is_explicit(r))
