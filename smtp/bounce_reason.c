@@ -624,6 +624,40 @@ bool bounce__phrase_any_ci(const char *text, const char *const *list)
 
 /* ---- the decision ---------------------------------------------------------- */
 
+#define BOUNCE_LDA_COUNT 6
+/* Local delivery agents quoted in a diagnostic (after DATA or without a
+ * command): the agent's own words name the reason, else it is a mailer
+ * error. */
+static const struct {
+    const char *const *signs;
+    struct { enum bounce_reason r; const char *const *p; } says[4];
+} bounce_lda[BOUNCE_LDA_COUNT] = {
+    {PH("your message to <*> was automatically rejected:"),
+     {{BOUNCE_R_MAILBOXFULL, PH("not enough disk space", "quota exceeded")},
+      {BOUNCE_R_USERUNKNOWN, PH("mailbox doesn't exist: ")}}},
+    {PH("mail.local: "),
+     {{BOUNCE_R_MAILBOXFULL, PH("disc quota exceeded", "mailbox full or quota exceeded")},
+      {BOUNCE_R_SYSTEMERROR, PH("temporary file write error")},
+      {BOUNCE_R_USERUNKNOWN, PH(": invalid mailbox path", ": unknown user:", ": user missing home directory",
+                                ": user unknown")}}},
+    {PH("procmail: ", "/procmail "),
+     {{BOUNCE_R_MAILBOXFULL, PH("quota exceeded while writing", "user over quota")},
+      {BOUNCE_R_SYSTEMERROR, PH("service unavailable")},
+      {BOUNCE_R_SYSTEMFULL, PH("no space left to finish writing")}}},
+    {PH("maildrop: "),
+     {{BOUNCE_R_MAILBOXFULL, PH("maildir over quota.")},
+      {BOUNCE_R_USERUNKNOWN, PH("cannot find system user", "invalid user specified.")}}},
+    {PH("vdelivermail: "),
+     {{BOUNCE_R_FILTERED, PH("user does not exist, but will deliver to ")},
+      {BOUNCE_R_MAILBOXFULL, PH("domain is over quota", "user is over quota")},
+      {BOUNCE_R_SUSPEND, PH("account is locked email bounced")},
+      {BOUNCE_R_USERUNKNOWN, PH("sorry, no mailbox here by that name.")}}},
+    {PH("vdeliver: "),
+     {{BOUNCE_R_MAILBOXFULL, PH("delivery failed due to system quota violation")},
+      {BOUNCE_R_USERUNKNOWN, PH("invalid or unknown base user or domain", "invalid or unknown virtual user",
+                                "user name does not refer to a virtual user")}}},
+};
+
 /* Runs of four bytes ("grams") stand for the phrases and the diagnostic
  * in the index below, by a hash of 14 bits. */
 #define BOUNCE_GRAM_BITS 14
@@ -639,15 +673,15 @@ static unsigned bounce_gram(uint32_t last4)
  * bounce_sigs_init() stops the program at once if they outgrow it). */
 #define BOUNCE_PH_MAX 1024
 
-/* Each list of bounce_phrases[] (and the one that rules "rejected" out)
- * with the grams of each phrase (within a piece: "a*b" has the pieces "a"
- * and "b"). A phrase can match only if the diagnostic has all of its
- * grams; most phrases miss some, and a rare one most often (rarest by the
- * letters' frequency in English). The phrases are filed under that gram:
- * the diagnostic's grams name the few phrases worth a look, and only those
- * are searched for (a test of each phrase's rarest byte pair, list by
- * list, was a third of a decision). Built once; kept for the life of the
- * process like the tables. */
+/* Each list of bounce_phrases[] (and the few below) with the grams of
+ * each phrase (within a piece: "a*b" has the pieces "a" and "b"). A
+ * phrase can match only if the diagnostic has all of its grams; most
+ * phrases miss some, and a rare one most often (rarest by the letters'
+ * frequency in English). The phrases are filed under that gram: the
+ * diagnostic's grams name the few phrases worth a look, and only those are
+ * searched for (a test of each phrase's rarest byte pair, list by list,
+ * was a third of a decision). Built once; kept for the life of the process
+ * like the tables. */
 struct bounce_sigs {
     size_t n;
     size_t base;        /* its phrases are base .. base + n - 1 of all */
@@ -655,8 +689,12 @@ struct bounce_sigs {
     uint32_t *first;    /* the other grams of phrase k: grams[first[k] .. first[k + 1]) */
     uint16_t *grams;
 };
-static struct bounce_sigs bounce_sigs[BOUNCE_R_COUNT + 1];
+/* after the reasons' lists: the one that rules "rejected" out, and each
+ * local delivery agent's signs */
 #define BOUNCE_SIGS_ISNOT BOUNCE_R_COUNT
+#define BOUNCE_SIGS_LDA (BOUNCE_R_COUNT + 1)
+#define BOUNCE_SIGS_COUNT (BOUNCE_SIGS_LDA + BOUNCE_LDA_COUNT)
+static struct bounce_sigs bounce_sigs[BOUNCE_SIGS_COUNT];
 /* The phrases (numbers of all) filed under gram g, or under BOUNCE_NO_GRAM
  * (no piece of four bytes: always searched for):
  * bounce_by_rare[bounce_by_rare_first[g] .. bounce_by_rare_first[g + 1]). */
@@ -692,11 +730,8 @@ static void bounce_index(struct bounce_judge *j)
     for (t += 3; *t != '\0'; t++) {
         w = w << 8 | *t;
         unsigned g = bounce_gram(w);
-        uint64_t bit = 1ull << (g & 63);
-        if (j->grams[g >> 6] & bit)
-            continue;
-        j->grams[g >> 6] |= bit;
-        bounce_cand_add(j, g);
+        j->grams[g >> 6] |= 1ull << (g & 63);
+        bounce_cand_add(j, g); /* again for a gram seen before: cheaper than a test */
     }
 }
 
@@ -770,9 +805,11 @@ static void bounce_sigs_init(void)
     if (rare == NULL)
         abort();
     size_t base = 0;
-    for (int r = 0; r <= BOUNCE_R_COUNT; r++) {
-        bounce_sigs_of(&bounce_sigs[r], r == BOUNCE_SIGS_ISNOT ? bounce_ph_rejected_isnot : bounce_phrases[r], base,
-                       rare);
+    for (int r = 0; r < BOUNCE_SIGS_COUNT; r++) {
+        const char *const *list = r < BOUNCE_R_COUNT     ? bounce_phrases[r]
+                                  : r == BOUNCE_SIGS_ISNOT ? bounce_ph_rejected_isnot
+                                                           : bounce_lda[r - BOUNCE_SIGS_LDA].signs;
+        bounce_sigs_of(&bounce_sigs[r], list, base, rare);
         base += bounce_sigs[r].n;
     }
     /* filed by gram: counted, summed to the end of each gram's range, then
@@ -810,16 +847,22 @@ static bool bounce_list_in(const struct bounce_judge *j, int list)
     return false;
 }
 
+/* A phrase of the list is in the diagnostic (the index made on first use). */
+static bool bounce_in(struct bounce_judge *j, int list)
+{
+    if (!j->indexed) {
+        bounce_index(j);
+        j->indexed = true;
+    }
+    return j->f->diag[0] && bounce_list_in(j, list);
+}
+
 /* Phrase list of reason r matched the diagnostic (memoised per decision). */
 static bool bounce_inc(struct bounce_judge *j, enum bounce_reason r)
 {
     if (j->inc[r] < 0) {
-        if (!j->indexed) {
-            bounce_index(j);
-            j->indexed = true;
-        }
-        bool m = j->f->diag[0] && bounce_list_in(j, (int)r);
-        if (m && r == BOUNCE_R_REJECTED && bounce_list_in(j, BOUNCE_SIGS_ISNOT))
+        bool m = bounce_in(j, (int)r);
+        if (m && r == BOUNCE_R_REJECTED && bounce_in(j, BOUNCE_SIGS_ISNOT))
             m = false;
         j->inc[r] = m;
     }
@@ -1021,45 +1064,15 @@ static enum bounce_reason bounce_find(struct bounce_judge *j)
     return f->diag[0] ? BOUNCE_R_ONHOLD : BOUNCE_R_UNDEFINED;
 }
 
-/* Local delivery agents quoted in a diagnostic (after DATA or without a
- * command): the agent's own words name the reason, else it is a mailer
- * error. */
-static const struct {
-    const char *const *signs;
-    struct { enum bounce_reason r; const char *const *p; } says[4];
-} bounce_lda[] = {
-    {PH("your message to <*> was automatically rejected:"),
-     {{BOUNCE_R_MAILBOXFULL, PH("not enough disk space", "quota exceeded")},
-      {BOUNCE_R_USERUNKNOWN, PH("mailbox doesn't exist: ")}}},
-    {PH("mail.local: "),
-     {{BOUNCE_R_MAILBOXFULL, PH("disc quota exceeded", "mailbox full or quota exceeded")},
-      {BOUNCE_R_SYSTEMERROR, PH("temporary file write error")},
-      {BOUNCE_R_USERUNKNOWN, PH(": invalid mailbox path", ": unknown user:", ": user missing home directory",
-                                ": user unknown")}}},
-    {PH("procmail: ", "/procmail "),
-     {{BOUNCE_R_MAILBOXFULL, PH("quota exceeded while writing", "user over quota")},
-      {BOUNCE_R_SYSTEMERROR, PH("service unavailable")},
-      {BOUNCE_R_SYSTEMFULL, PH("no space left to finish writing")}}},
-    {PH("maildrop: "),
-     {{BOUNCE_R_MAILBOXFULL, PH("maildir over quota.")},
-      {BOUNCE_R_USERUNKNOWN, PH("cannot find system user", "invalid user specified.")}}},
-    {PH("vdelivermail: "),
-     {{BOUNCE_R_FILTERED, PH("user does not exist, but will deliver to ")},
-      {BOUNCE_R_MAILBOXFULL, PH("domain is over quota", "user is over quota")},
-      {BOUNCE_R_SUSPEND, PH("account is locked email bounced")},
-      {BOUNCE_R_USERUNKNOWN, PH("sorry, no mailbox here by that name.")}}},
-    {PH("vdeliver: "),
-     {{BOUNCE_R_MAILBOXFULL, PH("delivery failed due to system quota violation")},
-      {BOUNCE_R_USERUNKNOWN, PH("invalid or unknown base user or domain", "invalid or unknown virtual user",
-                                "user name does not refer to a virtual user")}}},
-};
-
-static enum bounce_reason bounce_local_agent(const struct bounce__fact *f)
+/* indexed: the signs are looked up in the phrase index (worth its making
+ * only when the decision goes on to the phrase lists, which need it too). */
+static enum bounce_reason bounce_local_agent(struct bounce_judge *j, bool indexed)
 {
+    const struct bounce__fact *f = j->f;
     if (f->diag[0] == '\0' || (f->cmd != BOUNCE_CMD_UNKNOWN && f->cmd != BOUNCE_CMD_DATA))
         return BOUNCE_R_NONE;
-    for (size_t i = 0; i < sizeof bounce_lda / sizeof bounce_lda[0]; i++) {
-        if (!bounce__phrase_any(f->diag, bounce_lda[i].signs))
+    for (size_t i = 0; i < BOUNCE_LDA_COUNT; i++) {
+        if (!(indexed ? bounce_in(j, BOUNCE_SIGS_LDA + (int)i) : bounce__phrase_any(f->diag, bounce_lda[i].signs)))
             continue;
         for (size_t k = 0; k < 4 && bounce_lda[i].says[k].p != NULL; k++)
             if (bounce__phrase_any(f->diag, bounce_lda[i].says[k].p))
@@ -1080,12 +1093,15 @@ enum bounce_reason bounce__decide(const struct bounce__fact *f)
     j.st = bounce__status_reason(f->status);
     j.indexed = false;
     memset(j.inc, -1, sizeof j.inc);
-    enum bounce_reason r = bounce_local_agent(f);
+    /* the remote provider's table is asked before the agent, which
+     * overrules it: when it says nothing, the phrase lists follow, and the
+     * agent's signs are found through their index */
+    enum bounce_reason rh = bounce__rhost(f);
+    enum bounce_reason r = bounce_local_agent(&j, !bounce_is_explicit(rh));
     if (bounce_is_explicit(r))
         return r;
-    r = bounce__rhost(f);
-    if (bounce_is_explicit(r))
-        return r;
+    if (bounce_is_explicit(rh))
+        return rh;
     r = bounce_find(&j);
     if (bounce_is_explicit(r))
         return r;
