@@ -383,64 +383,97 @@ static size_t bounce_status_at(const char *s, size_t i, size_t *n)
     return 1;
 }
 
-bool bounce__status_find(const char *text, char *out, size_t outlen)
+/* The digit '0'..'9' (glibc's isdigit() in every locale, without its
+ * table lookup). */
+static inline bool bounce_digit(char c)
 {
-    out[0] = '\0';
-    if (text == NULL || strlen(text) < 7 || outlen < 8)
-        return false;
-    char cv[16] = "", other[16] = "", ok[16] = "";
-    size_t len = strlen(text);
+    return (unsigned char)(c - '0') <= 9;
+}
+
+/* cv := the more telling of cv and code (both 16 bytes). */
+static void bounce_status_keep(char cv[16], const char *code)
+{
+    if (cv[0] == '\0') {
+        bounce__copy(cv, 16, code);
+    } else {
+        char pref[16];
+        bounce__status_prefer(pref, sizeof pref, cv, code, 0);
+        bounce__copy(cv, 16, pref);
+    }
+}
+
+/* One pass over the digit runs of text (len bytes, a NUL at len) for the
+ * status bounce__status_find() answers (with cv, 16 bytes; len >= 7) and
+ * the codes bounce__reply_find() reads (with set). Only the first digit of
+ * a run can start a status, an IPv4 address or a reply code standing
+ * alone (each wants no digit before it): the rest of a run is skipped.
+ * What an address or a status spans holds no reply code either (each of
+ * their runs but the first touches a '.'). The classifier asks both of
+ * each diagnostic, and a pass per digit for each was half of its
+ * cleaning's cost. */
+static void bounce_codes_scan(const char *text, size_t len, char cv[16], uint64_t set[16])
+{
+    char other[16] = "", ok[16] = "";
+    if (set != NULL)
+        memset(set, 0, 16 * sizeof set[0]);
     for (size_t i = 0; i < len; i++) {
-        /* everything below starts at a digit */
         i = bounce_next_digit(text, i, len);
         if (i >= len)
             break;
-        size_t ipl;
-        if ((i == 0 || !isdigit((unsigned char)text[i - 1])) &&
-            bounce_is_ipv4_at(text + i, &ipl)) {
+        /* i starts a run: the byte before it, if any, is no digit */
+        size_t e = i + 1;
+        while (e < len && bounce_digit(text[e]))
+            e++;
+        if (set != NULL && e - i == 3) {
+            char b = i > 0 ? text[i - 1] : ' ';
+            char a = e < len ? text[e] : ' ';
+            if (!(b >= '.' && b <= '9') && !(a >= '.' && a <= '9')) {
+                unsigned code = (unsigned)(text[i] - '0') * 100 + (unsigned)(text[i + 1] - '0') * 10 +
+                                (unsigned)(text[i + 2] - '0');
+                set[code >> 6] |= 1ull << (code & 63);
+            }
+        }
+        size_t ipl, n;
+        if (cv == NULL) {
+            i = e - 1;
+        } else if (bounce_is_ipv4_at(text + i, &ipl)) {
             i += ipl - 1; /* an IPv4 address is no status code */
-            continue;
-        }
-        if (text[i] != '2' && text[i] != '4' && text[i] != '5')
-            continue;
-        size_t n;
-        if (!bounce_status_at(text, i, &n))
-            continue;
-        char code[16];
-        memcpy(code, text + i, n);
-        code[n] = '\0';
-        i += n - 1;
-        /* a transcript's "250 2.1.5 Ok" before the refusal: a success
-         * status is the answer only when the text has no other */
-        if (code[0] == '2') {
-            if (ok[0] == '\0')
-                bounce__copy(ok, sizeof ok, code);
-            continue;
-        }
-        /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
-        if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
-            bounce__copy(other, sizeof other, code);
-            continue;
-        }
-        if (cv[0] == '\0')
-            bounce__copy(cv, sizeof cv, code);
-        else {
-            char pref[16];
-            bounce__status_prefer(pref, sizeof pref, cv, code, 0);
-            bounce__copy(cv, sizeof cv, pref);
+        } else if ((text[i] != '2' && text[i] != '4' && text[i] != '5') || !bounce_status_at(text, i, &n)) {
+            i = e - 1;
+        } else {
+            char code[16];
+            memcpy(code, text + i, n);
+            code[n] = '\0';
+            i += n - 1;
+            /* a transcript's "250 2.1.5 Ok" before the refusal: a success
+             * status is the answer only when the text has no other */
+            if (code[0] == '2') {
+                if (ok[0] == '\0')
+                    bounce__copy(ok, sizeof ok, code);
+            } else if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
+                /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
+                bounce__copy(other, sizeof other, code);
+            } else {
+                bounce_status_keep(cv, code);
+            }
         }
     }
-    if (other[0]) {
-        if (cv[0] == '\0')
-            bounce__copy(cv, sizeof cv, other);
-        else {
-            char pref[16];
-            bounce__status_prefer(pref, sizeof pref, cv, other, 0);
-            bounce__copy(cv, sizeof cv, pref);
-        }
-    }
+    if (cv == NULL)
+        return;
+    if (other[0])
+        bounce_status_keep(cv, other);
     if (cv[0] == '\0')
-        bounce__copy(cv, sizeof cv, ok);
+        bounce__copy(cv, 16, ok);
+}
+
+bool bounce__status_find(const char *text, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t len = text != NULL ? strlen(text) : 0;
+    if (len < 7 || outlen < 8)
+        return false;
+    char cv[16] = "";
+    bounce_codes_scan(text, len, cv, NULL);
     bounce__copy(out, outlen, cv);
     return cv[0] != '\0';
 }
@@ -489,33 +522,10 @@ static const int bounce_reply4[] = {421, 450, 451, 452, 422, 430, 432, 453, 454,
 static const int bounce_reply5[] = {550, 552, 553, 551, 521, 525, 502, 520, 523, 524, 530, 533, 534,
                                     535, 538, 555, 556, 554, 557, 500, 501, 503, 504, 0};
 
-/* Every three-digit number of the text that stands alone (no digit, '.' or
- * '/' either side), as bits 0..999: one pass instead of a search per code. */
-static void bounce_reply_codes(const char *text, size_t len, uint64_t set[16])
+/* The first code of class cls (0: any) that set holds, by the tables'
+ * order. */
+static int bounce_reply_pick(const uint64_t set[16], char cls)
 {
-    memset(set, 0, 16 * sizeof set[0]);
-    for (size_t i = 0; i + 3 <= len; i++) {
-        if ((i = bounce_next_digit(text, i, len)) + 3 > len)
-            break;
-        if (text[i] < '0' || text[i] > '9' || text[i + 1] < '0' || text[i + 1] > '9' ||
-            text[i + 2] < '0' || text[i + 2] > '9')
-            continue;
-        char b = i > 0 ? text[i - 1] : ' ';
-        char a = i + 3 < len ? text[i + 3] : ' ';
-        if ((b >= '.' && b <= '9') || (a >= '.' && a <= '9'))
-            continue;
-        unsigned code = (unsigned)(text[i] - '0') * 100 + (unsigned)(text[i + 1] - '0') * 10 + (unsigned)(text[i + 2] - '0');
-        set[code >> 6] |= 1ull << (code & 63);
-    }
-}
-
-int bounce__reply_find(const char *text, char cls)
-{
-    size_t len = text ? strlen(text) : 0;
-    if (len < 3 || bounce__memistr(text, len, "x-unix"))
-        return 0;
-    uint64_t set[16];
-    bounce_reply_codes(text, len, set);
     const int *const lists[3] = {bounce_reply5, bounce_reply4, bounce_reply2};
     for (int l = 0; l < 3; l++) {
         if ((cls == '5' && l != 0) || (cls == '4' && l != 1) || (cls == '2' && l != 2))
@@ -525,6 +535,16 @@ int bounce__reply_find(const char *text, char cls)
                 return *c;
     }
     return 0;
+}
+
+int bounce__reply_find(const char *text, char cls)
+{
+    size_t len = text ? strlen(text) : 0;
+    if (len < 3 || bounce__memistr(text, len, "x-unix"))
+        return 0;
+    uint64_t set[16];
+    bounce_codes_scan(text, len, NULL, set);
+    return bounce_reply_pick(set, cls);
 }
 
 /* The SMTP command a text names; the one furthest into the dialogue wins.
@@ -674,8 +694,11 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     if (s == NULL)
         return NULL;
     bounce_blank_breaks(s, len);
-    bounce__status_find(s, cs, 16);
-    *cr = bounce__reply_find(s, cs[0]);
+    /* bounce__status_find() and bounce__reply_find() of s in one pass */
+    uint64_t set[16];
+    cs[0] = '\0';
+    bounce_codes_scan(s, len, len >= 7 ? cs : NULL, set);
+    *cr = len < 3 || bounce__memistr(s, len, "x-unix") ? 0 : bounce_reply_pick(set, cs[0]);
     if (*cr > 0) {
         /* reply codes come from the tables of bounce__reply_find: three digits */
         char c3[4], pre[5];
