@@ -577,7 +577,13 @@ static void bounce_cmd_at(const char *text, size_t tl, size_t i, unsigned *seen,
         unsigned k = (unsigned)__builtin_ctz(m);
         m &= m - 1;
         size_t wl = bounce_cmds[k].n;
-        if (i + wl > tl || memcmp(text + i, bounce_cmds[k].w, wl) != 0)
+        if (i + wl > tl)
+            continue;
+        /* every command has 4 bytes or more: those first, without a call */
+        uint32_t t4, w4;
+        memcpy(&t4, text + i, 4);
+        memcpy(&w4, bounce_cmds[k].w, 4);
+        if (t4 != w4 || (wl > 4 && memcmp(text + i + 4, bounce_cmds[k].w + 4, wl - 4) != 0))
             continue;
         *seen |= 1u << k;
         if (memchr(bounce_cmds[k].w, ' ', wl) == NULL) {
@@ -590,6 +596,19 @@ static void bounce_cmd_at(const char *text, size_t tl, size_t i, unsigned *seen,
     }
 }
 
+#ifdef __SSE2__
+/* Bit k: t[k] and t[k + 1] are capitals 'A'..'X', as the first two bytes
+ * of every command are (k 0..15; t[16] is read). */
+static inline unsigned bounce_cmd_cand16(const char *t)
+{
+    const __m128i base = _mm_set1_epi8('A'), span = _mm_set1_epi8('X' - 'A'), zero = _mm_setzero_si128();
+    __m128i a = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)t), base);
+    __m128i b = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + 1)), base);
+    return (unsigned)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(_mm_subs_epu8(a, span), zero), _mm_cmpeq_epi8(_mm_subs_epu8(b, span), zero)));
+}
+#endif
+
 enum bounce_smtp_cmd bounce__cmd_find(const char *text)
 {
     if (text == NULL)
@@ -597,18 +616,19 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text)
     size_t tl = strlen(text), i = 0;
     unsigned seen = 0, ok = 0;
 #ifdef __SSE2__
-    const __m128i base = _mm_set1_epi8('A'), span = _mm_set1_epi8('X' - 'A'), zero = _mm_setzero_si128();
-    for (; i + 16 <= tl; i += 16) {
-        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(text + i)), base);
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, span), zero));
-        while (mask != 0) {
-            bounce_cmd_at(text, tl, i + (unsigned)__builtin_ctz(mask), &seen, &ok);
-            mask &= mask - 1;
-        }
+    /* two capitals in a row start few places of a text (one starts many):
+     * 16 start positions tested at a time, the last ones as a block that
+     * overlaps the ones already tested (its load ends at the NUL) */
+    while (i + 16 <= tl || (i < tl && tl >= 16)) {
+        size_t b = i + 16 <= tl ? i : tl - 16;
+        for (unsigned mask = bounce_cmd_cand16(text + b) & (~0u << (i - b)); mask != 0; mask &= mask - 1)
+            bounce_cmd_at(text, tl, b + (unsigned)__builtin_ctz(mask), &seen, &ok);
+        i = b + 16;
     }
 #endif
     for (; i < tl; i++)
-        bounce_cmd_at(text, tl, i, &seen, &ok);
+        if ((unsigned char)(text[i] - 'A') <= 'X' - 'A' && (unsigned char)(text[i + 1] - 'A') <= 'X' - 'A')
+            bounce_cmd_at(text, tl, i, &seen, &ok);
     return ok ? bounce_cmds[31 - __builtin_clz(ok)].c : BOUNCE_CMD_UNKNOWN;
 }
 
@@ -641,16 +661,16 @@ static void bounce_blank_breaks(char *s, size_t n)
             s[i] = ' ';
 }
 
-/* s with runs of blanks made one and leading blanks dropped, in place;
- * returns its new end (not terminated). With SSE2, 16 bytes that keep all
+/* s (n bytes, then a NUL) with runs of blanks made one and leading blanks
+ * dropped, in place; returns its new end (not terminated). With SSE2, 16 bytes that keep all
  * their blanks (no two adjacent, the first not after a kept blank or at
  * the start) are moved at once. */
-static char *bounce_squeeze(char *s)
+static char *bounce_squeeze(char *s, size_t n)
 {
     char *w = s;
     const char *r = s;
 #ifdef __SSE2__
-    const char *end = s + strlen(s);
+    const char *end = s + n;
     const __m128i sp = _mm_set1_epi8(' ');
     while (end - r >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)r);
@@ -668,6 +688,8 @@ static char *bounce_squeeze(char *s)
             *w++ = *r;
         }
     }
+#else
+    (void)n;
 #endif
     for (; *r; r++) {
         if (*r == ' ' && (w == s || w[-1] == ' '))
@@ -698,7 +720,11 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     uint64_t set[16];
     cs[0] = '\0';
     bounce_codes_scan(s, len, len >= 7 ? cs : NULL, set);
-    *cr = len < 3 || bounce__memistr(s, len, "x-unix") ? 0 : bounce_reply_pick(set, cs[0]);
+    *cr = len < 3 ? 0 : bounce_reply_pick(set, cs[0]);
+    if (*cr > 0 && bounce__memistr(s, len, "x-unix") != NULL)
+        *cr = 0;
+    /* s's length, kept: every search below is told it */
+    size_t sl = len;
     if (*cr > 0) {
         /* reply codes come from the tables of bounce__reply_find: three digits */
         char c3[4], pre[5];
@@ -706,7 +732,7 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
         memcpy(pre, c3, 3);
         pre[3] = '-';
         pre[4] = '\0';
-        if (strstr(s, pre) != NULL) {
+        if (bounce__memmem(s, sl, pre, 4) != NULL) {
             const char seps[2] = {'-', ' '};
             for (int k = 0; k < 2; k++) {
                 char a[4 + 16], b[5];
@@ -719,9 +745,10 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
                     bounce__remove_all(s, a);
                 bounce__remove_all(s, b);
             }
-            if (strstr(s, c3) != NULL) {
+            sl = strlen(s);
+            if (bounce__memmem(s, sl, c3, 3) != NULL) {
                 /* "550 5.1.1 text" ("550  text" without a status) */
-                size_t sl = strlen(s), cl = strlen(cs);
+                size_t cl = strlen(cs);
                 char *t = malloc(sl + 32);
                 if (t != NULL) {
                     memcpy(t, c3, 3);
@@ -731,22 +758,27 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
                     memcpy(t + 5 + cl, s, sl + 1);
                     free(s);
                     s = t;
+                    sl += 5 + cl;
                 }
             }
         }
     }
     /* both tags or nothing: "</html>" is looked for only after "<html>" */
-    const char *h1 = bounce__memistr(s, strlen(s), "<html>");
-    const char *h2 = h1 != NULL && h1 > s ? bounce__memistr(s, strlen(s), "</html>") : NULL;
-    if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1)
-        memmove((char *)h1, h2 + 7, strlen(h2 + 7) + 1);
+    const char *h1 = bounce__memistr(s, sl, "<html>");
+    const char *h2 = h1 != NULL && h1 > s ? bounce__memistr(s, sl, "</html>") : NULL;
+    if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1) {
+        size_t rest = sl - (size_t)(h2 + 7 - s);
+        memmove((char *)h1, h2 + 7, rest + 1);
+        sl = (size_t)(h1 - s) + rest;
+    }
     /* squeeze and trim */
-    char *w = bounce_squeeze(s);
+    char *w = bounce_squeeze(s, sl);
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
-    if (cut_boundary && strstr(s, "-- ") == NULL) {
-        char *cut = strstr(s, " --");
+    sl = (size_t)(w - s);
+    if (cut_boundary && bounce__memmem(s, sl, "-- ", 3) == NULL) {
+        char *cut = (char *)bounce__memmem(s, sl, " --", 3);
         if (cut != NULL)
             *cut = '\0';
     }
@@ -871,19 +903,28 @@ bool bounce__host_find(const char *text, char *out, size_t outlen)
         from = text;
         to = u ? u : text + tl;
     }
-    /* [from, to) holds no NUL: the byte tests need not stop at one */
+    /* [from, to) holds no NUL: the byte tests need not stop at one. The
+     * words are its runs of non-blanks, less the opening brackets they
+     * start with and the closing ones (and dots) they end with; of those
+     * that are host names the first longest. A host name has a dot, and
+     * most words have none: only the runs with a dot are looked at (the
+     * runs as a walk over every byte from from would find them). */
     size_t best = 0;
     for (const char *p = from; p < to;) {
-        while (p < to && (bounce_is_space((unsigned char)*p) || bounce_is_open(*p)))
-            p++;
-        const char *w = p;
-        while (p < to && !bounce_is_space((unsigned char)*p))
-            p++;
-        const char *e = p;
-        while (e > w && bounce_is_close(e[-1]))
-            e--;
+        const char *d = memchr(p, '.', (size_t)(to - p));
+        if (d == NULL)
+            break;
+        /* p is from or just after a run: the run of d starts at p or later */
+        const char *w = d, *e = d + 1;
+        while (w > p && !bounce_is_space((unsigned char)w[-1]))
+            w--;
+        while (e < to && !bounce_is_space((unsigned char)*e))
+            e++;
+        p = e;
         while (w < e && bounce_is_open(*w))
             w++;
+        while (e > w && bounce_is_close(e[-1]))
+            e--;
         size_t n = (size_t)(e - w);
         if (n > best && n < outlen && bounce_is_host(w, n)) {
             memcpy(out, w, n);
