@@ -162,10 +162,47 @@ bool bounce__starts_ci(const char *s, const char *prefix)
     return true;
 }
 
+/* The digit '0'..'9' (glibc's isdigit() in every locale, without its
+ * table lookup). */
+static inline bool bounce_digit(char c)
+{
+    return (unsigned char)(c - '0') <= 9;
+}
+
+/* The first digit of t[i, len), or len: codes are all the searches below
+ * look for, and most of a text is none (SSE2: 16 bytes per test). */
+static size_t bounce_next_digit(const char *t, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), none = _mm_setzero_si128();
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + i)), zero);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, nine), none));
+        if (m != 0)
+            return i + (unsigned)__builtin_ctz(m);
+    }
+#endif
+    while (i < len && (unsigned char)(t[i] - '0') > 9)
+        i++;
+    return i;
+}
+
+/* Only a run's first digit can start a code or a status (neither has a
+ * digit before it), and digits are few: the text is walked from run to
+ * run (byte by byte this was most of a reply's search). */
 int bounce__find_code(const char *s, const char **where)
 {
-    for (const char *p = s; *p; p++) {
-        if (p[0] < '2' || p[0] > '5' || !isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]))
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++) {
+        i = bounce_next_digit(s, i, len);
+        if (i >= len)
+            break;
+        const char *p = s + i;
+        size_t e = i + 1;
+        while (bounce_digit(s[e]))
+            e++;
+        i = e - 1;
+        if (e - (size_t)(p - s) != 3 || p[0] < '2' || p[0] > '5')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-' || p[-1] == '#' ||
                       p[-1] == '/' || p[-1] == ':' || p[-1] == '+'))
@@ -187,7 +224,16 @@ int bounce__find_code(const char *s, const char **where)
 
 bool bounce__find_status(const char *s, char *out, size_t outlen)
 {
-    for (const char *p = s; *p; p++) {
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++) {
+        i = bounce_next_digit(s, i, len);
+        if (i >= len)
+            break;
+        const char *p = s + i;
+        size_t e = i + 1;
+        while (bounce_digit(s[e]))
+            e++;
+        i = e - 1;
         if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.'))
@@ -326,24 +372,6 @@ void bounce__normalise(char *s)
 
 /* ---- status codes, reply codes, commands in free text ---------------------- */
 
-/* The first digit of t[i, len), or len: codes are all the searches below
- * look for, and most of a text is none (SSE2: 16 bytes per test). */
-static size_t bounce_next_digit(const char *t, size_t i, size_t len)
-{
-#ifdef __SSE2__
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), none = _mm_setzero_si128();
-    for (; i + 16 <= len; i += 16) {
-        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + i)), zero);
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, nine), none));
-        if (m != 0)
-            return i + (unsigned)__builtin_ctz(m);
-    }
-#endif
-    while (i < len && (unsigned char)(t[i] - '0') > 9)
-        i++;
-    return i;
-}
-
 static bool bounce_is_ipv4_at(const char *s, size_t *len)
 {
     size_t i = 0;
@@ -381,13 +409,6 @@ static size_t bounce_status_at(const char *s, size_t i, size_t *n)
         return 0;
     *n = k;
     return 1;
-}
-
-/* The digit '0'..'9' (glibc's isdigit() in every locale, without its
- * table lookup). */
-static inline bool bounce_digit(char c)
-{
-    return (unsigned char)(c - '0') <= 9;
 }
 
 /* cv := the more telling of cv and code (both 16 bytes). */
