@@ -261,9 +261,29 @@ bool bounce__find_status(const char *s, char *out, size_t outlen)
     return false;
 }
 
+/* isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL || c >= 0x80 of
+ * the C locale, as a table (strchr() per byte of an address was most of
+ * its cleaning; its NUL is in the set as strchr() finds it) */
+static const bool bounce_addr_chars[128] = {
+    [0] = true, ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['/'] = true, ['='] = true, ['?'] = true, ['^'] = true,
+    ['_'] = true, ['`'] = true, ['{'] = true, ['|'] = true, ['}'] = true, ['~'] = true, ['.'] = true,
+    ['@'] = true,
+    ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true, ['6'] = true,
+    ['7'] = true, ['8'] = true, ['9'] = true,
+    ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true, ['G'] = true,
+    ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true, ['M'] = true, ['N'] = true,
+    ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true, ['S'] = true, ['T'] = true, ['U'] = true,
+    ['V'] = true, ['W'] = true, ['X'] = true, ['Y'] = true, ['Z'] = true,
+    ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true, ['f'] = true, ['g'] = true,
+    ['h'] = true, ['i'] = true, ['j'] = true, ['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true,
+    ['o'] = true, ['p'] = true, ['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true,
+    ['v'] = true, ['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true,
+};
+
 static bool bounce_addr_char(int c)
 {
-    return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL || c >= 0x80;
+    return c >= 0x80 || bounce_addr_chars[c];
 }
 
 char *bounce__clean_addr(const char *s, size_t n)
@@ -297,7 +317,7 @@ char *bounce__clean_addr(const char *s, size_t n)
         return NULL;
     }
     for (char *p = d + 1; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+        *p = (char)bounce_lower[(unsigned char)*p];
     return out;
 }
 
@@ -317,9 +337,11 @@ static __m128i bounce_lower16(__m128i v)
 }
 #endif
 
-/* Mostly running text: with SSE2, 16 bytes whose blanks are single spaces
- * inside them are copied (lower-cased) at once, other ones byte by byte
- * (tolower() and isspace() per byte were 1 % of a report's instructions). */
+/* Mostly running text: with SSE2, 16 bytes none of whose white space
+ * (blanks, line breaks, tabs) is next to more are written at once, lower-
+ * cased and each white space byte made a blank, other ones byte by byte
+ * (tolower() and isspace() per byte were 1 % of a report's instructions;
+ * lines' breaks sent most blocks of a context that way). */
 void bounce__normalise(char *s)
 {
     char *w = s, *r = s;
@@ -327,19 +349,22 @@ void bounce__normalise(char *s)
 #ifdef __SSE2__
     size_t n = strlen(s);
     const char *end16 = s + (n & ~(size_t)15);
+    const __m128i blank = _mm_set1_epi8(' ');
     while (r < end16) {
         __m128i v = _mm_loadu_si128((const __m128i *)r);
-        unsigned blank = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
         __m128i ctl = _mm_subs_epu8(_mm_sub_epi8(v, _mm_set1_epi8('\t')), _mm_set1_epi8('\r' - '\t'));
-        unsigned other = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(ctl, _mm_setzero_si128()));
-        if (other == 0 && (blank & 0x8001u) == 0 && (blank & (blank << 1)) == 0) {
-            /* what the byte loop would write: the pending blank, then the
-             * 16 bytes (w + 1 <= r when a blank is pending: no overlap) */
-            if (sp && w != s)
+        __m128i ws = _mm_or_si128(_mm_cmpeq_epi8(v, blank), _mm_cmpeq_epi8(ctl, _mm_setzero_si128()));
+        unsigned m = (unsigned)_mm_movemask_epi8(ws);
+        if ((m & (m >> 1)) == 0 && ((m & 1u) == 0 || w != s)) {
+            /* what the byte loop would write: a pending blank (unless the
+             * first byte is white, which gives it), then the 16 bytes, of
+             * which a white last one only becomes pending (w + 1 <= r when
+             * a blank is pending: no overlap) */
+            if (sp && w != s && (m & 1u) == 0)
                 *w++ = ' ';
-            sp = false;
-            _mm_storeu_si128((__m128i *)w, bounce_lower16(v));
-            w += 16;
+            _mm_storeu_si128((__m128i *)w, _mm_or_si128(_mm_andnot_si128(ws, bounce_lower16(v)), _mm_and_si128(ws, blank)));
+            sp = (m & 0x8000u) != 0;
+            w += sp ? 15 : 16;
             r += 16;
             continue;
         }
@@ -753,7 +778,7 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
         memcpy(pre, c3, 3);
         pre[3] = '-';
         pre[4] = '\0';
-        if (bounce__memmem(s, sl, pre, 4) != NULL) {
+        if (strstr(s, pre) != NULL) {
             const char seps[2] = {'-', ' '};
             for (int k = 0; k < 2; k++) {
                 char a[4 + 16], b[5];
@@ -767,7 +792,7 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
                 bounce__remove_all(s, b);
             }
             sl = strlen(s);
-            if (bounce__memmem(s, sl, c3, 3) != NULL) {
+            if (strstr(s, c3) != NULL) {
                 /* "550 5.1.1 text" ("550  text" without a status) */
                 size_t cl = strlen(cs);
                 char *t = malloc(sl + 32);
@@ -797,9 +822,8 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
-    sl = (size_t)(w - s);
-    if (cut_boundary && bounce__memmem(s, sl, "-- ", 3) == NULL) {
-        char *cut = (char *)bounce__memmem(s, sl, " --", 3);
+    if (cut_boundary && strstr(s, "-- ") == NULL) {
+        char *cut = strstr(s, " --");
         if (cut != NULL)
             *cut = '\0';
     }
