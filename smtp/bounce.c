@@ -332,13 +332,14 @@ static void bounce_classify_all(bounce_report *r, const struct bounce__doc *d)
  * a mail into lines, so it is read as if its CRs were LFs. */
 bool bounce__cr_lines(const char *data, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] == '\n')
-            return false;
-        if (data[i] == '\r')
-            return i + 1 >= len || data[i + 1] != '\n';
-    }
-    return false;
+    /* the first CR before the first LF, if any (memchr() instead of a
+     * byte loop over every mail's first line) */
+    const char *lf = memchr(data, '\n', len);
+    const char *cr = memchr(data, '\r', lf != NULL ? (size_t)(lf - data) : len);
+    if (cr == NULL)
+        return false;
+    size_t i = (size_t)(cr - data);
+    return i + 1 >= len || data[i + 1] != '\n';
 }
 
 /* A copy of data with every bare CR made LF (CRLF kept). */

@@ -714,12 +714,15 @@ out:
 /* s contains needle, both compared lower-cased with blanks squeezed. */
 static bool bounce_contains_squeezed(const char *s, const char *needle)
 {
-    char *a = bounce__strndup(s, strlen(s)), *b = bounce__strndup(needle, strlen(needle));
+    /* the needle first: when it is short, s is not copied */
+    char *b = bounce__strndup(needle, strlen(needle)), *a = NULL;
     bool m = false;
-    if (a != NULL && b != NULL) {
-        bounce__normalise(a);
+    if (b != NULL) {
         bounce__normalise(b);
-        m = strlen(b) >= 8 && strstr(a, b) != NULL;
+        if (strlen(b) >= 8 && (a = bounce__strndup(s, strlen(s))) != NULL) {
+            bounce__normalise(a);
+            m = strstr(a, b) != NULL;
+        }
     }
     free(a);
     free(b);

@@ -162,10 +162,47 @@ bool bounce__starts_ci(const char *s, const char *prefix)
     return true;
 }
 
+/* The digit '0'..'9' (glibc's isdigit() in every locale, without its
+ * table lookup). */
+static inline bool bounce_digit(char c)
+{
+    return (unsigned char)(c - '0') <= 9;
+}
+
+/* The first digit of t[i, len), or len: codes are all the searches below
+ * look for, and most of a text is none (SSE2: 16 bytes per test). */
+static size_t bounce_next_digit(const char *t, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), none = _mm_setzero_si128();
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + i)), zero);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, nine), none));
+        if (m != 0)
+            return i + (unsigned)__builtin_ctz(m);
+    }
+#endif
+    while (i < len && (unsigned char)(t[i] - '0') > 9)
+        i++;
+    return i;
+}
+
+/* Only a run's first digit can start a code or a status (neither has a
+ * digit before it), and digits are few: the text is walked from run to
+ * run (byte by byte this was most of a reply's search). */
 int bounce__find_code(const char *s, const char **where)
 {
-    for (const char *p = s; *p; p++) {
-        if (p[0] < '2' || p[0] > '5' || !isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]))
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++) {
+        i = bounce_next_digit(s, i, len);
+        if (i >= len)
+            break;
+        const char *p = s + i;
+        size_t e = i + 1;
+        while (bounce_digit(s[e]))
+            e++;
+        i = e - 1;
+        if (e - (size_t)(p - s) != 3 || p[0] < '2' || p[0] > '5')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-' || p[-1] == '#' ||
                       p[-1] == '/' || p[-1] == ':' || p[-1] == '+'))
@@ -187,7 +224,16 @@ int bounce__find_code(const char *s, const char **where)
 
 bool bounce__find_status(const char *s, char *out, size_t outlen)
 {
-    for (const char *p = s; *p; p++) {
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len; i++) {
+        i = bounce_next_digit(s, i, len);
+        if (i >= len)
+            break;
+        const char *p = s + i;
+        size_t e = i + 1;
+        while (bounce_digit(s[e]))
+            e++;
+        i = e - 1;
         if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.'))
@@ -215,9 +261,29 @@ bool bounce__find_status(const char *s, char *out, size_t outlen)
     return false;
 }
 
+/* isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL || c >= 0x80 of
+ * the C locale, as a table (strchr() per byte of an address was most of
+ * its cleaning; its NUL is in the set as strchr() finds it) */
+static const bool bounce_addr_chars[128] = {
+    [0] = true, ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['/'] = true, ['='] = true, ['?'] = true, ['^'] = true,
+    ['_'] = true, ['`'] = true, ['{'] = true, ['|'] = true, ['}'] = true, ['~'] = true, ['.'] = true,
+    ['@'] = true,
+    ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true, ['6'] = true,
+    ['7'] = true, ['8'] = true, ['9'] = true,
+    ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true, ['G'] = true,
+    ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true, ['M'] = true, ['N'] = true,
+    ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true, ['S'] = true, ['T'] = true, ['U'] = true,
+    ['V'] = true, ['W'] = true, ['X'] = true, ['Y'] = true, ['Z'] = true,
+    ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true, ['f'] = true, ['g'] = true,
+    ['h'] = true, ['i'] = true, ['j'] = true, ['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true,
+    ['o'] = true, ['p'] = true, ['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true,
+    ['v'] = true, ['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true,
+};
+
 static bool bounce_addr_char(int c)
 {
-    return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL || c >= 0x80;
+    return c >= 0x80 || bounce_addr_chars[c];
 }
 
 char *bounce__clean_addr(const char *s, size_t n)
@@ -251,7 +317,7 @@ char *bounce__clean_addr(const char *s, size_t n)
         return NULL;
     }
     for (char *p = d + 1; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+        *p = (char)bounce_lower[(unsigned char)*p];
     return out;
 }
 
@@ -271,9 +337,11 @@ static __m128i bounce_lower16(__m128i v)
 }
 #endif
 
-/* Mostly running text: with SSE2, 16 bytes whose blanks are single spaces
- * inside them are copied (lower-cased) at once, other ones byte by byte
- * (tolower() and isspace() per byte were 1 % of a report's instructions). */
+/* Mostly running text: with SSE2, 16 bytes none of whose white space
+ * (blanks, line breaks, tabs) is next to more are written at once, lower-
+ * cased and each white space byte made a blank, other ones byte by byte
+ * (tolower() and isspace() per byte were 1 % of a report's instructions;
+ * lines' breaks sent most blocks of a context that way). */
 void bounce__normalise(char *s)
 {
     char *w = s, *r = s;
@@ -281,19 +349,22 @@ void bounce__normalise(char *s)
 #ifdef __SSE2__
     size_t n = strlen(s);
     const char *end16 = s + (n & ~(size_t)15);
+    const __m128i blank = _mm_set1_epi8(' ');
     while (r < end16) {
         __m128i v = _mm_loadu_si128((const __m128i *)r);
-        unsigned blank = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
         __m128i ctl = _mm_subs_epu8(_mm_sub_epi8(v, _mm_set1_epi8('\t')), _mm_set1_epi8('\r' - '\t'));
-        unsigned other = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(ctl, _mm_setzero_si128()));
-        if (other == 0 && (blank & 0x8001u) == 0 && (blank & (blank << 1)) == 0) {
-            /* what the byte loop would write: the pending blank, then the
-             * 16 bytes (w + 1 <= r when a blank is pending: no overlap) */
-            if (sp && w != s)
+        __m128i ws = _mm_or_si128(_mm_cmpeq_epi8(v, blank), _mm_cmpeq_epi8(ctl, _mm_setzero_si128()));
+        unsigned m = (unsigned)_mm_movemask_epi8(ws);
+        if ((m & (m >> 1)) == 0 && ((m & 1u) == 0 || w != s)) {
+            /* what the byte loop would write: a pending blank (unless the
+             * first byte is white, which gives it), then the 16 bytes, of
+             * which a white last one only becomes pending (w + 1 <= r when
+             * a blank is pending: no overlap) */
+            if (sp && w != s && (m & 1u) == 0)
                 *w++ = ' ';
-            sp = false;
-            _mm_storeu_si128((__m128i *)w, bounce_lower16(v));
-            w += 16;
+            _mm_storeu_si128((__m128i *)w, _mm_or_si128(_mm_andnot_si128(ws, bounce_lower16(v)), _mm_and_si128(ws, blank)));
+            sp = (m & 0x8000u) != 0;
+            w += sp ? 15 : 16;
             r += 16;
             continue;
         }
@@ -325,24 +396,6 @@ void bounce__normalise(char *s)
 }
 
 /* ---- status codes, reply codes, commands in free text ---------------------- */
-
-/* The first digit of t[i, len), or len: codes are all the searches below
- * look for, and most of a text is none (SSE2: 16 bytes per test). */
-static size_t bounce_next_digit(const char *t, size_t i, size_t len)
-{
-#ifdef __SSE2__
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), none = _mm_setzero_si128();
-    for (; i + 16 <= len; i += 16) {
-        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + i)), zero);
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, nine), none));
-        if (m != 0)
-            return i + (unsigned)__builtin_ctz(m);
-    }
-#endif
-    while (i < len && (unsigned char)(t[i] - '0') > 9)
-        i++;
-    return i;
-}
 
 static bool bounce_is_ipv4_at(const char *s, size_t *len)
 {
@@ -383,64 +436,90 @@ static size_t bounce_status_at(const char *s, size_t i, size_t *n)
     return 1;
 }
 
-bool bounce__status_find(const char *text, char *out, size_t outlen)
+/* cv := the more telling of cv and code (both 16 bytes). */
+static void bounce_status_keep(char cv[16], const char *code)
 {
-    out[0] = '\0';
-    if (text == NULL || strlen(text) < 7 || outlen < 8)
-        return false;
-    char cv[16] = "", other[16] = "", ok[16] = "";
-    size_t len = strlen(text);
+    if (cv[0] == '\0') {
+        bounce__copy(cv, 16, code);
+    } else {
+        char pref[16];
+        bounce__status_prefer(pref, sizeof pref, cv, code, 0);
+        bounce__copy(cv, 16, pref);
+    }
+}
+
+/* One pass over the digit runs of text (len bytes, a NUL at len) for the
+ * status bounce__status_find() answers (with cv, 16 bytes; len >= 7) and
+ * the codes bounce__reply_find() reads (with set). Only the first digit of
+ * a run can start a status, an IPv4 address or a reply code standing
+ * alone (each wants no digit before it): the rest of a run is skipped.
+ * What an address or a status spans holds no reply code either (each of
+ * their runs but the first touches a '.'). The classifier asks both of
+ * each diagnostic, and a pass per digit for each was half of its
+ * cleaning's cost. */
+static void bounce_codes_scan(const char *text, size_t len, char cv[16], uint64_t set[16])
+{
+    char other[16] = "", ok[16] = "";
+    if (set != NULL)
+        memset(set, 0, 16 * sizeof set[0]);
     for (size_t i = 0; i < len; i++) {
-        /* everything below starts at a digit */
         i = bounce_next_digit(text, i, len);
         if (i >= len)
             break;
-        size_t ipl;
-        if ((i == 0 || !isdigit((unsigned char)text[i - 1])) &&
-            bounce_is_ipv4_at(text + i, &ipl)) {
+        /* i starts a run: the byte before it, if any, is no digit */
+        size_t e = i + 1;
+        while (e < len && bounce_digit(text[e]))
+            e++;
+        if (set != NULL && e - i == 3) {
+            char b = i > 0 ? text[i - 1] : ' ';
+            char a = e < len ? text[e] : ' ';
+            if (!(b >= '.' && b <= '9') && !(a >= '.' && a <= '9')) {
+                unsigned code = (unsigned)(text[i] - '0') * 100 + (unsigned)(text[i + 1] - '0') * 10 +
+                                (unsigned)(text[i + 2] - '0');
+                set[code >> 6] |= 1ull << (code & 63);
+            }
+        }
+        size_t ipl, n;
+        if (cv == NULL) {
+            i = e - 1;
+        } else if (bounce_is_ipv4_at(text + i, &ipl)) {
             i += ipl - 1; /* an IPv4 address is no status code */
-            continue;
-        }
-        if (text[i] != '2' && text[i] != '4' && text[i] != '5')
-            continue;
-        size_t n;
-        if (!bounce_status_at(text, i, &n))
-            continue;
-        char code[16];
-        memcpy(code, text + i, n);
-        code[n] = '\0';
-        i += n - 1;
-        /* a transcript's "250 2.1.5 Ok" before the refusal: a success
-         * status is the answer only when the text has no other */
-        if (code[0] == '2') {
-            if (ok[0] == '\0')
-                bounce__copy(ok, sizeof ok, code);
-            continue;
-        }
-        /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
-        if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
-            bounce__copy(other, sizeof other, code);
-            continue;
-        }
-        if (cv[0] == '\0')
-            bounce__copy(cv, sizeof cv, code);
-        else {
-            char pref[16];
-            bounce__status_prefer(pref, sizeof pref, cv, code, 0);
-            bounce__copy(cv, sizeof cv, pref);
+        } else if ((text[i] != '2' && text[i] != '4' && text[i] != '5') || !bounce_status_at(text, i, &n)) {
+            i = e - 1;
+        } else {
+            char code[16];
+            memcpy(code, text + i, n);
+            code[n] = '\0';
+            i += n - 1;
+            /* a transcript's "250 2.1.5 Ok" before the refusal: a success
+             * status is the answer only when the text has no other */
+            if (code[0] == '2') {
+                if (ok[0] == '\0')
+                    bounce__copy(ok, sizeof ok, code);
+            } else if (strncmp(code + 1, ".0.0", 4) == 0 || strcmp(code, "4.4.7") == 0) {
+                /* x.0.0 and 4.4.7 say little: used only when nothing better is there */
+                bounce__copy(other, sizeof other, code);
+            } else {
+                bounce_status_keep(cv, code);
+            }
         }
     }
-    if (other[0]) {
-        if (cv[0] == '\0')
-            bounce__copy(cv, sizeof cv, other);
-        else {
-            char pref[16];
-            bounce__status_prefer(pref, sizeof pref, cv, other, 0);
-            bounce__copy(cv, sizeof cv, pref);
-        }
-    }
+    if (cv == NULL)
+        return;
+    if (other[0])
+        bounce_status_keep(cv, other);
     if (cv[0] == '\0')
-        bounce__copy(cv, sizeof cv, ok);
+        bounce__copy(cv, 16, ok);
+}
+
+bool bounce__status_find(const char *text, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t len = text != NULL ? strlen(text) : 0;
+    if (len < 7 || outlen < 8)
+        return false;
+    char cv[16] = "";
+    bounce_codes_scan(text, len, cv, NULL);
     bounce__copy(out, outlen, cv);
     return cv[0] != '\0';
 }
@@ -489,33 +568,10 @@ static const int bounce_reply4[] = {421, 450, 451, 452, 422, 430, 432, 453, 454,
 static const int bounce_reply5[] = {550, 552, 553, 551, 521, 525, 502, 520, 523, 524, 530, 533, 534,
                                     535, 538, 555, 556, 554, 557, 500, 501, 503, 504, 0};
 
-/* Every three-digit number of the text that stands alone (no digit, '.' or
- * '/' either side), as bits 0..999: one pass instead of a search per code. */
-static void bounce_reply_codes(const char *text, size_t len, uint64_t set[16])
+/* The first code of class cls (0: any) that set holds, by the tables'
+ * order. */
+static int bounce_reply_pick(const uint64_t set[16], char cls)
 {
-    memset(set, 0, 16 * sizeof set[0]);
-    for (size_t i = 0; i + 3 <= len; i++) {
-        if ((i = bounce_next_digit(text, i, len)) + 3 > len)
-            break;
-        if (text[i] < '0' || text[i] > '9' || text[i + 1] < '0' || text[i + 1] > '9' ||
-            text[i + 2] < '0' || text[i + 2] > '9')
-            continue;
-        char b = i > 0 ? text[i - 1] : ' ';
-        char a = i + 3 < len ? text[i + 3] : ' ';
-        if ((b >= '.' && b <= '9') || (a >= '.' && a <= '9'))
-            continue;
-        unsigned code = (unsigned)(text[i] - '0') * 100 + (unsigned)(text[i + 1] - '0') * 10 + (unsigned)(text[i + 2] - '0');
-        set[code >> 6] |= 1ull << (code & 63);
-    }
-}
-
-int bounce__reply_find(const char *text, char cls)
-{
-    size_t len = text ? strlen(text) : 0;
-    if (len < 3 || bounce__memistr(text, len, "x-unix"))
-        return 0;
-    uint64_t set[16];
-    bounce_reply_codes(text, len, set);
     const int *const lists[3] = {bounce_reply5, bounce_reply4, bounce_reply2};
     for (int l = 0; l < 3; l++) {
         if ((cls == '5' && l != 0) || (cls == '4' && l != 1) || (cls == '2' && l != 2))
@@ -525,6 +581,16 @@ int bounce__reply_find(const char *text, char cls)
                 return *c;
     }
     return 0;
+}
+
+int bounce__reply_find(const char *text, char cls)
+{
+    size_t len = text ? strlen(text) : 0;
+    if (len < 3 || bounce__memistr(text, len, "x-unix"))
+        return 0;
+    uint64_t set[16];
+    bounce_codes_scan(text, len, NULL, set);
+    return bounce_reply_pick(set, cls);
 }
 
 /* The SMTP command a text names; the one furthest into the dialogue wins.
@@ -557,7 +623,13 @@ static void bounce_cmd_at(const char *text, size_t tl, size_t i, unsigned *seen,
         unsigned k = (unsigned)__builtin_ctz(m);
         m &= m - 1;
         size_t wl = bounce_cmds[k].n;
-        if (i + wl > tl || memcmp(text + i, bounce_cmds[k].w, wl) != 0)
+        if (i + wl > tl)
+            continue;
+        /* every command has 4 bytes or more: those first, without a call */
+        uint32_t t4, w4;
+        memcpy(&t4, text + i, 4);
+        memcpy(&w4, bounce_cmds[k].w, 4);
+        if (t4 != w4 || (wl > 4 && memcmp(text + i + 4, bounce_cmds[k].w + 4, wl - 4) != 0))
             continue;
         *seen |= 1u << k;
         if (memchr(bounce_cmds[k].w, ' ', wl) == NULL) {
@@ -570,6 +642,19 @@ static void bounce_cmd_at(const char *text, size_t tl, size_t i, unsigned *seen,
     }
 }
 
+#ifdef __SSE2__
+/* Bit k: t[k] and t[k + 1] are capitals 'A'..'X', as the first two bytes
+ * of every command are (k 0..15; t[16] is read). */
+static inline unsigned bounce_cmd_cand16(const char *t)
+{
+    const __m128i base = _mm_set1_epi8('A'), span = _mm_set1_epi8('X' - 'A'), zero = _mm_setzero_si128();
+    __m128i a = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)t), base);
+    __m128i b = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(t + 1)), base);
+    return (unsigned)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(_mm_subs_epu8(a, span), zero), _mm_cmpeq_epi8(_mm_subs_epu8(b, span), zero)));
+}
+#endif
+
 enum bounce_smtp_cmd bounce__cmd_find(const char *text)
 {
     if (text == NULL)
@@ -577,18 +662,19 @@ enum bounce_smtp_cmd bounce__cmd_find(const char *text)
     size_t tl = strlen(text), i = 0;
     unsigned seen = 0, ok = 0;
 #ifdef __SSE2__
-    const __m128i base = _mm_set1_epi8('A'), span = _mm_set1_epi8('X' - 'A'), zero = _mm_setzero_si128();
-    for (; i + 16 <= tl; i += 16) {
-        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(text + i)), base);
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_subs_epu8(v, span), zero));
-        while (mask != 0) {
-            bounce_cmd_at(text, tl, i + (unsigned)__builtin_ctz(mask), &seen, &ok);
-            mask &= mask - 1;
-        }
+    /* two capitals in a row start few places of a text (one starts many):
+     * 16 start positions tested at a time, the last ones as a block that
+     * overlaps the ones already tested (its load ends at the NUL) */
+    while (i + 16 <= tl || (i < tl && tl >= 16)) {
+        size_t b = i + 16 <= tl ? i : tl - 16;
+        for (unsigned mask = bounce_cmd_cand16(text + b) & (~0u << (i - b)); mask != 0; mask &= mask - 1)
+            bounce_cmd_at(text, tl, b + (unsigned)__builtin_ctz(mask), &seen, &ok);
+        i = b + 16;
     }
 #endif
     for (; i < tl; i++)
-        bounce_cmd_at(text, tl, i, &seen, &ok);
+        if ((unsigned char)(text[i] - 'A') <= 'X' - 'A' && (unsigned char)(text[i + 1] - 'A') <= 'X' - 'A')
+            bounce_cmd_at(text, tl, i, &seen, &ok);
     return ok ? bounce_cmds[31 - __builtin_clz(ok)].c : BOUNCE_CMD_UNKNOWN;
 }
 
@@ -621,16 +707,16 @@ static void bounce_blank_breaks(char *s, size_t n)
             s[i] = ' ';
 }
 
-/* s with runs of blanks made one and leading blanks dropped, in place;
- * returns its new end (not terminated). With SSE2, 16 bytes that keep all
+/* s (n bytes, then a NUL) with runs of blanks made one and leading blanks
+ * dropped, in place; returns its new end (not terminated). With SSE2, 16 bytes that keep all
  * their blanks (no two adjacent, the first not after a kept blank or at
  * the start) are moved at once. */
-static char *bounce_squeeze(char *s)
+static char *bounce_squeeze(char *s, size_t n)
 {
     char *w = s;
     const char *r = s;
 #ifdef __SSE2__
-    const char *end = s + strlen(s);
+    const char *end = s + n;
     const __m128i sp = _mm_set1_epi8(' ');
     while (end - r >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)r);
@@ -648,6 +734,8 @@ static char *bounce_squeeze(char *s)
             *w++ = *r;
         }
     }
+#else
+    (void)n;
 #endif
     for (; *r; r++) {
         if (*r == ' ' && (w == s || w[-1] == ' '))
@@ -674,8 +762,15 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
     if (s == NULL)
         return NULL;
     bounce_blank_breaks(s, len);
-    bounce__status_find(s, cs, 16);
-    *cr = bounce__reply_find(s, cs[0]);
+    /* bounce__status_find() and bounce__reply_find() of s in one pass */
+    uint64_t set[16];
+    cs[0] = '\0';
+    bounce_codes_scan(s, len, len >= 7 ? cs : NULL, set);
+    *cr = len < 3 ? 0 : bounce_reply_pick(set, cs[0]);
+    if (*cr > 0 && bounce__memistr(s, len, "x-unix") != NULL)
+        *cr = 0;
+    /* s's length, kept: every search below is told it */
+    size_t sl = len;
     if (*cr > 0) {
         /* reply codes come from the tables of bounce__reply_find: three digits */
         char c3[4], pre[5];
@@ -696,9 +791,10 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
                     bounce__remove_all(s, a);
                 bounce__remove_all(s, b);
             }
+            sl = strlen(s);
             if (strstr(s, c3) != NULL) {
                 /* "550 5.1.1 text" ("550  text" without a status) */
-                size_t sl = strlen(s), cl = strlen(cs);
+                size_t cl = strlen(cs);
                 char *t = malloc(sl + 32);
                 if (t != NULL) {
                     memcpy(t, c3, 3);
@@ -708,17 +804,21 @@ char *bounce__diag_clean_codes(const char *raw, size_t len, bool cut_boundary, c
                     memcpy(t + 5 + cl, s, sl + 1);
                     free(s);
                     s = t;
+                    sl += 5 + cl;
                 }
             }
         }
     }
     /* both tags or nothing: "</html>" is looked for only after "<html>" */
-    const char *h1 = bounce__memistr(s, strlen(s), "<html>");
-    const char *h2 = h1 != NULL && h1 > s ? bounce__memistr(s, strlen(s), "</html>") : NULL;
-    if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1)
-        memmove((char *)h1, h2 + 7, strlen(h2 + 7) + 1);
+    const char *h1 = bounce__memistr(s, sl, "<html>");
+    const char *h2 = h1 != NULL && h1 > s ? bounce__memistr(s, sl, "</html>") : NULL;
+    if (h1 != NULL && h2 != NULL && h1 > s && h2 > h1) {
+        size_t rest = sl - (size_t)(h2 + 7 - s);
+        memmove((char *)h1, h2 + 7, rest + 1);
+        sl = (size_t)(h1 - s) + rest;
+    }
     /* squeeze and trim */
-    char *w = bounce_squeeze(s);
+    char *w = bounce_squeeze(s, sl);
     while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
@@ -848,19 +948,28 @@ bool bounce__host_find(const char *text, char *out, size_t outlen)
         from = text;
         to = u ? u : text + tl;
     }
-    /* [from, to) holds no NUL: the byte tests need not stop at one */
+    /* [from, to) holds no NUL: the byte tests need not stop at one. The
+     * words are its runs of non-blanks, less the opening brackets they
+     * start with and the closing ones (and dots) they end with; of those
+     * that are host names the first longest. A host name has a dot, and
+     * most words have none: only the runs with a dot are looked at (the
+     * runs as a walk over every byte from from would find them). */
     size_t best = 0;
     for (const char *p = from; p < to;) {
-        while (p < to && (bounce_is_space((unsigned char)*p) || bounce_is_open(*p)))
-            p++;
-        const char *w = p;
-        while (p < to && !bounce_is_space((unsigned char)*p))
-            p++;
-        const char *e = p;
-        while (e > w && bounce_is_close(e[-1]))
-            e--;
+        const char *d = memchr(p, '.', (size_t)(to - p));
+        if (d == NULL)
+            break;
+        /* p is from or just after a run: the run of d starts at p or later */
+        const char *w = d, *e = d + 1;
+        while (w > p && !bounce_is_space((unsigned char)w[-1]))
+            w--;
+        while (e < to && !bounce_is_space((unsigned char)*e))
+            e++;
+        p = e;
         while (w < e && bounce_is_open(*w))
             w++;
+        while (e > w && bounce_is_close(e[-1]))
+            e--;
         size_t n = (size_t)(e - w);
         if (n > best && n < outlen && bounce_is_host(w, n)) {
             memcpy(out, w, n);
