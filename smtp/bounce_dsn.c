@@ -159,6 +159,15 @@ static void bounce_copy_n(char *dst, size_t size, const char *src, size_t n)
     dst[n] = '\0';
 }
 
+/* A recipient's address field: a second one of the same kind starts the
+ * next recipient's group (the one before is flushed first). */
+static int bounce_dsn_rcpt_field(struct bounce_dsn_state *s, char *field, size_t size, const char *value)
+{
+    int rv = field[0] ? bounce_dsn_flush(s) : 0;
+    bounce_set(field, size, value);
+    return rv;
+}
+
 /* Fields are told apart by their first letter before their name is
  * compared: most fields of a report (Reporting-MTA, Arrival-Date,
  * Last-Attempt-Date, ...) are none of these, and each used to be compared
@@ -170,18 +179,12 @@ static int bounce_dsn_field(void *arg, const char *name, const char *value)
         return bounce_dsn_flush(s);
     switch (name[0] | 0x20) {
     case 'f':
-        if (strcasecmp(name, "Final-Recipient") == 0) {
-            int rv = s->fr[0] ? bounce_dsn_flush(s) : 0;
-            bounce_set(s->fr, sizeof s->fr, value);
-            return rv;
-        }
+        if (strcasecmp(name, "Final-Recipient") == 0)
+            return bounce_dsn_rcpt_field(s, s->fr, sizeof s->fr, value);
         break;
     case 'o':
-        if (strcasecmp(name, "Original-Recipient") == 0) {
-            int rv = s->orcpt[0] ? bounce_dsn_flush(s) : 0;
-            bounce_set(s->orcpt, sizeof s->orcpt, value);
-            return rv;
-        }
+        if (strcasecmp(name, "Original-Recipient") == 0)
+            return bounce_dsn_rcpt_field(s, s->orcpt, sizeof s->orcpt, value);
         break;
     case 'a':
         if (strcasecmp(name, "Action") == 0) {

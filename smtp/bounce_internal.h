@@ -163,6 +163,9 @@ int bounce__doc_set_orig_block(struct bounce__doc *d, const char *text, size_t l
 const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d);
 /* The header block text has a header name: whose value contains needle. */
 bool bounce__block_has(const char *block, const char *name, const char *needle);
+/* Length of the field that starts at l in a header block given as text,
+ * with its continuation lines (up to its last line's LF, or the end). */
+size_t bounce__block_field_len(const char *l);
 int bounce__hdrs_add(struct bounce__hdrs *h, const char *name, const char *value);
 void bounce__hdrs_free(struct bounce__hdrs *h); /* emptied; max kept */
 /* A header name's hash, ASCII case folded (equal for names equal but for

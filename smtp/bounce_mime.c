@@ -957,6 +957,15 @@ const struct bounce__hdrs *bounce__doc_orig(struct bounce__doc *d)
     return &d->orig;
 }
 
+size_t bounce__block_field_len(const char *l)
+{
+    const char *e = l;
+    do {
+        e = strchr(e, '\n');
+    } while (e != NULL && (e[1] == ' ' || e[1] == '\t') && e++);
+    return e ? (size_t)(e - l) : strlen(l);
+}
+
 bool bounce__block_has(const char *block, const char *name, const char *needle)
 {
     size_t nl = strlen(name);
@@ -964,12 +973,7 @@ bool bounce__block_has(const char *block, const char *name, const char *needle)
     for (const char *l = block; l != NULL && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
         if (g_ascii_tolower(*l) != c0 || strncasecmp(l, name, nl) != 0 || l[nl] != ':')
             continue;
-        /* the field with its continuation lines */
-        const char *e = l;
-        do {
-            e = strchr(e, '\n');
-        } while (e != NULL && (e[1] == ' ' || e[1] == '\t') && e++);
-        size_t n = e ? (size_t)(e - l) : strlen(l);
+        size_t n = bounce__block_field_len(l);
         if (bounce__memistr(l + nl + 1, n - nl - 1, needle))
             return true;
     }

@@ -304,11 +304,7 @@ static void bounce_own_read(const struct bounce__doc *d, struct bounce_own *o)
             o->many = true;
             return;
         }
-        const char *e = l;
-        do {
-            e = strchr(e, '\n');
-        } while (e != NULL && (e[1] == ' ' || e[1] == '\t') && e++);
-        size_t n = e ? (size_t)(e - l) : strlen(l);
+        size_t n = bounce__block_field_len(l);
         o->f[o->nf].p = l + nl + 1;
         o->f[o->nf++].n = n - nl - 1;
     }

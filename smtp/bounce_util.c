@@ -187,22 +187,29 @@ static size_t bounce_next_digit(const char *t, size_t i, size_t len)
     return i;
 }
 
-/* Only a run's first digit can start a code or a status (neither has a
- * digit before it), and digits are few: the text is walked from run to
- * run (byte by byte this was most of a reply's search). */
+/* The next run of digits of s[*i, len) (s has a NUL at len): *at its
+ * first digit, *i past it; false when there is none. Only a run's first
+ * digit can start a code or a status (neither has a digit before it), and
+ * digits are few: texts are walked from run to run (byte by byte this was
+ * most of a reply's search). */
+static bool bounce_digit_run(const char *s, size_t len, size_t *i, const char **at)
+{
+    size_t k = bounce_next_digit(s, *i, len);
+    if (k >= len)
+        return false;
+    size_t e = k + 1;
+    while (bounce_digit(s[e]))
+        e++;
+    *at = s + k;
+    *i = e;
+    return true;
+}
+
 int bounce__find_code(const char *s, const char **where)
 {
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len; i++) {
-        i = bounce_next_digit(s, i, len);
-        if (i >= len)
-            break;
-        const char *p = s + i;
-        size_t e = i + 1;
-        while (bounce_digit(s[e]))
-            e++;
-        i = e - 1;
-        if (e - (size_t)(p - s) != 3 || p[0] < '2' || p[0] > '5')
+    size_t len = strlen(s), i = 0;
+    for (const char *p; bounce_digit_run(s, len, &i, &p);) {
+        if (s + i - p != 3 || p[0] < '2' || p[0] > '5')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-' || p[-1] == '#' ||
                       p[-1] == '/' || p[-1] == ':' || p[-1] == '+'))
@@ -224,16 +231,8 @@ int bounce__find_code(const char *s, const char **where)
 
 bool bounce__find_status(const char *s, char *out, size_t outlen)
 {
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len; i++) {
-        i = bounce_next_digit(s, i, len);
-        if (i >= len)
-            break;
-        const char *p = s + i;
-        size_t e = i + 1;
-        while (bounce_digit(s[e]))
-            e++;
-        i = e - 1;
+    size_t len = strlen(s), i = 0;
+    for (const char *p; bounce_digit_run(s, len, &i, &p);) {
         if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
             continue;
         if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.'))
@@ -337,6 +336,21 @@ static __m128i bounce_lower16(__m128i v)
 }
 #endif
 
+/* One byte c of bounce__normalise(s) written at w (a white one only makes
+ * a blank pending, *sp); returns where the next goes. */
+static inline char *bounce_norm_byte(const char *s, char *w, bool *sp, unsigned char c)
+{
+    if (bounce_is_space(c)) {
+        *sp = true;
+        return w;
+    }
+    if (*sp && w != s)
+        *w++ = ' ';
+    *sp = false;
+    *w++ = (char)bounce_lower[c];
+    return w;
+}
+
 /* Mostly running text: with SSE2, 16 bytes none of whose white space
  * (blanks, line breaks, tabs) is next to more are written at once, lower-
  * cased and each white space byte made a blank, other ones byte by byte
@@ -368,30 +382,12 @@ void bounce__normalise(char *s)
             r += 16;
             continue;
         }
-        for (const char *e = r + 16; r < e; r++) {
-            unsigned char c = (unsigned char)*r;
-            if (bounce_is_space(c)) {
-                sp = true;
-                continue;
-            }
-            if (sp && w != s)
-                *w++ = ' ';
-            sp = false;
-            *w++ = (char)bounce_lower[c];
-        }
+        for (const char *e = r + 16; r < e; r++)
+            w = bounce_norm_byte(s, w, &sp, (unsigned char)*r);
     }
 #endif
-    for (; *r; r++) {
-        unsigned char c = (unsigned char)*r;
-        if (bounce_is_space(c)) {
-            sp = true;
-            continue;
-        }
-        if (sp && w != s)
-            *w++ = ' ';
-        sp = false;
-        *w++ = (char)bounce_lower[c];
-    }
+    for (; *r; r++)
+        w = bounce_norm_byte(s, w, &sp, (unsigned char)*r);
     *w = '\0';
 }
 
