@@ -1,5 +1,6 @@
 /* Unit tests of the bounce library: the classifier on SMTP replies, and the
  * analysis of small DSN, NDR, ARF and auto-reply mails written here. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +322,95 @@ static void test_single_part_bodies(void **state)
     bounce_report_free(r);
 }
 
+/* Text in a single-byte charset is read as it is when all of it is ASCII,
+ * converted to UTF-8 by iconv otherwise; ISO-2022-JP is ASCII only until
+ * an escape sequence switches it. The same answers either way. */
+static void test_charsets(void **state)
+{
+    (void)state;
+    assert_gone(analyse_single("Content-Type: text/plain; charset=windows-1252\n", single_body),
+                "No such user here");
+    char body[1024];
+    snprintf(body, sizeof body, "%s", single_body);
+    char *here = strstr(body, "No such user here");
+    assert_non_null(here);
+    /* "No such user \x93here\x94": cp1252's curly quotes */
+    memcpy(here, "No such user \x93here\x94\n", 20);
+    here[20] = '\0';
+    assert_gone(analyse_single("Content-Type: text/plain; charset=windows-1252\n", body),
+                "\xe2\x80\x9chere\xe2\x80\x9d");
+    assert_gone(analyse_single("Content-Type: text/plain; charset=ISO-8859-15\n", single_body),
+                "No such user here");
+    assert_gone(analyse_single("Content-Type: text/plain; charset=iso-2022-jp\n", single_body),
+                "No such user here");
+    /* JIS X 0208 after ESC $ B: "\x1b$B%F%9%H\x1b(B" is katakana TESUTO */
+    snprintf(body, sizeof body, "%s    \x1b$B%%F%%9%%H\x1b(B\n", single_body);
+    bounce_report *r = analyse_single("Content-Type: text/plain; charset=iso-2022-jp\n", body);
+    assert_int_equal(bounce_report_rcpt_count(r), 1);
+    assert_int_equal(bounce_report_rcpt(r, 0)->reason, BOUNCE_R_USERUNKNOWN);
+    bounce_report_free(r);
+}
+
+/* The analyser runs on many threads at once (the daemon's pool, classify
+ * -j): per-thread parsers and the indexes built once must give every
+ * thread the answers one thread gets. */
+struct thread_case {
+    const char *mail;
+    char want[512];
+};
+
+static void report_line(const char *mail, char *out, size_t n)
+{
+    bounce_report *r = NULL;
+    out[0] = '\0';
+    if (bounce_analyse(mail, strlen(mail), NULL, &r, NULL, 0) != BOUNCE_OK)
+        return;
+    size_t used = 0;
+    for (size_t i = 0; i < bounce_report_rcpt_count(r) && used < n; i++) {
+        const struct bounce_rcpt *a = bounce_report_rcpt(r, i);
+        int w = snprintf(out + used, n - used, "%s %d %s %d;", a->recipient, (int)a->reason, a->status, a->hard);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    bounce_report_free(r);
+}
+
+static void *thread_run(void *arg)
+{
+    struct thread_case *cases = arg;
+    char got[512];
+    for (int round = 0; round < 50; round++)
+        for (struct thread_case *c = cases; c->mail != NULL; c++) {
+            report_line(c->mail, got, sizeof got);
+            if (strcmp(got, c->want) != 0)
+                return (void *)c;
+        }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    char *single = malloc(strlen(single_head) + strlen(single_body) + 2);
+    assert_non_null(single);
+    sprintf(single, "%s\n%s", single_head, single_body);
+    struct thread_case cases[] = {{dsn_mail, ""}, {single, ""}, {dsn_mail, ""}, {NULL, ""}};
+    for (struct thread_case *c = cases; c->mail != NULL; c++) {
+        report_line(c->mail, c->want, sizeof c->want);
+        assert_true(c->want[0] != '\0');
+    }
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread_run, cases), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad = NULL;
+        assert_int_equal(pthread_join(th[i], &bad), 0);
+        assert_null(bad);
+    }
+    free(single);
+}
+
 static void test_limits_and_hostile(void **state)
 {
     (void)state;
@@ -596,6 +686,8 @@ int main(void)
         cmocka_unit_test(test_dsn_details),        cmocka_unit_test(test_provider_tables),
         cmocka_unit_test(test_mbox_split),
         cmocka_unit_test(test_single_part_bodies),
+        cmocka_unit_test(test_charsets),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
