@@ -54,6 +54,9 @@ struct bounce_hvals {
     bool parens_done;   /* nparen and paren are set (bounce_hv_parens) */
     size_t nparen;      /* '(' in low; > BOUNCE_HV_PARENS: too many to list */
     uint32_t paren[BOUNCE_HV_PARENS]; /* their offsets, ascending */
+    /* low while the values fit: most names have one short value, and a
+     * malloc and free per name and report cost more than its search */
+    char buf[192];
 };
 
 /* The state of one question to the readers: the report, and its headers'
@@ -65,10 +68,22 @@ struct bounce_rdr {
     struct bounce_hvals hv[BOUNCE_HN_COUNT];
 };
 
+/* Only the flags are cleared: the rest of each bounce_hvals (and its
+ * buffer, most of the state) is set when the values are first collected. */
+static void bounce_rdr_init(struct bounce_rdr *k, const struct bounce__doc *d, bounce_report *r, const char *text)
+{
+    k->d = d;
+    k->r = r;
+    k->text = text;
+    for (size_t i = 0; i < BOUNCE_HN_COUNT; i++)
+        k->hv[i].done = false;
+}
+
 static void bounce_rdr_free(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < BOUNCE_HN_COUNT; i++)
-        free(k->hv[i].low);
+        if (k->hv[i].done && k->hv[i].low != k->hv[i].buf)
+            free(k->hv[i].low);
 }
 
 /* n bytes of src to dst with ASCII capitals made small, exactly as
@@ -189,10 +204,14 @@ static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
     if (hv->done)
         return hv;
     hv->done = true;
+    hv->first = NULL;
+    hv->len = hv->first_len = 0;
+    hv->parens_done = false;
     const char *name = bounce_hn_names[hn];
     uint32_t key = bounce__hdr_key(name);
-    size_t i = 0, cap = 0;
+    size_t i = 0, cap = sizeof hv->buf;
     bool whole = true;
+    hv->low = hv->buf;
     for (const char *v; (v = bounce__hdrs_next(&k->d->top, name, key, &i)) != NULL;) {
         size_t n = strlen(v);
         if (hv->first == NULL) {
@@ -204,11 +223,13 @@ static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
         if (n + 1 + BOUNCE_HV_SLACK > cap - hv->len) {
             size_t need = hv->len + n + 1 + BOUNCE_HV_SLACK;
             size_t ncap = need <= SIZE_MAX / 2 ? 2 * need : need;
-            char *p = realloc(hv->low, ncap);
+            char *p = hv->low == hv->buf ? malloc(ncap) : realloc(hv->low, ncap);
             if (p == NULL) {
                 whole = false; /* bounce_has() reads the values one by one */
                 continue;
             }
+            if (hv->low == hv->buf)
+                memcpy(p, hv->buf, hv->len);
             hv->low = p;
             cap = ncap;
         }
@@ -216,11 +237,12 @@ static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
         hv->len += n;
         hv->low[hv->len++] = '\n';
     }
-    if (!whole) {
-        free(hv->low);
+    if (!whole || hv->first == NULL) {
+        if (hv->low != hv->buf)
+            free(hv->low);
         hv->low = NULL;
         hv->len = 0;
-    } else if (hv->low != NULL) {
+    } else {
         memset(hv->low + hv->len, '\n', BOUNCE_HV_SLACK);
     }
     return hv;
@@ -233,13 +255,12 @@ static const char *bounce_top(struct bounce_rdr *k, enum bounce_hn hn)
     return v ? v : "";
 }
 
-/* A value of the header contains needle, case ignored (as bounce__stristr).
- * needle: in lower case, not empty, no line break. */
-static bool bounce_has(struct bounce_rdr *k, enum bounce_hn hn, const char *needle)
+/* A value of the header contains needle (nl bytes), case ignored (as
+ * bounce__stristr). needle: in lower case, not empty, no line break. */
+static bool bounce_has_n(struct bounce_rdr *k, enum bounce_hn hn, const char *needle, size_t nl)
 {
     struct bounce_hvals *hv = bounce_hv(k, hn);
     if (hv->low != NULL) {
-        size_t nl = strlen(needle);
         const char *paren;
         /* a short join is searched in a few 16-byte steps anyway */
         if (hv->len > 64 && (paren = memchr(needle, '(', nl)) != NULL)
@@ -256,6 +277,10 @@ static bool bounce_has(struct bounce_rdr *k, enum bounce_hn hn, const char *need
             return true;
     return false;
 }
+
+/* The same for a string literal: its length is known here (a strlen()
+ * per search was a tenth of the signatures' cost). */
+#define bounce_has(k, hn, lit) bounce_has_n(k, hn, "" lit "", sizeof lit - 1)
 
 /* The first value of the header contains needle (as bounce_has). */
 static bool bounce_first_has(struct bounce_rdr *k, enum bounce_hn hn, const char *needle)
@@ -726,7 +751,7 @@ static bool bounce_is_biglobe(struct bounce_rdr *k)
 {
     static const char *const isp[] = {"@biglobe.ne.jp", "@inacatv.ne.jp", "@tmtv.ne.jp", "@ttv.ne.jp", NULL};
     for (const char *const *p = isp; *p; p++)
-        if (bounce_has(k, BOUNCE_HN_FROM, *p))
+        if (bounce_has_n(k, BOUNCE_HN_FROM, *p, strlen(*p)))
             return true;
     return false;
 }
@@ -979,7 +1004,8 @@ static void bounce_rd_einsundeins(struct bounce_rdr *k)
 
 bool bounce__lhost_known(const struct bounce__doc *d)
 {
-    struct bounce_rdr k = {.d = d, .text = ""};
+    struct bounce_rdr k;
+    bounce_rdr_init(&k, d, NULL, "");
     bool known = bounce_is_google(&k) || bounce_is_dragonfly(&k) || bounce_is_fml(&k) || bounce_is_zoho(&k) ||
            bounce_is_gmx(&k) || bounce_is_ezweb(&k) || bounce_is_kddi(&k) || bounce_is_biglobe(&k) ||
            bounce_is_verizon(&k) || bounce_is_courier(&k) || bounce_is_imail(&k) || bounce_is_domino(&k) ||
@@ -991,9 +1017,10 @@ bool bounce__lhost_known(const struct bounce__doc *d)
 
 void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const char *text)
 {
-    struct bounce_rdr k = {.d = d, .r = r, .text = text ? text : ""};
     if (r->n == 0)
         return;
+    struct bounce_rdr k;
+    bounce_rdr_init(&k, d, r, text ? text : "");
     /* the most specific signatures first */
     if (bounce_is_google(&k))
         bounce_rd_google(&k);

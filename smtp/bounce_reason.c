@@ -700,6 +700,11 @@ static struct bounce_sigs bounce_sigs[BOUNCE_SIGS_COUNT];
  * bounce_by_rare[bounce_by_rare_first[g] .. bounce_by_rare_first[g + 1]). */
 static uint16_t bounce_by_rare_first[BOUNCE_NGRAMS + 2];
 static uint16_t bounce_by_rare[BOUNCE_PH_MAX];
+/* The grams some phrase is filed under (BOUNCE_NO_GRAM aside), tested for
+ * each gram of the diagnostic before its range: most ranges are empty, and
+ * bounce_by_rare_first (32 KiB, larger than L1) read at random for every
+ * byte cost more than this 2 KiB bitmap beside the gram bits. */
+static uint64_t bounce_rare_bits[BOUNCE_NGRAMS / 64];
 static pthread_once_t bounce_sigs_once = PTHREAD_ONCE_INIT;
 
 struct bounce_judge {
@@ -730,8 +735,10 @@ static void bounce_index(struct bounce_judge *j)
     for (t += 3; *t != '\0'; t++) {
         w = w << 8 | *t;
         unsigned g = bounce_gram(w);
-        j->grams[g >> 6] |= 1ull << (g & 63);
-        bounce_cand_add(j, g); /* again for a gram seen before: cheaper than a test */
+        uint64_t bit = 1ull << (g & 63);
+        j->grams[g >> 6] |= bit;
+        if (bounce_rare_bits[g >> 6] & bit)
+            bounce_cand_add(j, g); /* again for a gram seen before: cheaper than a test */
     }
 }
 
@@ -814,8 +821,11 @@ static void bounce_sigs_init(void)
     }
     /* filed by gram: counted, summed to the end of each gram's range, then
      * each phrase placed just before the end it moves down */
-    for (size_t x = 0; x < base; x++)
+    for (size_t x = 0; x < base; x++) {
         bounce_by_rare_first[rare[x]]++;
+        if (rare[x] != BOUNCE_NO_GRAM)
+            bounce_rare_bits[rare[x] >> 6] |= 1ull << (rare[x] & 63);
+    }
     for (size_t g = 1; g <= BOUNCE_NGRAMS; g++)
         bounce_by_rare_first[g] += bounce_by_rare_first[g - 1];
     bounce_by_rare_first[BOUNCE_NGRAMS + 1] = (uint16_t)base;

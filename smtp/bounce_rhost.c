@@ -9,6 +9,8 @@
  * here; the providers' documented codes are cited where the tables use
  * them. Matching is on the lower-cased diagnostic. */
 #include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -815,29 +817,80 @@ static bool bounce_ends_with(const char *s, size_t n, const char *suffix, size_t
            memcmp(s + n - m, suffix, m) == 0;
 }
 
+/* Every host suffix is this long at least: a name's last bytes of this
+ * many, as one number, rule out nearly every suffix with one comparison
+ * (the loops over the providers' lists cost some thousand instructions a
+ * decision, for names that mostly match none). */
+#define BOUNCE_RH_KEY 7
+#define BOUNCE_RH_NSUFFIX 40
+
+static uint64_t bounce_rh_key(const char *s, size_t n)
+{
+    uint64_t k = 0;
+    memcpy(&k, s + n - BOUNCE_RH_KEY, BOUNCE_RH_KEY);
+    return k;
+}
+
+/* All the providers' suffixes in their order, with their keys. Built once. */
+static struct {
+    uint64_t key;
+    const struct bounce_rh_host *h;
+    size_t provider;
+} bounce_rh_suffixes[BOUNCE_RH_NSUFFIX];
+static size_t bounce_rh_nsuffix;
+static pthread_once_t bounce_rh_once = PTHREAD_ONCE_INIT;
+
+static void bounce_rh_init(void)
+{
+    for (size_t i = 0; i < sizeof bounce_rh_providers / sizeof bounce_rh_providers[0]; i++)
+        for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++) {
+            if (h->n < BOUNCE_RH_KEY || bounce_rh_nsuffix == BOUNCE_RH_NSUFFIX)
+                abort(); /* the table outgrew the key: lower BOUNCE_RH_KEY, raise BOUNCE_RH_NSUFFIX */
+            bounce_rh_suffixes[bounce_rh_nsuffix].key = bounce_rh_key(h->s, h->n);
+            bounce_rh_suffixes[bounce_rh_nsuffix].h = h;
+            bounce_rh_suffixes[bounce_rh_nsuffix++].provider = i;
+        }
+}
+
+/* The first provider (in table order) one of whose suffixes ends in the
+ * recipient's domain (dest_in_host) or that the host name ends in; -1: none. */
+static int bounce_rh_match(const char *name, bool dest_in_host)
+{
+    size_t n = strlen(name);
+    if (n == 0)
+        return -1;
+    if (n >= BOUNCE_RH_KEY) {
+        /* either way, both end in the same BOUNCE_RH_KEY bytes */
+        uint64_t key = bounce_rh_key(name, n);
+        for (size_t x = 0; x < bounce_rh_nsuffix; x++) {
+            const struct bounce_rh_host *h = bounce_rh_suffixes[x].h;
+            if (bounce_rh_suffixes[x].key == key &&
+                (dest_in_host ? bounce_ends_with(h->s, h->n, name, n) : bounce_ends_with(name, n, h->s, h->n)))
+                return (int)bounce_rh_suffixes[x].provider;
+        }
+        return -1;
+    }
+    if (!dest_in_host)
+        return -1; /* shorter than any suffix */
+    for (size_t x = 0; x < bounce_rh_nsuffix; x++) {
+        const struct bounce_rh_host *h = bounce_rh_suffixes[x].h;
+        if (bounce_ends_with(h->s, h->n, name, n))
+            return (int)bounce_rh_suffixes[x].provider;
+    }
+    return -1;
+}
+
 enum bounce_reason bounce__rhost(const struct bounce__fact *f)
 {
     if (f->diag[0] == '\0')
         return BOUNCE_R_NONE;
-    const size_t np = sizeof bounce_rh_providers / sizeof bounce_rh_providers[0];
-    int found = -1;
-    /* the recipient's domain: a provider whose host names end in it */
-    size_t dl = strlen(f->dest);
-    for (size_t i = 0; found < 0 && dl && i < np; i++)
-        for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++)
-            if (bounce_ends_with(h->s, h->n, f->dest, dl)) {
-                found = (int)i;
-                break;
-            }
-    const char *const hosts[2] = {f->rhost, f->lhost};
-    for (int k = 0; k < 2 && found < 0; k++) {
-        size_t hl = strlen(hosts[k]);
-        for (size_t i = 0; found < 0 && hl && i < np; i++)
-            for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++)
-                if (bounce_ends_with(hosts[k], hl, h->s, h->n)) {
-                    found = (int)i;
-                    break;
-                }
-    }
+    pthread_once(&bounce_rh_once, bounce_rh_init);
+    /* the recipient's domain: a provider whose host names end in it; else
+     * the remote host's name, else the reporting host's */
+    int found = bounce_rh_match(f->dest, true);
+    if (found < 0)
+        found = bounce_rh_match(f->rhost, false);
+    if (found < 0)
+        found = bounce_rh_match(f->lhost, false);
     return found < 0 ? BOUNCE_R_NONE : bounce_rh_providers[found].find(f);
 }
