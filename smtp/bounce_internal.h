@@ -214,6 +214,29 @@ void bounce__remove_all(char *s, const char *needle);
  * said:", "while talking to ..."); out lower-cased; false if none. */
 bool bounce__host_find(const char *text, char *out, size_t outlen);
 void bounce__lower(char *s);
+/* A string literal and its length, as two arguments or initialisers. */
+#define BOUNCE_LIT(s) s, sizeof(s) - 1
+/* Each byte with ASCII capitals made small (the C locale's tolower()). */
+extern const unsigned char bounce__fold[256];
+/* strncasecmp(a, b, n) == 0 of the C locale, inline: the names compared
+ * (media types, charsets, header names) mostly differ at their first
+ * byte, where the library call's set-up would not be done yet. */
+static inline bool bounce__ieq_n(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (bounce__fold[x] != bounce__fold[y])
+            return false;
+        if (x == '\0')
+            break;
+    }
+    return true;
+}
+/* strcasecmp(a, b) == 0 of the C locale. */
+static inline bool bounce__ieq(const char *a, const char *b)
+{
+    return bounce__ieq_n(a, b, SIZE_MAX);
+}
 char *bounce__strndup(const char *s, size_t n);
 const char *bounce__stristr(const char *hay, const char *needle);
 const char *bounce__memistr(const char *hay, size_t len, const char *needle);

@@ -13,9 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "smtp/bounce_internal.h"
 
@@ -43,20 +40,13 @@ static const char *const bounce_hn_names[BOUNCE_HN_COUNT] = {"From",       "Subj
  * signatures ask some twenty times per report whether a From, Subject or
  * Received contains a phrase; one exact search of this text answers for all
  * the values at once (a case-folding search of each value paid its set-up
- * per value, and most values are shorter than its 16-byte stride). */
-#define BOUNCE_HV_PARENS 32
+ * per value, and most values are short). */
 struct bounce_hvals {
     bool done;          /* the fields below are set */
     const char *first;  /* the first value as received, or NULL: no such header */
     char *low;          /* the values, or NULL: none, or out of memory */
-    size_t len;         /* of low, which has BOUNCE_HV_SLACK bytes more */
+    size_t len;         /* of low */
     size_t first_len;   /* of the first value, the start of low */
-    bool parens_done;   /* nparen and paren are set (bounce_hv_parens) */
-    size_t nparen;      /* '(' in low; > BOUNCE_HV_PARENS: too many to list */
-    uint32_t paren[BOUNCE_HV_PARENS]; /* their offsets, ascending */
-    /* low while the values fit: most names have one short value, and a
-     * malloc and free per name and report cost more than its search */
-    char buf[192];
 };
 
 /* The state of one question to the readers: the report, and its headers'
@@ -68,134 +58,10 @@ struct bounce_rdr {
     struct bounce_hvals hv[BOUNCE_HN_COUNT];
 };
 
-/* Only the flags are cleared: the rest of each bounce_hvals (and its
- * buffer, most of the state) is set when the values are first collected. */
-static void bounce_rdr_init(struct bounce_rdr *k, const struct bounce__doc *d, bounce_report *r, const char *text)
-{
-    k->d = d;
-    k->r = r;
-    k->text = text;
-    for (size_t i = 0; i < BOUNCE_HN_COUNT; i++)
-        k->hv[i].done = false;
-}
-
 static void bounce_rdr_free(struct bounce_rdr *k)
 {
     for (size_t i = 0; i < BOUNCE_HN_COUNT; i++)
-        if (k->hv[i].done && k->hv[i].low != k->hv[i].buf)
-            free(k->hv[i].low);
-}
-
-/* n bytes of src to dst with ASCII capitals made small, exactly as
- * bounce__memistr() folds (bytes >= 0x80 unchanged). */
-static void bounce_lower_copy(char *dst, const char *src, size_t n)
-{
-    size_t i = 0;
-#ifdef __SSE2__
-    const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1), bit = _mm_set1_epi8(0x20);
-    for (; i + 16 <= n; i += 16) {
-        __m128i c = _mm_loadu_si128((const __m128i *)(src + i));
-        /* signed compares: bytes >= 0x80 are below 'A' */
-        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(c, before_a), _mm_cmplt_epi8(c, after_z));
-        _mm_storeu_si128((__m128i *)(dst + i), _mm_or_si128(c, _mm_and_si128(up, bit)));
-    }
-#endif
-    for (; i < n; i++)
-        dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] | 0x20 : src[i]);
-}
-
-/* Line breaks after the values, so that bounce_hv_find() reads 16 bytes
- * at any position it tests. */
-#define BOUNCE_HV_SLACK 16
-
-/* needle (nl bytes, no line break) starts in the first len bytes of the
- * values. bounce__memmem() would hand the last 16 + nl positions to glibc's
- * memmem(), whose set-up costs more than such short texts' whole search;
- * the slack lets the 16-wide test run to the end. */
-static bool bounce_hv_find(const char *low, size_t len, const char *needle, size_t nl)
-{
-    if (nl > len)
-        return false;
-#ifdef __SSE2__
-    if (nl >= 2) {
-        const __m128i first = _mm_set1_epi8(needle[0]), last = _mm_set1_epi8(needle[nl - 1]);
-        size_t end = len - nl; /* the last possible start */
-        for (size_t i = 0; i <= end; i += 16) {
-            __m128i a = _mm_loadu_si128((const __m128i *)(low + i));
-            __m128i b = _mm_loadu_si128((const __m128i *)(low + i + nl - 1));
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-            for (; mask != 0; mask &= mask - 1) {
-                size_t at = i + (unsigned)__builtin_ctz(mask);
-                if (at > end)
-                    break;
-                if (memcmp(low + at + 1, needle + 1, nl - 2) == 0)
-                    return true;
-            }
-        }
-        return false;
-    }
-#endif
-    return bounce__memmem(low, len, needle, nl) != NULL;
-}
-
-/* Received values name the MTAs in their comments, and the signatures
- * searched there all hold the '(' that opens one: a search of a long join
- * for such a needle compares only where a '(' is (a few places), not at
- * every position of the text (which cost some 300 instructions a search,
- * eight searches a report). */
-static void bounce_hv_parens(struct bounce_hvals *hv)
-{
-    hv->parens_done = true;
-    hv->nparen = 0;
-    if (hv->len > UINT32_MAX) {
-        hv->nparen = BOUNCE_HV_PARENS + 1;
-        return;
-    }
-    size_t i = 0;
-#ifdef __SSE2__
-    /* the slack makes the last block readable */
-    const __m128i open = _mm_set1_epi8('(');
-    for (; i < hv->len; i += 16) {
-        __m128i c = _mm_loadu_si128((const __m128i *)(hv->low + i));
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(c, open));
-        for (; mask != 0; mask &= mask - 1) {
-            if (hv->nparen == BOUNCE_HV_PARENS) {
-                hv->nparen++;
-                return;
-            }
-            hv->paren[hv->nparen++] = (uint32_t)(i + (unsigned)__builtin_ctz(mask));
-        }
-    }
-#else
-    for (; i < hv->len; i++)
-        if (hv->low[i] == '(') {
-            if (hv->nparen == BOUNCE_HV_PARENS) {
-                hv->nparen++;
-                return;
-            }
-            hv->paren[hv->nparen++] = (uint32_t)i;
-        }
-#endif
-}
-
-/* bounce_hv_find() in all of hv->low, for a needle that has a '(' at off. */
-static bool bounce_hv_find_paren(struct bounce_hvals *hv, const char *needle, size_t nl, size_t off)
-{
-    if (!hv->parens_done)
-        bounce_hv_parens(hv);
-    if (hv->nparen > BOUNCE_HV_PARENS)
-        return bounce_hv_find(hv->low, hv->len, needle, nl);
-    for (size_t i = 0; i < hv->nparen; i++) {
-        size_t at = hv->paren[i];
-        if (at < off)
-            continue;
-        at -= off;
-        if (at + nl > hv->len)
-            break;
-        if (hv->low[at] == needle[0] && memcmp(hv->low + at, needle, nl) == 0)
-            return true;
-    }
-    return false;
+        free(k->hv[i].low);
 }
 
 static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
@@ -204,14 +70,10 @@ static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
     if (hv->done)
         return hv;
     hv->done = true;
-    hv->first = NULL;
-    hv->len = hv->first_len = 0;
-    hv->parens_done = false;
     const char *name = bounce_hn_names[hn];
     uint32_t key = bounce__hdr_key(name);
-    size_t i = 0, cap = sizeof hv->buf;
+    size_t i = 0, cap = 0;
     bool whole = true;
-    hv->low = hv->buf;
     for (const char *v; (v = bounce__hdrs_next(&k->d->top, name, key, &i)) != NULL;) {
         size_t n = strlen(v);
         if (hv->first == NULL) {
@@ -220,30 +82,28 @@ static struct bounce_hvals *bounce_hv(struct bounce_rdr *k, enum bounce_hn hn)
         }
         if (!whole)
             continue;
-        if (n + 1 + BOUNCE_HV_SLACK > cap - hv->len) {
-            size_t need = hv->len + n + 1 + BOUNCE_HV_SLACK;
+        if (n + 2 > cap - hv->len) { /* the value, its line break, the NUL */
+            size_t need = hv->len + n + 2;
             size_t ncap = need <= SIZE_MAX / 2 ? 2 * need : need;
-            char *p = hv->low == hv->buf ? malloc(ncap) : realloc(hv->low, ncap);
+            char *p = realloc(hv->low, ncap);
             if (p == NULL) {
-                whole = false; /* bounce_has() reads the values one by one */
+                whole = false; /* bounce_has_n() reads the values one by one */
                 continue;
             }
-            if (hv->low == hv->buf)
-                memcpy(p, hv->buf, hv->len);
             hv->low = p;
             cap = ncap;
         }
-        bounce_lower_copy(hv->low + hv->len, v, n);
+        memcpy(hv->low + hv->len, v, n);
         hv->len += n;
         hv->low[hv->len++] = '\n';
     }
-    if (!whole || hv->first == NULL) {
-        if (hv->low != hv->buf)
-            free(hv->low);
+    if (!whole) {
+        free(hv->low);
         hv->low = NULL;
         hv->len = 0;
-    } else {
-        memset(hv->low + hv->len, '\n', BOUNCE_HV_SLACK);
+    } else if (hv->low != NULL) {
+        hv->low[hv->len] = '\0';
+        bounce__lower(hv->low); /* folds as bounce__memistr() does: ASCII only */
     }
     return hv;
 }
@@ -260,13 +120,8 @@ static const char *bounce_top(struct bounce_rdr *k, enum bounce_hn hn)
 static bool bounce_has_n(struct bounce_rdr *k, enum bounce_hn hn, const char *needle, size_t nl)
 {
     struct bounce_hvals *hv = bounce_hv(k, hn);
-    if (hv->low != NULL) {
-        const char *paren;
-        /* a short join is searched in a few 16-byte steps anyway */
-        if (hv->len > 64 && (paren = memchr(needle, '(', nl)) != NULL)
-            return bounce_hv_find_paren(hv, needle, nl, (size_t)(paren - needle));
-        return bounce_hv_find(hv->low, hv->len, needle, nl);
-    }
+    if (hv->low != NULL)
+        return bounce__memmem(hv->low, hv->len, needle, nl) != NULL;
     if (hv->first == NULL)
         return false;
     const char *name = bounce_hn_names[hn];
@@ -280,14 +135,14 @@ static bool bounce_has_n(struct bounce_rdr *k, enum bounce_hn hn, const char *ne
 
 /* The same for a string literal: its length is known here (a strlen()
  * per search was a tenth of the signatures' cost). */
-#define bounce_has(k, hn, lit) bounce_has_n(k, hn, "" lit "", sizeof lit - 1)
+#define bounce_has(k, hn, lit) bounce_has_n(k, hn, BOUNCE_LIT("" lit ""))
 
 /* The first value of the header contains needle (as bounce_has). */
 static bool bounce_first_has(struct bounce_rdr *k, enum bounce_hn hn, const char *needle)
 {
     const struct bounce_hvals *hv = bounce_hv(k, hn);
     if (hv->low != NULL)
-        return bounce_hv_find(hv->low, hv->first_len, needle, strlen(needle));
+        return bounce__memmem(hv->low, hv->first_len, needle, strlen(needle)) != NULL;
     return hv->first != NULL && bounce__stristr(hv->first, needle) != NULL;
 }
 
@@ -1004,8 +859,7 @@ static void bounce_rd_einsundeins(struct bounce_rdr *k)
 
 bool bounce__lhost_known(const struct bounce__doc *d)
 {
-    struct bounce_rdr k;
-    bounce_rdr_init(&k, d, NULL, "");
+    struct bounce_rdr k = {.d = d, .text = ""};
     bool known = bounce_is_google(&k) || bounce_is_dragonfly(&k) || bounce_is_fml(&k) || bounce_is_zoho(&k) ||
            bounce_is_gmx(&k) || bounce_is_ezweb(&k) || bounce_is_kddi(&k) || bounce_is_biglobe(&k) ||
            bounce_is_verizon(&k) || bounce_is_courier(&k) || bounce_is_imail(&k) || bounce_is_domino(&k) ||
@@ -1019,8 +873,7 @@ void bounce__lhost_read(const struct bounce__doc *d, bounce_report *r, const cha
 {
     if (r->n == 0)
         return;
-    struct bounce_rdr k;
-    bounce_rdr_init(&k, d, r, text ? text : "");
+    struct bounce_rdr k = {.d = d, .r = r, .text = text ? text : ""};
     /* the most specific signatures first */
     if (bounce_is_google(&k))
         bounce_rd_google(&k);

@@ -76,31 +76,6 @@ static void bounce_parser_give(GMimeParser *p, GMimeStream *s)
     g_object_unref(s);
 }
 
-static unsigned char bounce_fold(unsigned char c)
-{
-    return (unsigned)(c - 'A') < 26u ? (unsigned char)(c | 0x20) : c;
-}
-
-/* g_ascii_strncasecmp(a, b, n) == 0, inline: the names compared here
- * (media types, header names) mostly differ at their first byte, and the
- * library call cost more than the comparison. */
-static bool bounce_ieq_n(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x != y && bounce_fold(x) != bounce_fold(y))
-            return false;
-        if (x == '\0')
-            break;
-    }
-    return true;
-}
-
-/* g_ascii_strcasecmp(a, b) == 0 */
-static bool bounce_ieq(const char *a, const char *b)
-{
-    return bounce_ieq_n(a, b, SIZE_MAX);
-}
 
 /* Appends a field; own: name and value are one malloc'd block (freed here
  * when out of memory), else they point into one of h's arenas. fold: 1 +
@@ -150,7 +125,7 @@ const char *bounce__hdrs_next(const struct bounce__hdrs *h, const char *name, ui
             continue;
         /* most names are spelt as asked, byte for byte */
         const char *have = h->v[k].name;
-        if (strcmp(have, name) == 0 || bounce_ieq(have, name)) {
+        if (strcmp(have, name) == 0 || bounce__ieq(have, name)) {
             *i = k + 1;
             if (h->k[k].fold != 0) {
                 /* Made one line now, in place in the arena, on the first
@@ -227,12 +202,12 @@ static bool bounce_hdr_decodes(const char *name, size_t n)
 {
     switch (name[0] | 0x20) {
     case 's':
-        return (n == 7 && bounce_ieq(name, "subject")) ||
-               (n == 6 && bounce_ieq(name, "sender"));
-    case 'f': return n == 4 && bounce_ieq(name, "from");
-    case 't': return n == 2 && bounce_ieq(name, "to");
-    case 'c': return n == 2 && bounce_ieq(name, "cc");
-    case 'r': return n == 8 && bounce_ieq(name, "reply-to");
+        return (n == 7 && bounce__ieq(name, "subject")) ||
+               (n == 6 && bounce__ieq(name, "sender"));
+    case 'f': return n == 4 && bounce__ieq(name, "from");
+    case 't': return n == 2 && bounce__ieq(name, "to");
+    case 'c': return n == 2 && bounce__ieq(name, "cc");
+    case 'r': return n == 8 && bounce__ieq(name, "reply-to");
     default: return false;
     }
 }
@@ -295,7 +270,7 @@ static void bounce_copy_headers(struct bounce__hdrs *h, GMimeObject *obj, bool c
         if (hd == NULL)
             continue;
         const char *name = g_mime_header_get_name(hd);
-        if (name == NULL || (!content_too && bounce_ieq_n(name, "Content-", 8)))
+        if (name == NULL || (!content_too && bounce__ieq_n(name, "Content-", 8)))
             continue;
         if (bounce_hdr_decodes(name, strlen(name))) {
             if (bounce__hdrs_add(h, name, g_mime_header_get_value(hd)) != 0)
@@ -390,14 +365,14 @@ static int bounce_next_field(const char **p, const char *end, struct bounce_fiel
 static bool bounce_field_is(const struct bounce_field *f, const char *name)
 {
     size_t n = strlen(name);
-    return f->name_len == n && bounce_ieq_n(f->name, name, n);
+    return f->name_len == n && bounce__ieq_n(f->name, name, n);
 }
 
 /* Content-* fields describe the MIME entity (GMime reads them), not the
  * mail: they are not among the mail's headers. */
 static bool bounce_field_content(const struct bounce_field *f)
 {
-    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && bounce_ieq_n(f->name, "Content-", 8);
+    return f->name_len >= 8 && (f->name[0] | 0x20) == 'c' && bounce__ieq_n(f->name, "Content-", 8);
 }
 
 /* The fields GMime is given: the only two that decide how the body is
@@ -656,12 +631,12 @@ static void bounce_iconv_give(iconv_t cd, int slot)
  * mark that may follow). */
 static bool bounce_charset_ascii_same(const char *name)
 {
-    if (bounce_ieq_n(name, "iso-8859-", 9)) {
+    if (bounce__ieq_n(name, "iso-8859-", 9)) {
         const char *d = name + 9; /* parts 1 to 16 */
         size_t k = d[0] == '1' && d[1] >= '0' && d[1] <= '6' ? 2 : d[0] >= '1' && d[0] <= '9' ? 1 : 0;
         return k != 0 && d[k] == '\0';
     }
-    const char *w = bounce_ieq_n(name, "windows-", 8) ? name + 8 : bounce_ieq_n(name, "cp", 2) ? name + 2 : NULL;
+    const char *w = bounce__ieq_n(name, "windows-", 8) ? name + 8 : bounce__ieq_n(name, "cp", 2) ? name + 2 : NULL;
     return w != NULL && strncmp(w, "125", 3) == 0 && w[3] >= '0' && w[3] <= '7' && w[4] == '\0';
 }
 
@@ -695,7 +670,7 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
     size_t m = n < max ? n : max;
     if (bounce_ascii(in, m) &&
         (bounce_charset_ascii_same(name) ||
-         (bounce_ieq(name, "iso-2022-jp") && memchr(in, 0x1b, m) == NULL && memchr(in, 0x0e, m) == NULL &&
+         (bounce__ieq(name, "iso-2022-jp") && memchr(in, 0x1b, m) == NULL && memchr(in, 0x0e, m) == NULL &&
           memchr(in, 0x0f, m) == NULL)))
         return NULL;
     int slot;
@@ -744,7 +719,7 @@ static char *bounce_to_utf8(const char *cs, const char *in, size_t n, size_t max
 /* A charset whose text is read as it is (no conversion). */
 static bool bounce_charset_as_is(const char *cs)
 {
-    return cs == NULL || bounce_ieq(cs, "utf-8") || bounce_ieq(cs, "us-ascii");
+    return cs == NULL || bounce__ieq(cs, "utf-8") || bounce__ieq(cs, "us-ascii");
 }
 
 /* Transfer encodings decoded here with GMime's decoder state (no filter
@@ -1097,10 +1072,10 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
         return;
     size_t len = 0;
     char *text = NULL;
-    if (bounce_ieq(type, "message") || bounce_ieq(type, "text")) {
-        bool is_text = bounce_ieq(type, "text");
-        if (bounce_ieq(sub, "rfc822-headers") || bounce_ieq(sub, "rfc822") ||
-            bounce_ieq(sub, "global-headers")) {
+    if (bounce__ieq(type, "message") || bounce__ieq(type, "text")) {
+        bool is_text = bounce__ieq(type, "text");
+        if (bounce__ieq(sub, "rfc822-headers") || bounce__ieq(sub, "rfc822") ||
+            bounce__ieq(sub, "global-headers")) {
             /* text/rfc822-headers, or the returned message that
              * bounce__mime_parse() had GMime keep as a leaf */
             if (d->have_orig)
@@ -1119,12 +1094,12 @@ static void bounce_walk(struct bounce_walk *wk, GMimeObject *obj, unsigned depth
             return;
         }
         enum bounce__ptype pt;
-        if (bounce_ieq(sub, "delivery-status") ||
-            bounce_ieq(sub, "global-delivery-status"))
+        if (bounce__ieq(sub, "delivery-status") ||
+            bounce__ieq(sub, "global-delivery-status"))
             pt = BOUNCE_P_DS;
-        else if (bounce_ieq(sub, "feedback-report"))
+        else if (bounce__ieq(sub, "feedback-report"))
             pt = BOUNCE_P_FR;
-        else if (is_text && bounce_ieq(sub, "html"))
+        else if (is_text && bounce__ieq(sub, "html"))
             pt = BOUNCE_P_HTML;
         else if (is_text)
             pt = BOUNCE_P_TEXT;
@@ -1380,15 +1355,15 @@ static bool bounce_single_text(struct bounce__doc *d, const char *fields, size_t
         g_free(v);
         const char *type = g_mime_content_type_get_media_type(ct);
         sub = g_mime_content_type_get_media_subtype(ct);
-        if (type == NULL || sub == NULL || !bounce_ieq(type, "text") ||
-            (!bounce_ieq(sub, "plain") && !bounce_ieq(sub, "html"))) {
+        if (type == NULL || sub == NULL || !bounce__ieq(type, "text") ||
+            (!bounce__ieq(sub, "plain") && !bounce__ieq(sub, "html"))) {
             g_object_unref(ct);
             return false;
         }
         cs = g_mime_content_type_get_parameter(ct, "charset");
     }
     bounce_doc_set_type(d, ct);
-    bool html = bounce_ieq(sub, "html");
+    bool html = bounce__ieq(sub, "html");
     char *raw = NULL;
     size_t n = 0;
     if (bounce_encoding_stepped(enc))

@@ -63,8 +63,6 @@ bool bounce__ndr_looks_like(const struct bounce__doc *d)
 }
 
 /* Line starts with a separator that introduces the returned message. */
-#define BOUNCE_PFX(s) s, sizeof s - 1
-
 static bool bounce_is_separator(const char *line, size_t ll)
 {
     size_t i = 0;
@@ -79,8 +77,8 @@ static bool bounce_is_separator(const char *line, size_t ll)
     unsigned char c = (unsigned char)l[0];
     if (c != '-' && c != '=' && c != '*' && c != '_') {
         static const struct { const char *s; size_t n; } plain[] = {
-            {BOUNCE_PFX("original message headers")}, {BOUNCE_PFX("original message follows")},
-            {BOUNCE_PFX("the original message headers")}, {BOUNCE_PFX("below this line is a copy")}};
+            {BOUNCE_LIT("original message headers")}, {BOUNCE_LIT("original message follows")},
+            {BOUNCE_LIT("the original message headers")}, {BOUNCE_LIT("below this line is a copy")}};
         int c0 = c | 0x20; /* 'o' for 'o' and 'O' only, ... */
         if (c0 != 'o' && c0 != 't' && c0 != 'b')
             return false;
@@ -127,15 +125,15 @@ static bool bounce_is_orig_start(const char *l, size_t n)
         return false;
     switch (l[0] | 0x20) {
     case 'r':
-        return bounce_prefix_ci(l, n, BOUNCE_PFX("return-path:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("received:"));
+        return bounce_prefix_ci(l, n, BOUNCE_LIT("return-path:")) || bounce_prefix_ci(l, n, BOUNCE_LIT("received:"));
     case 'm':
-        return bounce_prefix_ci(l, n, BOUNCE_PFX("message-id:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("mime-version:"));
+        return bounce_prefix_ci(l, n, BOUNCE_LIT("message-id:")) || bounce_prefix_ci(l, n, BOUNCE_LIT("mime-version:"));
     case 'd':
-        return bounce_prefix_ci(l, n, BOUNCE_PFX("dkim-signature:")) || bounce_prefix_ci(l, n, BOUNCE_PFX("date:")) ||
-               bounce_prefix_ci(l, n, BOUNCE_PFX("delivered-to:"));
-    case 'f': return bounce_prefix_ci(l, n, BOUNCE_PFX("from:"));
-    case 't': return bounce_prefix_ci(l, n, BOUNCE_PFX("to:"));
-    case 's': return bounce_prefix_ci(l, n, BOUNCE_PFX("subject:"));
+        return bounce_prefix_ci(l, n, BOUNCE_LIT("dkim-signature:")) || bounce_prefix_ci(l, n, BOUNCE_LIT("date:")) ||
+               bounce_prefix_ci(l, n, BOUNCE_LIT("delivered-to:"));
+    case 'f': return bounce_prefix_ci(l, n, BOUNCE_LIT("from:"));
+    case 't': return bounce_prefix_ci(l, n, BOUNCE_LIT("to:"));
+    case 's': return bounce_prefix_ci(l, n, BOUNCE_LIT("subject:"));
     default: return false;
     }
 }
@@ -315,10 +313,10 @@ static bool bounce_excluded(const struct bounce__doc *d, struct bounce_own *o, c
     const char *at = strchr(addr, '@');
     size_t ll = at ? (size_t)(at - addr) : strlen(addr);
     static const struct { const char *s; size_t n; } locals[] = {
-        {BOUNCE_PFX("mailer-daemon")}, {BOUNCE_PFX("postmaster")}, {BOUNCE_PFX("mailerdaemon")},
-        {BOUNCE_PFX("mail-daemon")}, {BOUNCE_PFX("root")}, {BOUNCE_PFX("noreply")},
-        {BOUNCE_PFX("no-reply")}, {BOUNCE_PFX("abuse")}, {BOUNCE_PFX("bounce")},
-        {BOUNCE_PFX("bounces")}};
+        {BOUNCE_LIT("mailer-daemon")}, {BOUNCE_LIT("postmaster")}, {BOUNCE_LIT("mailerdaemon")},
+        {BOUNCE_LIT("mail-daemon")}, {BOUNCE_LIT("root")}, {BOUNCE_LIT("noreply")},
+        {BOUNCE_LIT("no-reply")}, {BOUNCE_LIT("abuse")}, {BOUNCE_LIT("bounce")},
+        {BOUNCE_LIT("bounces")}};
     for (size_t k = 0; k < sizeof locals / sizeof locals[0]; k++)
         if (ll == locals[k].n && strncasecmp(addr, locals[k].s, ll) == 0)
             return true;
@@ -356,11 +354,11 @@ static void bounce_line_of(const char *t, const char *p, const char **ls, const 
 static bool bounce_line_is_noise(const char *ls, size_t n)
 {
     static const struct { const char *s; size_t n; } noise[] = {
-        {BOUNCE_PFX("message-id")}, {BOUNCE_PFX("message id")}, {BOUNCE_PFX("references:")},
-        {BOUNCE_PFX("in-reply-to")}, {BOUNCE_PFX("http://")}, {BOUNCE_PFX("https://")},
-        {BOUNCE_PFX("mailto:")}, {BOUNCE_PFX("received:")}, {BOUNCE_PFX("by ")},
-        {BOUNCE_PFX("envelope-from")}, {BOUNCE_PFX("x-")}, {BOUNCE_PFX("sender:")},
-        {BOUNCE_PFX("from:")}, {BOUNCE_PFX("reply-to")}, {BOUNCE_PFX("return-path")}};
+        {BOUNCE_LIT("message-id")}, {BOUNCE_LIT("message id")}, {BOUNCE_LIT("references:")},
+        {BOUNCE_LIT("in-reply-to")}, {BOUNCE_LIT("http://")}, {BOUNCE_LIT("https://")},
+        {BOUNCE_LIT("mailto:")}, {BOUNCE_LIT("received:")}, {BOUNCE_LIT("by ")},
+        {BOUNCE_LIT("envelope-from")}, {BOUNCE_LIT("x-")}, {BOUNCE_LIT("sender:")},
+        {BOUNCE_LIT("from:")}, {BOUNCE_LIT("reply-to")}, {BOUNCE_LIT("return-path")}};
     size_t i = 0;
     while (i < n && (ls[i] == ' ' || ls[i] == '\t' || ls[i] == '>'))
         i++;

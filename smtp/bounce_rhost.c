@@ -9,8 +9,6 @@
  * here; the providers' documented codes are cited where the tables use
  * them. Matching is on the lower-cased diagnostic. */
 #include <ctype.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -780,7 +778,7 @@ struct bounce_rh_host {
     size_t n;
 };
 #define RH(...) ((const struct bounce_rh_host[]){__VA_ARGS__, {NULL, 0}})
-#define H(lit) {lit, sizeof lit - 1}
+#define H(lit) {BOUNCE_LIT(lit)}
 
 static const struct {
     const struct bounce_rh_host *hosts;
@@ -817,41 +815,6 @@ static bool bounce_ends_with(const char *s, size_t n, const char *suffix, size_t
            memcmp(s + n - m, suffix, m) == 0;
 }
 
-/* Every host suffix is this long at least: a name's last bytes of this
- * many, as one number, rule out nearly every suffix with one comparison
- * (the loops over the providers' lists cost some thousand instructions a
- * decision, for names that mostly match none). */
-#define BOUNCE_RH_KEY 7
-#define BOUNCE_RH_NSUFFIX 40
-
-static uint64_t bounce_rh_key(const char *s, size_t n)
-{
-    uint64_t k = 0;
-    memcpy(&k, s + n - BOUNCE_RH_KEY, BOUNCE_RH_KEY);
-    return k;
-}
-
-/* All the providers' suffixes in their order, with their keys. Built once. */
-static struct {
-    uint64_t key;
-    const struct bounce_rh_host *h;
-    size_t provider;
-} bounce_rh_suffixes[BOUNCE_RH_NSUFFIX];
-static size_t bounce_rh_nsuffix;
-static pthread_once_t bounce_rh_once = PTHREAD_ONCE_INIT;
-
-static void bounce_rh_init(void)
-{
-    for (size_t i = 0; i < sizeof bounce_rh_providers / sizeof bounce_rh_providers[0]; i++)
-        for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++) {
-            if (h->n < BOUNCE_RH_KEY || bounce_rh_nsuffix == BOUNCE_RH_NSUFFIX)
-                abort(); /* the table outgrew the key: lower BOUNCE_RH_KEY, raise BOUNCE_RH_NSUFFIX */
-            bounce_rh_suffixes[bounce_rh_nsuffix].key = bounce_rh_key(h->s, h->n);
-            bounce_rh_suffixes[bounce_rh_nsuffix].h = h;
-            bounce_rh_suffixes[bounce_rh_nsuffix++].provider = i;
-        }
-}
-
 /* The first provider (in table order) one of whose suffixes ends in the
  * recipient's domain (dest_in_host) or that the host name ends in; -1: none. */
 static int bounce_rh_match(const char *name, bool dest_in_host)
@@ -859,24 +822,10 @@ static int bounce_rh_match(const char *name, bool dest_in_host)
     size_t n = strlen(name);
     if (n == 0)
         return -1;
-    if (n >= BOUNCE_RH_KEY) {
-        /* either way, both end in the same BOUNCE_RH_KEY bytes */
-        uint64_t key = bounce_rh_key(name, n);
-        for (size_t x = 0; x < bounce_rh_nsuffix; x++) {
-            const struct bounce_rh_host *h = bounce_rh_suffixes[x].h;
-            if (bounce_rh_suffixes[x].key == key &&
-                (dest_in_host ? bounce_ends_with(h->s, h->n, name, n) : bounce_ends_with(name, n, h->s, h->n)))
-                return (int)bounce_rh_suffixes[x].provider;
-        }
-        return -1;
-    }
-    if (!dest_in_host)
-        return -1; /* shorter than any suffix */
-    for (size_t x = 0; x < bounce_rh_nsuffix; x++) {
-        const struct bounce_rh_host *h = bounce_rh_suffixes[x].h;
-        if (bounce_ends_with(h->s, h->n, name, n))
-            return (int)bounce_rh_suffixes[x].provider;
-    }
+    for (size_t i = 0; i < sizeof bounce_rh_providers / sizeof bounce_rh_providers[0]; i++)
+        for (const struct bounce_rh_host *h = bounce_rh_providers[i].hosts; h->s; h++)
+            if (dest_in_host ? bounce_ends_with(h->s, h->n, name, n) : bounce_ends_with(name, n, h->s, h->n))
+                return (int)i;
     return -1;
 }
 
@@ -884,7 +833,6 @@ enum bounce_reason bounce__rhost(const struct bounce__fact *f)
 {
     if (f->diag[0] == '\0')
         return BOUNCE_R_NONE;
-    pthread_once(&bounce_rh_once, bounce_rh_init);
     /* the recipient's domain: a provider whose host names end in it; else
      * the remote host's name, else the reporting host's */
     int found = bounce_rh_match(f->dest, true);

@@ -30,7 +30,7 @@ char *bounce__strndup(const char *s, size_t n)
     return p;
 }
 
-static const unsigned char bounce_lower[256] = {
+const unsigned char bounce__fold[256] = {
 #define L4(i) (i), (i) + 1, (i) + 2, (i) + 3
 #define L16(i) L4(i), L4((i) + 4), L4((i) + 8), L4((i) + 12)
     L16(0), L16(16), L16(32), L16(48),
@@ -44,7 +44,7 @@ static const unsigned char bounce_lower[256] = {
 static bool bounce_eq_ci(const unsigned char *h, const unsigned char *n, size_t nl)
 {
     for (size_t k = 0; k < nl; k++)
-        if (bounce_lower[h[k]] != bounce_lower[n[k]])
+        if (bounce__fold[h[k]] != bounce__fold[n[k]])
             return false;
     return true;
 }
@@ -114,9 +114,9 @@ static inline __attribute__((always_inline)) const char *bounce_search(const cha
         return NULL;
     }
 #endif
-    const unsigned char c0 = ci ? bounce_lower[n[0]] : n[0];
+    const unsigned char c0 = ci ? bounce__fold[n[0]] : n[0];
     for (; i < np; i++)
-        if ((ci ? bounce_lower[h[i]] : h[i]) == c0 && bounce_match_at(h, i, n, nl, ci))
+        if ((ci ? bounce__fold[h[i]] : h[i]) == c0 && bounce_match_at(h, i, n, nl, ci))
             return hay + i;
     return NULL;
 }
@@ -157,7 +157,7 @@ bool bounce__starts_ci(const char *s, const char *prefix)
 {
     const unsigned char *a = (const unsigned char *)s, *b = (const unsigned char *)prefix;
     for (; *b; a++, b++)
-        if (bounce_lower[*a] != bounce_lower[*b])
+        if (bounce__fold[*a] != bounce__fold[*b])
             return false;
     return true;
 }
@@ -316,7 +316,7 @@ char *bounce__clean_addr(const char *s, size_t n)
         return NULL;
     }
     for (char *p = d + 1; *p; p++)
-        *p = (char)bounce_lower[(unsigned char)*p];
+        *p = (char)bounce__fold[(unsigned char)*p];
     return out;
 }
 
@@ -347,7 +347,7 @@ static inline char *bounce_norm_byte(const char *s, char *w, bool *sp, unsigned 
     if (*sp && w != s)
         *w++ = ' ';
     *sp = false;
-    *w++ = (char)bounce_lower[c];
+    *w++ = (char)bounce__fold[c];
     return w;
 }
 
@@ -599,10 +599,10 @@ static const struct {
     size_t n;
     enum bounce_smtp_cmd c;
 } bounce_cmds[] = {
-    {"HELO", 4, BOUNCE_CMD_HELO}, {"EHLO", 4, BOUNCE_CMD_HELO}, {"STARTTLS", 8, BOUNCE_CMD_STARTTLS},
-    {"AUTH PLAIN", 10, BOUNCE_CMD_AUTH}, {"AUTH LOGIN", 10, BOUNCE_CMD_AUTH}, {"AUTH CRAM-", 10, BOUNCE_CMD_AUTH},
-    {"AUTH DIGEST-", 12, BOUNCE_CMD_AUTH}, {"MAIL F", 6, BOUNCE_CMD_MAIL}, {"RCPT", 4, BOUNCE_CMD_RCPT},
-    {"DATA", 4, BOUNCE_CMD_DATA}, {"QUIT", 4, BOUNCE_CMD_OTHER}, {"XFORWARD", 8, BOUNCE_CMD_OTHER},
+    {BOUNCE_LIT("HELO"), BOUNCE_CMD_HELO}, {BOUNCE_LIT("EHLO"), BOUNCE_CMD_HELO}, {BOUNCE_LIT("STARTTLS"), BOUNCE_CMD_STARTTLS},
+    {BOUNCE_LIT("AUTH PLAIN"), BOUNCE_CMD_AUTH}, {BOUNCE_LIT("AUTH LOGIN"), BOUNCE_CMD_AUTH}, {BOUNCE_LIT("AUTH CRAM-"), BOUNCE_CMD_AUTH},
+    {BOUNCE_LIT("AUTH DIGEST-"), BOUNCE_CMD_AUTH}, {BOUNCE_LIT("MAIL F"), BOUNCE_CMD_MAIL}, {BOUNCE_LIT("RCPT"), BOUNCE_CMD_RCPT},
+    {BOUNCE_LIT("DATA"), BOUNCE_CMD_DATA}, {BOUNCE_LIT("QUIT"), BOUNCE_CMD_OTHER}, {BOUNCE_LIT("XFORWARD"), BOUNCE_CMD_OTHER},
 };
 /* bit k: bounce_cmds[k] starts with this byte */
 static const uint16_t bounce_cmd_first[256] = {
@@ -852,7 +852,7 @@ void bounce__lower(char *s)
     s += i;
 #endif
     for (; *s; s++)
-        *s = (char)bounce_lower[(unsigned char)*s];
+        *s = (char)bounce__fold[(unsigned char)*s];
 }
 
 /* A plausible internet host name: letters, digits, '-' and '.', a dot, no
@@ -974,6 +974,6 @@ bool bounce__host_find(const char *text, char *out, size_t outlen)
         }
     }
     for (char *c = out; *c; c++)
-        *c = (char)bounce_lower[(unsigned char)*c];
+        *c = (char)bounce__fold[(unsigned char)*c];
     return best > 0;
 }
